@@ -1,0 +1,9 @@
+//! gray-actix: placeholder until its issue lands; see the workspace README.
+//!
+//! ```
+//! let _ = gray_actix::CRATE;
+//! ```
+#![deny(missing_docs)]
+
+/// The crate's name.
+pub const CRATE: &str = "gray-actix";

@@ -1,0 +1,167 @@
+//! Weighted splits: sticky buckets for keyed splits, and an exact low-discrepancy sequence
+//! for unkeyed ones.
+//!
+//! **Keyed.** `bucket = xxh3_64_with_seed(key, xxh3_64(salt)) % 10_000` (see [`bucket`]).
+//! Versions own contiguous bucket ranges in declared order, the default version first, so
+//! when the default version and the next one trade weight every other key stays put, and the
+//! growing version keeps all of its keys.
+//!
+//! **Unkeyed** (or the key is absent). Request number `n` (one relaxed atomic increment, no
+//! lock) is placed by a cascade of Bresenham lines: the first version with weight `w` out of
+//! the remaining `R` takes request `m` when `ceil((m+1)·w/R) > ceil(m·w/R)`; the rest pass on
+//! to the next version with their index among those passed on. After any number of requests
+//! a two-version split is within one request of exact, a three-version split within two, and
+//! every 10,000 requests it is exact — unlike a random draw, which drifts by √n.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// Number of buckets: weights have 0.01% resolution.
+pub const BUCKETS: u16 = 10_000;
+
+/// The bucket (`0..10_000`) of `key` for a split with `salt` (the route name unless the
+/// config sets `salt`), the same in every process and every language with xxh3:
+/// `xxh3_64_with_seed(key, xxh3_64(salt)) % 10_000`.
+///
+/// ```
+/// let b = gray_core::bucket("users", b"42");
+/// assert!(b < gray_core::BUCKETS);
+/// assert_eq!(b, gray_core::bucket("users", b"42"));
+/// ```
+pub fn bucket(salt: &str, key: &[u8]) -> u16 {
+    bucket_seeded(xxh3_64(salt.as_bytes()), key)
+}
+
+#[inline]
+fn bucket_seeded(seed: u64, key: &[u8]) -> u16 {
+    // The remainder is below 10_000, so it always fits.
+    (xxh3_64_with_seed(key, seed) % u64::from(BUCKETS)) as u16
+}
+
+/// A compiled split: who owns which buckets, and the unkeyed sequence.
+#[derive(Debug)]
+pub(crate) struct Weighted {
+    seed: u64,
+    /// `(upper bound, version)`: the version owns buckets below `upper` not owned before.
+    /// Versions with weight 0 are left out.
+    ranges: Box<[(u16, u8)]>,
+    /// `(weight, remaining weight, version)` per level of the unkeyed cascade.
+    levels: Box<[(u16, u16, u8)]>,
+    counter: AtomicU64,
+}
+
+impl Weighted {
+    /// `weights` are basis points (summing to 10_000) indexed by version, in declared order.
+    pub(crate) fn new(salt: &str, weights: &[u16]) -> Self {
+        let mut ranges = Vec::new();
+        let mut levels = Vec::new();
+        let mut upper = 0u16;
+        let mut remaining = BUCKETS;
+        for (version, &w) in weights.iter().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            // Versions are capped at u8::MAX + 1 by validation.
+            let version = version as u8;
+            upper += w;
+            ranges.push((upper, version));
+            levels.push((w, remaining, version));
+            remaining -= w;
+        }
+        Self {
+            seed: xxh3_64(salt.as_bytes()),
+            ranges: ranges.into(),
+            levels: levels.into(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The version for a key: sticky, by bucket.
+    #[inline]
+    pub(crate) fn keyed(&self, key: &[u8]) -> u8 {
+        let b = bucket_seeded(self.seed, key);
+        for &(upper, version) in self.ranges.split_last().map_or(&[][..], |(_, init)| init) {
+            if b < upper {
+                return version;
+            }
+        }
+        self.last()
+    }
+
+    /// The version for the next unkeyed request.
+    #[inline]
+    pub(crate) fn next(&self) -> u8 {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.nth(n)
+    }
+
+    /// The version of request number `n` of the unkeyed sequence.
+    pub(crate) fn nth(&self, n: u64) -> u8 {
+        // The sequence repeats every 10_000 requests, exact at each period's end.
+        let mut m = (n % u64::from(BUCKETS)) as u32;
+        for &(w, r, version) in self.levels.split_last().map_or(&[][..], |(_, init)| init) {
+            let (w, r) = (u32::from(w), u32::from(r));
+            let taken_before = (m * w).div_ceil(r);
+            if (m + 1) * w > taken_before * r {
+                return version;
+            }
+            m -= taken_before;
+        }
+        self.last()
+    }
+
+    #[inline]
+    fn last(&self) -> u8 {
+        // Weights sum to 10_000, so at least one version has a range.
+        self.ranges.last().map_or(0, |&(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(w: &Weighted, n: u64) -> Vec<u64> {
+        let mut counts = vec![0u64; 3];
+        for i in 0..n {
+            counts[usize::from(w.nth(i))] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn sequence_is_exact_per_period_and_close_at_every_count() {
+        for weights in [
+            [9000u16, 1000, 0],
+            [5000, 0, 5000],
+            [3333, 3334, 3333],
+            [1, 9998, 1],
+            [0, 0, 10_000],
+        ] {
+            let w = Weighted::new("s", &weights);
+            let mut counts = [0i64; 3];
+            for n in 1..=20_000u64 {
+                counts[usize::from(w.nth(n - 1))] += 1;
+                for (c, &wt) in counts.iter().zip(&weights) {
+                    let exact = n as f64 * f64::from(wt) / 10_000.0;
+                    assert!(
+                        (*c as f64 - exact).abs() < 2.0,
+                        "{weights:?} n={n} {counts:?}"
+                    );
+                }
+            }
+            assert_eq!(
+                shares(&w, 10_000),
+                weights.iter().map(|&x| u64::from(x)).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn first_request_goes_to_the_heaviest_leading_version() {
+        let w = Weighted::new("s", &[9000, 1000]);
+        let first: Vec<u8> = (0..10).map(|n| w.nth(n)).collect();
+        assert_eq!(first, [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    }
+}

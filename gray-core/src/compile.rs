@@ -1,0 +1,324 @@
+//! Config → [`Engine`]: every check that can refuse a config, naming the route and field.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use http::HeaderName;
+
+use crate::bucket::{BUCKETS, Weighted};
+use crate::config::{Config, Inherit, Match, Route, Split, SplitBy, ValueMatch};
+use crate::engine::{
+    Action, CompiledRoute, Condition, Engine, Field, MAX_LABEL_LEN, NO_SLOT, SLOTS,
+};
+use crate::error::{Invalid, Problem};
+use crate::matcher::Pattern;
+
+/// Most versions a config may declare (they are indexed by a byte).
+pub const MAX_VERSIONS: usize = 256;
+const MAX_ROUTE_NAME: usize = 128;
+const MAX_NAME: usize = 256;
+const VALUE_MATCHERS: &str = "`exact`, `prefix`, `regex`, `present`";
+const PATH_MATCHERS: &str = "`exact`, `prefix`, `regex`";
+
+impl Engine {
+    /// Validates and compiles a config.
+    pub(crate) fn compile(config: Config) -> Result<Self, Invalid> {
+        let versions = compile_versions(&config.versions)?;
+        let label_header =
+            header_name(&config.label.header).map_err(|p| Invalid::new(None, "label.header", p))?;
+        let mut fields = Fields::default();
+        let inherit = (config.label.inherit == Inherit::Always)
+            .then(|| fields.intern(Field::Header(label_header.clone())));
+
+        let mut names = HashSet::with_capacity(config.routes.len());
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (index, route) in config.routes.iter().enumerate() {
+            let id = if route.name.is_empty() {
+                format!("#{index}")
+            } else {
+                route.name.clone()
+            };
+            let err = |field: &str, problem| Invalid::new(Some(&id), field, problem);
+            if route.name.is_empty() || route.name.len() > MAX_ROUTE_NAME {
+                return Err(err("name", Problem::BadRouteName));
+            }
+            if !names.insert(route.name.as_str()) {
+                return Err(err("name", Problem::DuplicateRoute));
+            }
+            routes.push(
+                compile_route(route, &config.versions, &mut fields).map_err(|(f, p)| err(&f, p))?,
+            );
+        }
+        let (fields, slots) = fields.finish();
+        Ok(Self {
+            versions,
+            label_header,
+            inherit,
+            fields,
+            slots,
+            routes: routes.into(),
+            config: Arc::new(config),
+        })
+    }
+}
+
+type FieldError = (String, Problem);
+
+fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Invalid> {
+    let err = |field: String, problem| Invalid::new(None, field, problem);
+    if versions.is_empty() {
+        return Err(err("versions".into(), Problem::NoVersions));
+    }
+    if versions.len() > MAX_VERSIONS {
+        return Err(err(
+            "versions".into(),
+            Problem::TooManyVersions {
+                count: versions.len(),
+                max: MAX_VERSIONS,
+            },
+        ));
+    }
+    for (i, v) in versions.iter().enumerate() {
+        let valid = (1..=MAX_LABEL_LEN).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !valid {
+            return Err(err(
+                format!("versions[{i}]"),
+                Problem::BadVersionName(v.clone()),
+            ));
+        }
+        if versions[..i].contains(v) {
+            return Err(err(
+                format!("versions[{i}]"),
+                Problem::DuplicateVersion(v.clone()),
+            ));
+        }
+    }
+    Ok(versions.iter().map(|v| Arc::from(v.as_str())).collect())
+}
+
+fn compile_route(
+    route: &Route,
+    versions: &[String],
+    fields: &mut Fields,
+) -> Result<CompiledRoute, FieldError> {
+    let conditions = match &route.matches {
+        Some(m) => compile_match(m, fields)?,
+        None => Box::default(),
+    };
+    let action = match (&route.to, &route.split) {
+        (Some(to), None) => {
+            Action::To(version_index(versions, to).map_err(|p| ("to".to_owned(), p))?)
+        }
+        (None, Some(split)) => compile_split(split, &route.name, versions, fields)?,
+        _ => return Err(("to".into(), Problem::RouteAction)),
+    };
+    Ok(CompiledRoute {
+        name: Arc::from(route.name.as_str()),
+        conditions,
+        action,
+    })
+}
+
+fn compile_match(m: &Match, fields: &mut Fields) -> Result<Box<[Condition]>, FieldError> {
+    let mut out = Vec::new();
+    for (kind, list) in [
+        ("headers", &m.headers),
+        ("query", &m.query),
+        ("cookies", &m.cookies),
+    ] {
+        for (i, vm) in list.iter().enumerate() {
+            let at = format!("match.{kind}[{i}]");
+            let field = match kind {
+                "headers" => {
+                    Field::Header(header_name(&vm.name).map_err(|p| (format!("{at}.name"), p))?)
+                }
+                "query" => Field::Query(
+                    plain_name(&vm.name, b"&=#").map_err(|p| (format!("{at}.name"), p))?,
+                ),
+                _ => Field::Cookie(
+                    plain_name(&vm.name, b";=, \t\"").map_err(|p| (format!("{at}.name"), p))?,
+                ),
+            };
+            let (pattern, invert) = value_pattern(vm).map_err(|(sub, p)| (join(&at, sub), p))?;
+            out.push(Condition::Value {
+                field: fields.intern(field),
+                pattern,
+                invert,
+            });
+        }
+    }
+    if let Some(path) = &m.path {
+        let (pattern, flip) = Pattern::compile(
+            path.exact.as_deref(),
+            path.prefix.as_deref(),
+            path.regex.as_deref(),
+            None,
+            PATH_MATCHERS,
+        )
+        .map_err(|(sub, p)| (join("match.path", sub), p))?;
+        out.push(Condition::Path {
+            pattern,
+            invert: path.invert != flip,
+        });
+    }
+    if let Some(method) = &m.method {
+        http::Method::from_bytes(method.as_bytes()).map_err(|_| {
+            (
+                "match.method".to_owned(),
+                Problem::BadMethod(method.clone()),
+            )
+        })?;
+        out.push(Condition::Method(method.as_str().into()));
+    }
+    Ok(out.into())
+}
+
+fn value_pattern(vm: &ValueMatch) -> Result<(Pattern, bool), (&'static str, Problem)> {
+    let (pattern, flip) = Pattern::compile(
+        vm.exact.as_deref(),
+        vm.prefix.as_deref(),
+        vm.regex.as_deref(),
+        vm.present,
+        VALUE_MATCHERS,
+    )?;
+    Ok((pattern, vm.invert != flip))
+}
+
+fn compile_split(
+    split: &Split,
+    route: &str,
+    versions: &[String],
+    fields: &mut Fields,
+) -> Result<Action, FieldError> {
+    let mut points = vec![0u16; versions.len()];
+    let mut sum = 0u32;
+    for (name, &weight) in &split.weights {
+        let at = || format!("split.weights.{name}");
+        let index = version_index(versions, name).map_err(|p| (at(), p))?;
+        if !(0.0..=100.0).contains(&weight) {
+            return Err((at(), Problem::WeightRange(weight)));
+        }
+        let scaled = weight * 100.0;
+        if (scaled - scaled.round()).abs() > 1e-6 {
+            return Err((at(), Problem::WeightResolution(weight)));
+        }
+        // In 0..=10_000 after the range check.
+        let bp = scaled.round() as u16;
+        points[usize::from(index)] = bp;
+        sum += u32::from(bp);
+    }
+    if sum != u32::from(BUCKETS) {
+        return Err((
+            "split.weights".into(),
+            Problem::WeightSum {
+                sum: f64::from(sum) / 100.0,
+            },
+        ));
+    }
+    let key = match &split.by {
+        None => None,
+        Some(by) => {
+            let field = match by {
+                SplitBy::Header(n) => {
+                    Field::Header(header_name(n).map_err(|p| ("split.by.header".to_owned(), p))?)
+                }
+                SplitBy::Cookie(n) => Field::Cookie(
+                    plain_name(n, b";=, \t\"").map_err(|p| ("split.by.cookie".to_owned(), p))?,
+                ),
+                SplitBy::Query(n) => Field::Query(
+                    plain_name(n, b"&=#").map_err(|p| ("split.by.query".to_owned(), p))?,
+                ),
+            };
+            Some(fields.intern(field))
+        }
+    };
+    let salt = split.salt.as_deref().unwrap_or(route);
+    if salt.len() > MAX_NAME {
+        return Err((
+            "split.salt".into(),
+            Problem::TooLong {
+                len: salt.len(),
+                max: MAX_NAME,
+            },
+        ));
+    }
+    Ok(Action::Split {
+        key,
+        weighted: Box::new(Weighted::new(salt, &points)),
+    })
+}
+
+fn join(at: &str, sub: &str) -> String {
+    if sub.is_empty() {
+        at.to_owned()
+    } else {
+        format!("{at}.{sub}")
+    }
+}
+
+fn version_index(versions: &[String], name: &str) -> Result<u8, Problem> {
+    // Versions are capped at MAX_VERSIONS (256), so the index fits a byte.
+    versions
+        .iter()
+        .position(|v| v == name)
+        .map(|i| i as u8)
+        .ok_or_else(|| Problem::UnknownVersion(name.to_owned()))
+}
+
+fn header_name(name: &str) -> Result<HeaderName, Problem> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| Problem::BadHeaderName(name.to_owned()))
+}
+
+fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)
+        && !name.bytes().any(|b| forbidden.contains(&b));
+    if ok {
+        Ok(name.into())
+    } else {
+        Err(Problem::BadName(name.to_owned()))
+    }
+}
+
+/// Interns the request values rules read, counting uses to decide which to cache.
+#[derive(Default)]
+struct Fields {
+    list: Vec<Field>,
+    uses: Vec<u32>,
+    index: HashMap<Field, u32>,
+}
+
+impl Fields {
+    fn intern(&mut self, field: Field) -> u32 {
+        if let Some(&i) = self.index.get(&field) {
+            self.uses[i as usize] += 1;
+            return i;
+        }
+        // Distinct fields are bounded by the config's size, far below u32::MAX.
+        let i = self.list.len() as u32;
+        self.index.insert(field.clone(), i);
+        self.list.push(field);
+        self.uses.push(1);
+        i
+    }
+
+    /// The fields, and each one's cache slot: only fields read by two or more rules get one.
+    fn finish(self) -> (Box<[Field]>, Box<[u8]>) {
+        let mut next = 0u8;
+        let slots = self
+            .uses
+            .iter()
+            .map(|&uses| {
+                if uses < 2 || usize::from(next) >= SLOTS {
+                    return NO_SLOT;
+                }
+                next += 1;
+                next - 1
+            })
+            .collect();
+        (self.list.into(), slots)
+    }
+}

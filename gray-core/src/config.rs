@@ -1,0 +1,279 @@
+//! The rules file: a serde model that YAML, TOML and JSON all load the same way.
+//!
+//! A `Config` is only parsed here; it is checked (and compiled) by [`Gray::new`],
+//! [`Gray::reload`] or [`Config::validate`], which name the route and the field at fault.
+//!
+//! [`Gray::new`]: crate::Gray::new
+//! [`Gray::reload`]: crate::Gray::reload
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The whole rules file.
+///
+/// ```
+/// let config = gray_core::Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: testers
+///     match:
+///       headers: [{ name: x-app-version, exact: beta }]
+///     to: canary
+/// "#)?;
+/// assert_eq!(config.versions, ["stable", "canary"]);
+/// assert_eq!(config.label.header, "x-gray-version");
+/// # Ok::<(), gray_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How the version label travels between services.
+    #[serde(default)]
+    pub label: LabelConfig,
+    /// The declared versions (labels). The first one is the default version.
+    pub versions: Vec<String>,
+    /// Routes, evaluated in order: the first whose `match` holds decides.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// `label:` — the header that carries the version between services, and whether to trust it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelConfig {
+    /// Header name that carries the label (default `x-gray-version`).
+    #[serde(default = "default_label_header")]
+    pub header: String,
+    /// Whether an incoming label is honoured (default [`Inherit::Never`]).
+    #[serde(default)]
+    pub inherit: Inherit,
+}
+
+fn default_label_header() -> String {
+    crate::DEFAULT_LABEL_HEADER.to_owned()
+}
+
+impl Default for LabelConfig {
+    fn default() -> Self {
+        Self {
+            header: default_label_header(),
+            inherit: Inherit::Never,
+        }
+    }
+}
+
+/// Whether a label arriving with the request is trusted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inherit {
+    /// Decide here and overwrite any incoming label: the edge of the system (default).
+    #[default]
+    Never,
+    /// Honour an incoming label when it names a declared version (at most 64 bytes);
+    /// otherwise ignore it and decide here. For services behind a trusted edge.
+    Always,
+}
+
+/// One routing rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Unique name: reported in decisions, errors and metrics; the default split salt.
+    pub name: String,
+    /// Conditions that must all hold (AND). Absent: every request matches.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Match>,
+    /// Send every matching request to this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Or split matching requests between versions by weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+}
+
+/// `match:` — every listed condition must hold. For OR, write two routes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// Header conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    /// Query parameter conditions (values compared as they appear in the URL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<ValueMatch>,
+    /// Cookie conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cookies: Vec<ValueMatch>,
+    /// Path condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatch>,
+    /// HTTP method, e.g. `GET` (case-sensitive, as methods are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// A named value (header, query parameter or cookie) and how to match it: exactly one of
+/// `exact`, `prefix`, `regex`, `present`, and an optional `invert`.
+///
+/// `regex` uses the [`regex`](https://docs.rs/regex) crate (linear time) and finds a match
+/// anywhere in the value, so anchor it (`^high`, `^beta$`) when you mean the start or the
+/// whole value. A regex that is only an anchored literal runs as a string compare.
+/// A header sent several times is matched on its first value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatch {
+    /// Header, parameter or cookie name.
+    pub name: String,
+    /// The value equals this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// The value starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The value matches this regular expression (unanchored unless you anchor it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// `true`: the value is present (any value); `false`: it is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+    /// Invert the condition: it holds when the match above does not (an absent value
+    /// then satisfies an inverted `exact`, `prefix` or `regex`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
+}
+
+/// `path:` — exactly one of `exact`, `prefix` (a plain string prefix, as in Istio), `regex`,
+/// and an optional `invert`. The path excludes the query string.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatch {
+    /// The path equals this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// The path starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The path matches this regular expression (unanchored unless you anchor it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Invert the condition.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
+}
+
+/// `split:` — share matching requests between versions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    /// What to hash for a sticky split. Absent: an unkeyed, exact weighted sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<SplitBy>,
+    /// Percent per version (versions not listed get 0). Must sum to 100, with at most
+    /// two decimals (0.01% resolution).
+    pub weights: BTreeMap<String, f64>,
+    /// Hash salt; defaults to the route name. Two splits with different salts pick
+    /// independent sets of users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+}
+
+/// The request value a keyed split hashes. When it is absent or empty, the request takes
+/// the unkeyed weighted sequence instead.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SplitBy {
+    /// `{ header: x-user-id }`
+    Header(String),
+    /// `{ cookie: uid }`
+    Cookie(String),
+    /// `{ query: uid }`
+    Query(String),
+}
+
+/// A rules-file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// YAML (`.yaml`, `.yml`).
+    Yaml,
+    /// TOML (`.toml`).
+    Toml,
+    /// JSON (`.json`).
+    Json,
+}
+
+impl Format {
+    /// The format a path's extension names, if any.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?;
+        match ext.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Some(Self::Yaml),
+            "toml" => Some(Self::Toml),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Yaml => "YAML",
+            Self::Toml => "TOML",
+            Self::Json => "JSON",
+        })
+    }
+}
+
+impl Config {
+    /// Parses a YAML rules file.
+    pub fn from_yaml(text: &str) -> Result<Self, Error> {
+        serde_saphyr::from_str(text).map_err(|e| Error::parse(Format::Yaml, e))
+    }
+
+    /// Parses a TOML rules file.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::parse(Format::Toml, e))
+    }
+
+    /// Parses a JSON rules file.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        serde_json::from_str(text).map_err(|e| Error::parse(Format::Json, e))
+    }
+
+    /// Parses `text` in the given format.
+    pub fn from_str_as(text: &str, format: Format) -> Result<Self, Error> {
+        match format {
+            Format::Yaml => Self::from_yaml(text),
+            Format::Toml => Self::from_toml(text),
+            Format::Json => Self::from_json(text),
+        }
+    }
+
+    /// Reads and parses a rules file, choosing the format by extension
+    /// (`.yaml`/`.yml`, `.toml`, `.json`).
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
+            path: path.to_path_buf(),
+        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str_as(&text, format).map_err(|e| e.in_file(path))
+    }
+
+    /// Checks the config exactly as [`Gray::new`](crate::Gray::new) would, without keeping
+    /// the compiled rules: the same errors, naming the route and the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        crate::engine::Engine::compile(self.clone())
+            .map(drop)
+            .map_err(Error::from)
+    }
+}

@@ -1,0 +1,111 @@
+//! [`GrayContext`]: the decided version, carried with the request.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::task::futures::TaskLocalFuture;
+
+tokio::task_local! {
+    static CURRENT: GrayContext;
+}
+
+/// The version (and route) decided for a request, owned and cheap to clone.
+///
+/// Server adapters put it in the request's extensions and run the handler inside
+/// [`GrayContext::scope`], so that anything the handler awaits — an outbound HTTP client
+/// above all — can read it with [`GrayContext::current`].
+///
+/// ```
+/// use gray_core::GrayContext;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(GrayContext::current().is_none()); // outside any request
+///
+/// let seen = GrayContext::scope(GrayContext::new("canary"), async {
+///     GrayContext::current().map(|ctx| ctx.version().to_owned())
+/// })
+/// .await;
+/// assert_eq!(seen.as_deref(), Some("canary"));
+/// # });
+/// ```
+///
+/// A task-local is not inherited by `tokio::spawn`ed tasks: pass the context on explicitly.
+///
+/// ```
+/// # use gray_core::GrayContext;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # GrayContext::scope(GrayContext::new("canary"), async {
+/// let ctx = GrayContext::current();
+/// let task = tokio::spawn(async move {
+///     match ctx {
+///         Some(ctx) => GrayContext::scope(ctx, async { /* calls carry the label */ }).await,
+///         None => {}
+///     }
+/// });
+/// # task.await.unwrap();
+/// # }).await;
+/// # });
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct GrayContext {
+    version: Arc<str>,
+    route: Option<Arc<str>>,
+}
+
+impl GrayContext {
+    /// A context for `version`, decided by no route (an explicit choice, a test).
+    pub fn new(version: impl Into<Arc<str>>) -> Self {
+        Self {
+            version: version.into(),
+            route: None,
+        }
+    }
+
+    pub(crate) fn from_parts(version: Arc<str>, route: Option<Arc<str>>) -> Self {
+        Self { version, route }
+    }
+
+    /// The version, e.g. `"canary"`.
+    #[inline]
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The route that decided, if a route did.
+    #[inline]
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
+    /// The context of the request being served by the current task, if any.
+    pub fn current() -> Option<Self> {
+        CURRENT.try_with(Self::clone).ok()
+    }
+
+    /// Runs `future` with `ctx` as the current context. The returned future is
+    /// [`TaskLocalFuture`], a nameable type: no boxing.
+    pub fn scope<F: Future>(ctx: Self, future: F) -> TaskLocalFuture<Self, F> {
+        CURRENT.scope(ctx, future)
+    }
+
+    /// Runs `f` synchronously with `ctx` as the current context.
+    pub fn sync_scope<T>(ctx: Self, f: impl FnOnce() -> T) -> T {
+        CURRENT.sync_scope(ctx, f)
+    }
+}
+
+impl fmt::Debug for GrayContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrayContext")
+            .field("version", &self.version())
+            .field("route", &self.route())
+            .finish()
+    }
+}
+
+impl fmt::Display for GrayContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.version)
+    }
+}

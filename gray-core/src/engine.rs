@@ -1,0 +1,209 @@
+//! The compiled rules and `decide`: no lock, no allocation, each request value read once.
+
+use std::sync::Arc;
+
+use http::HeaderName;
+
+use crate::bucket::Weighted;
+use crate::config::Config;
+use crate::matcher::Pattern;
+use crate::request::RequestView;
+
+/// Longest incoming label that is even looked at; longer ones are rejected unread.
+pub const MAX_LABEL_LEN: usize = 64;
+
+/// Request values that are read more than once per decision get one of these cache slots.
+pub(crate) const SLOTS: usize = 16;
+pub(crate) const NO_SLOT: u8 = u8::MAX;
+
+/// Why a decision came out the way it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Source {
+    /// An incoming label was honoured (`label.inherit: always`).
+    Inherited,
+    /// A route matched.
+    Route,
+    /// No route matched: the default version.
+    Default,
+}
+
+/// A decision as indexes into the engine that made it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome {
+    pub(crate) version: u8,
+    pub(crate) route: Option<u32>,
+    pub(crate) source: Source,
+    pub(crate) label_rejected: bool,
+}
+
+/// A compiled config. Immutable once built, but for the unkeyed sequence counters.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub(crate) config: Arc<Config>,
+    pub(crate) versions: Box<[Arc<str>]>,
+    pub(crate) label_header: HeaderName,
+    /// The label's field, when `inherit: always`.
+    pub(crate) inherit: Option<u32>,
+    pub(crate) fields: Box<[Field]>,
+    /// Cache slot of each field (`NO_SLOT`: read at most once, so not cached).
+    pub(crate) slots: Box<[u8]>,
+    pub(crate) routes: Box<[CompiledRoute]>,
+}
+
+/// A request value that rules read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Field {
+    Header(HeaderName),
+    Cookie(Box<str>),
+    Query(Box<str>),
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRoute {
+    pub(crate) name: Arc<str>,
+    pub(crate) conditions: Box<[Condition]>,
+    pub(crate) action: Action,
+}
+
+#[derive(Debug)]
+pub(crate) enum Condition {
+    Value {
+        field: u32,
+        pattern: Pattern,
+        invert: bool,
+    },
+    Path {
+        pattern: Pattern,
+        invert: bool,
+    },
+    Method(Box<str>),
+}
+
+#[derive(Debug)]
+pub(crate) enum Action {
+    To(u8),
+    Split {
+        key: Option<u32>,
+        weighted: Box<Weighted>,
+    },
+}
+
+impl Engine {
+    /// Decides a request. Reads each request value at most once.
+    #[inline]
+    pub(crate) fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Outcome {
+        let mut values = Values::new(req, self);
+        let mut label_rejected = false;
+        if let Some(field) = self.inherit {
+            if let Some(label) = values.get(field) {
+                match self.version_index(label) {
+                    Some(version) => {
+                        return Outcome {
+                            version,
+                            route: None,
+                            source: Source::Inherited,
+                            label_rejected,
+                        };
+                    }
+                    None => label_rejected = true,
+                }
+            }
+        }
+        for (index, route) in self.routes.iter().enumerate() {
+            if route.conditions.iter().all(|c| c.holds(&mut values)) {
+                let version = match &route.action {
+                    Action::To(version) => *version,
+                    Action::Split { key, weighted } => match key.and_then(|k| values.get(k)) {
+                        Some(key) if !key.is_empty() => weighted.keyed(key),
+                        _ => weighted.next(),
+                    },
+                };
+                // Route count is bounded by u32 at compile time.
+                let route = Some(index as u32);
+                return Outcome {
+                    version,
+                    route,
+                    source: Source::Route,
+                    label_rejected,
+                };
+            }
+        }
+        Outcome {
+            version: 0,
+            route: None,
+            source: Source::Default,
+            label_rejected,
+        }
+    }
+
+    /// The declared version a label names, if it is one.
+    pub(crate) fn version_index(&self, label: &[u8]) -> Option<u8> {
+        if label.len() > MAX_LABEL_LEN {
+            return None;
+        }
+        // At most 256 versions, validated at compile time.
+        self.versions
+            .iter()
+            .position(|v| v.as_bytes() == label)
+            .map(|i| i as u8)
+    }
+}
+
+impl Condition {
+    #[inline]
+    fn holds<R: RequestView + ?Sized>(&self, values: &mut Values<'_, R>) -> bool {
+        match self {
+            Self::Value {
+                field,
+                pattern,
+                invert,
+            } => pattern.test(values.get(*field)) != *invert,
+            Self::Path { pattern, invert } => {
+                pattern.test(Some(values.req.path().as_bytes())) != *invert
+            }
+            Self::Method(method) => values.req.method() == &**method,
+        }
+    }
+}
+
+/// The request values of one decision, read lazily; values read twice are cached.
+struct Values<'r, R: ?Sized> {
+    req: &'r R,
+    fields: &'r [Field],
+    slots: &'r [u8],
+    filled: u16,
+    cache: [Option<&'r [u8]>; SLOTS],
+}
+
+impl<'r, R: RequestView + ?Sized> Values<'r, R> {
+    #[inline]
+    fn new(req: &'r R, engine: &'r Engine) -> Self {
+        Self {
+            req,
+            fields: &engine.fields,
+            slots: &engine.slots,
+            filled: 0,
+            cache: [None; SLOTS],
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, field: u32) -> Option<&'r [u8]> {
+        let index = field as usize;
+        let slot = self.slots.get(index).map_or(SLOTS, |&s| usize::from(s));
+        if slot < SLOTS && self.filled & (1 << slot) != 0 {
+            return self.cache[slot];
+        }
+        let value = match self.fields.get(index)? {
+            Field::Header(name) => self.req.header(name),
+            Field::Cookie(name) => self.req.cookie(name),
+            Field::Query(name) => self.req.query_param(name),
+        };
+        if slot < SLOTS {
+            self.cache[slot] = value;
+            self.filled |= 1 << slot;
+        }
+        value
+    }
+}

@@ -1,0 +1,199 @@
+//! Typed errors: loading a rules file, and the validation that names the route and field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Format;
+
+/// Why a rules file could not be loaded or a config was refused.
+///
+/// A refused config never replaces the rules in force.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's extension names no known format.
+    #[error("{}: unknown rules file format (expected .yaml, .yml, .toml or .json)", path.display())]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The text is not valid for its format, or does not fit the schema (an unknown field,
+    /// a wrong type). The message carries the parser's position.
+    #[error("{}invalid {format}: {message}", file_prefix(path.as_deref()))]
+    Parse {
+        /// The format that was being parsed.
+        format: Format,
+        /// The file, when loading from one.
+        path: Option<PathBuf>,
+        /// The parser's message.
+        message: String,
+    },
+    /// The config parsed but breaks a rule: see [`Invalid`].
+    #[error("{}{invalid}", file_prefix(path.as_deref()))]
+    Invalid {
+        /// What is wrong, and where.
+        invalid: Invalid,
+        /// The file, when loading from one.
+        path: Option<PathBuf>,
+    },
+}
+
+fn file_prefix(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
+impl Error {
+    pub(crate) fn parse(format: Format, err: impl fmt::Display) -> Self {
+        Self::Parse {
+            format,
+            path: None,
+            message: err.to_string(),
+        }
+    }
+
+    /// Attaches the file the error came from.
+    pub(crate) fn in_file(self, file: &Path) -> Self {
+        match self {
+            Self::Parse {
+                format, message, ..
+            } => Self::Parse {
+                format,
+                path: Some(file.to_path_buf()),
+                message,
+            },
+            Self::Invalid { invalid, .. } => Self::Invalid {
+                invalid,
+                path: Some(file.to_path_buf()),
+            },
+            other => other,
+        }
+    }
+
+    /// The validation failure, when that is what this is.
+    pub fn invalid(&self) -> Option<&Invalid> {
+        match self {
+            Self::Invalid { invalid, .. } => Some(invalid),
+            _ => None,
+        }
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid {
+            invalid,
+            path: None,
+        }
+    }
+}
+
+/// A config that parsed but breaks a rule, with the route and the field at fault.
+///
+/// Displays as `route "premium-active": match.headers[1].regex: invalid regex: …`, or
+/// `versions: …` for a problem outside any route.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{field}: {problem}", route_prefix(route.as_deref()))]
+pub struct Invalid {
+    /// The route's name (or `#N` for a route with no usable name); `None` outside routes.
+    pub route: Option<String>,
+    /// The field, as a path from the route (or from the top of the file).
+    pub field: String,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+fn route_prefix(route: Option<&str>) -> String {
+    route
+        .map(|r| format!("route \"{r}\": "))
+        .unwrap_or_default()
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// `versions` is empty.
+    #[error("at least one version must be declared (the first is the default)")]
+    NoVersions,
+    /// More versions than the engine supports.
+    #[error("{count} versions declared; at most {max} are supported")]
+    TooManyVersions {
+        /// How many were declared.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A version name is declared twice.
+    #[error("version \"{0}\" is declared twice")]
+    DuplicateVersion(String),
+    /// A version name that cannot travel as a label.
+    #[error("version {0:?} is not a valid label: use 1 to 64 of the characters A-Z a-z 0-9 . _ -")]
+    BadVersionName(String),
+    /// `to` or `weights` names a version that is not in `versions`.
+    #[error("unknown version \"{0}\" (not in `versions`)")]
+    UnknownVersion(String),
+    /// Two routes share a name.
+    #[error("duplicate route name")]
+    DuplicateRoute,
+    /// A route name that is empty or too long.
+    #[error("route name must be 1 to 128 characters")]
+    BadRouteName,
+    /// A route has neither `to` nor `split`, or both.
+    #[error("a route needs exactly one of `to` and `split`")]
+    RouteAction,
+    /// Weights do not sum to 100.
+    #[error("weights sum to {sum}, not 100")]
+    WeightSum {
+        /// The sum found.
+        sum: f64,
+    },
+    /// A weight is negative, not a number, or over 100.
+    #[error("weight {0} is not between 0 and 100")]
+    WeightRange(f64),
+    /// A weight with more than two decimals.
+    #[error("weight {0} is finer than the 0.01% resolution")]
+    WeightResolution(f64),
+    /// A header name that HTTP does not allow.
+    #[error("{0:?} is not a valid header name")]
+    BadHeaderName(String),
+    /// A cookie or query parameter name that is empty or has separators in it.
+    #[error("{0:?} is not a valid name")]
+    BadName(String),
+    /// A regex that does not compile, or compiles too large.
+    #[error("invalid regex: {0}")]
+    BadRegex(String),
+    /// A condition with none, or more than one, of `exact`, `prefix`, `regex`, `present`.
+    #[error("a condition needs exactly one of {0}")]
+    MatcherArity(&'static str),
+    /// A method name that is not an HTTP token.
+    #[error("{0:?} is not a valid HTTP method")]
+    BadMethod(String),
+    /// A string over the engine's size limit.
+    #[error("value is {len} bytes; at most {max} are allowed")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Invalid {
+    pub(crate) fn new(route: Option<&str>, field: impl Into<String>, problem: Problem) -> Self {
+        Self {
+            route: route.map(str::to_owned),
+            field: field.into(),
+            problem,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! [`Gray`]: the shared handle to the compiled rules, and the [`Decision`] it makes.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+use http::HeaderName;
+
+use crate::config::Config;
+use crate::context::GrayContext;
+use crate::engine::{Engine, Outcome, Source};
+use crate::error::Error;
+use crate::request::RequestView;
+
+/// The routing engine: decides which version serves a request.
+///
+/// `Clone` is cheap and every clone shares one set of rules, so a [`reload`](Self::reload)
+/// through any clone is seen by all. The rules sit behind one [`ArcSwap`]: a decision loads
+/// a snapshot without a lock, and a reload swaps the whole table at once.
+///
+/// ```
+/// use gray_core::{Config, Gray};
+///
+/// let gray = Gray::new(Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: testers
+///     match: { headers: [{ name: x-app-version, exact: beta }] }
+///     to: canary
+/// "#)?)?;
+///
+/// let req = http::Request::get("/").header("x-app-version", "beta").body(())?;
+/// let decision = gray.decide(&req);
+/// assert_eq!(decision.version(), "canary");
+/// assert_eq!(decision.route(), Some("testers"));
+///
+/// let other = http::Request::get("/").body(())?;
+/// assert_eq!(gray.decide(&other).version(), "stable"); // the default: first declared
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Gray {
+    engine: Arc<ArcSwap<Engine>>,
+}
+
+impl Gray {
+    /// Validates and compiles `config`.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let engine = Engine::compile(config)?;
+        Ok(Self {
+            engine: Arc::new(ArcSwap::from_pointee(engine)),
+        })
+    }
+
+    /// Loads, validates and compiles a rules file (format by extension).
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        Self::new(Config::from_path(path)?).map_err(|e| e.in_file(path))
+    }
+
+    /// Decides which version serves `req`. Takes no lock and allocates nothing.
+    ///
+    /// The [`Decision`] holds a snapshot of the rules it came from; turn it into a
+    /// [`GrayContext`] (owned, cheap) to keep it across an `.await`.
+    #[inline]
+    pub fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Decision {
+        let engine = self.engine.load();
+        let outcome = engine.decide(req);
+        Decision { engine, outcome }
+    }
+
+    /// Replaces the rules, atomically: a decision sees the old rules or the new ones,
+    /// never a mix. An invalid config returns its error and changes nothing.
+    pub fn reload(&self, config: Config) -> Result<(), Error> {
+        let engine = Engine::compile(config)?;
+        self.engine.store(Arc::new(engine));
+        Ok(())
+    }
+
+    /// [`reload`](Self::reload) from a rules file; on any error the rules in force stay.
+    pub fn reload_from_path(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        self.reload(Config::from_path(path)?)
+            .map_err(|e| e.in_file(path))
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.engine.load().config)
+    }
+
+    /// The declared versions of the rules in force; the first is the default.
+    pub fn versions(&self) -> Vec<Arc<str>> {
+        self.engine.load().versions.to_vec()
+    }
+
+    /// The header that carries the label, under the rules in force.
+    pub fn label_header(&self) -> HeaderName {
+        self.engine.load().label_header.clone()
+    }
+
+    /// Whether `label` names a version declared by the rules in force (and is short enough
+    /// to be looked at). Use it to vet a label from outside before trusting it.
+    pub fn is_declared(&self, label: &[u8]) -> bool {
+        self.engine.load().version_index(label).is_some()
+    }
+}
+
+impl fmt::Debug for Gray {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = self.engine.load();
+        f.debug_struct("Gray")
+            .field("versions", &engine.versions)
+            .field("routes", &engine.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of [`Gray::decide`]: the version, and why.
+pub struct Decision {
+    engine: Guard<Arc<Engine>>,
+    outcome: Outcome,
+}
+
+impl Decision {
+    /// The version that serves the request, e.g. `"canary"`.
+    #[inline]
+    pub fn version(&self) -> &str {
+        &self.engine.versions[usize::from(self.outcome.version)]
+    }
+
+    /// The route that decided, or `None` for an inherited label or the default version.
+    #[inline]
+    pub fn route(&self) -> Option<&str> {
+        self.outcome
+            .route
+            .map(|i| &*self.engine.routes[i as usize].name)
+    }
+
+    /// How the version was chosen.
+    #[inline]
+    pub fn source(&self) -> Source {
+        self.outcome.source
+    }
+
+    /// Whether the request carried a label that was refused (not declared, or too long)
+    /// under `inherit: always`. Adapters count these.
+    #[inline]
+    pub fn label_rejected(&self) -> bool {
+        self.outcome.label_rejected
+    }
+
+    /// The header that carries the label, from the same rules as the decision.
+    #[inline]
+    pub fn label_header(&self) -> &HeaderName {
+        &self.engine.label_header
+    }
+
+    /// An owned, cheap-to-clone context for the request (two reference-count increments,
+    /// no allocation), to put in request extensions and task-local scope.
+    #[inline]
+    pub fn context(&self) -> GrayContext {
+        let version = Arc::clone(&self.engine.versions[usize::from(self.outcome.version)]);
+        let route = self
+            .outcome
+            .route
+            .map(|i| Arc::clone(&self.engine.routes[i as usize].name));
+        GrayContext::from_parts(version, route)
+    }
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("version", &self.version())
+            .field("route", &self.route())
+            .field("source", &self.source())
+            .field("label_rejected", &self.label_rejected())
+            .finish()
+    }
+}

@@ -1,0 +1,81 @@
+//! The routing-decision engine of **gray**: canary ("gray") releases inside the service.
+//!
+//! Given a rules file and a request, [`Gray::decide`] says which version (`stable`,
+//! `canary`, …) serves it — by header, by several conditions at once, by a sticky hash of a
+//! user id, or by plain weights — in tens of nanoseconds, without a lock or an allocation.
+//! The adapters (`gray-tower`, `gray-actix`, `gray-reqwest`) plug it into servers and
+//! clients; this crate has no web framework and does no I/O on the decide path.
+//!
+//! ```
+//! use gray_core::{Config, Gray};
+//!
+//! let gray = Gray::new(Config::from_yaml(r#"
+//! label:
+//!   header: x-gray-version   # carries the version between services
+//!   inherit: never           # the edge: decide here, ignore incoming labels
+//! versions: [stable, canary] # the first is the default
+//! routes:
+//!   - name: testers
+//!     match:
+//!       headers: [{ name: x-app-version, exact: beta }]
+//!     to: canary
+//!   - name: premium-active   # every condition must hold
+//!     match:
+//!       headers:
+//!         - { name: x-user-tier, exact: premium }
+//!         - { name: x-activity-level, regex: "^high" }
+//!     to: canary
+//!   - name: users            # 10% of users, always the same ones
+//!     split:
+//!       by: { header: x-user-id }
+//!       weights: { stable: 90, canary: 10 }
+//! "#)?)?;
+//!
+//! let tester = http::Request::get("/").header("x-app-version", "beta").body(())?;
+//! assert_eq!(gray.decide(&tester).version(), "canary");
+//!
+//! let user = http::Request::get("/").header("x-user-id", "42").body(())?;
+//! let first = gray.decide(&user).version().to_owned();
+//! for _ in 0..10 {
+//!     assert_eq!(gray.decide(&user).version(), first); // sticky
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How a decision is made
+//! 1. With `label.inherit: always`, an incoming label header that names a declared version
+//!    (at most [`MAX_LABEL_LEN`] bytes) is honoured; any other label is ignored and the
+//!    decision says so ([`Decision::label_rejected`]).
+//! 2. Routes are tried in order; the first whose conditions all hold decides, with `to` a
+//!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
+//!    low-discrepancy sequence used when there is no key).
+//! 3. No route matched: the default version, the first in `versions`.
+//!
+//! # Reloading
+//! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an
+//! invalid config returns an [`Error`] naming the route and field and changes nothing.
+#![deny(missing_docs)]
+
+mod bucket;
+mod compile;
+mod config;
+mod context;
+mod engine;
+mod error;
+mod gray;
+mod matcher;
+mod request;
+
+pub use bucket::{BUCKETS, bucket};
+pub use compile::MAX_VERSIONS;
+pub use config::{
+    Config, Format, Inherit, LabelConfig, Match, PathMatch, Route, Split, SplitBy, ValueMatch,
+};
+pub use context::GrayContext;
+pub use engine::{MAX_LABEL_LEN, Source};
+pub use error::{Error, Invalid, Problem};
+pub use gray::{Decision, Gray};
+pub use request::RequestView;
+
+/// The default label header, `x-gray-version`.
+pub const DEFAULT_LABEL_HEADER: &str = "x-gray-version";

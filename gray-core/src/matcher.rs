@@ -1,0 +1,164 @@
+//! Compiled string conditions: exact, prefix, regex, present — and `invert`.
+
+use regex::bytes::{Regex, RegexBuilder};
+use regex_syntax::hir::{HirKind, Look};
+
+use crate::error::Problem;
+
+/// Longest regex source accepted, in bytes.
+const MAX_REGEX_LEN: usize = 4096;
+/// Compiled-program size limit for one regex (the regex crate's default is 10 MiB).
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// Longest literal (`exact`, `prefix`) accepted, in bytes.
+const MAX_LITERAL_LEN: usize = 8192;
+
+/// One compiled test on an optional value.
+#[derive(Debug)]
+pub(crate) enum Pattern {
+    Exact(Box<[u8]>),
+    Prefix(Box<[u8]>),
+    Regex(Box<Regex>),
+    Present,
+}
+
+impl Pattern {
+    /// Whether `value` passes, before `invert` is applied.
+    #[inline]
+    pub(crate) fn test(&self, value: Option<&[u8]>) -> bool {
+        match (self, value) {
+            (Self::Present, v) => v.is_some(),
+            (_, None) => false,
+            (Self::Exact(lit), Some(v)) => v == &**lit,
+            (Self::Prefix(lit), Some(v)) => v.starts_with(lit),
+            (Self::Regex(re), Some(v)) => re.is_match(v),
+        }
+    }
+
+    /// Builds the pattern for one condition from its optional fields. Exactly one of them
+    /// must be set. Returns the pattern and whether `present: false` asked for inversion.
+    pub(crate) fn compile(
+        exact: Option<&str>,
+        prefix: Option<&str>,
+        regex: Option<&str>,
+        present: Option<bool>,
+        allowed: &'static str,
+    ) -> Result<(Self, bool), (&'static str, Problem)> {
+        let set = [
+            exact.is_some(),
+            prefix.is_some(),
+            regex.is_some(),
+            present.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return Err(("", Problem::MatcherArity(allowed)));
+        }
+        if let Some(lit) = exact {
+            return Ok((Self::Exact(literal(lit).map_err(|p| ("exact", p))?), false));
+        }
+        if let Some(lit) = prefix {
+            return Ok((
+                Self::Prefix(literal(lit).map_err(|p| ("prefix", p))?),
+                false,
+            ));
+        }
+        if let Some(present) = present {
+            return Ok((Self::Present, !present));
+        }
+        let src = regex.unwrap_or_default();
+        Ok((Self::regex(src).map_err(|p| ("regex", p))?, false))
+    }
+
+    /// Compiles a regex, turning an anchored literal (`^beta`, `^beta$`) into a compare.
+    fn regex(src: &str) -> Result<Self, Problem> {
+        if src.len() > MAX_REGEX_LEN {
+            return Err(Problem::TooLong {
+                len: src.len(),
+                max: MAX_REGEX_LEN,
+            });
+        }
+        let hir = regex_syntax::Parser::new()
+            .parse(src)
+            .map_err(|e| Problem::BadRegex(e.to_string()))?;
+        if let Some(simple) = anchored_literal(hir.kind()) {
+            return Ok(simple);
+        }
+        let re = RegexBuilder::new(src)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| Problem::BadRegex(e.to_string()))?;
+        Ok(Self::Regex(Box::new(re)))
+    }
+}
+
+fn literal(lit: &str) -> Result<Box<[u8]>, Problem> {
+    if lit.len() > MAX_LITERAL_LEN {
+        return Err(Problem::TooLong {
+            len: lit.len(),
+            max: MAX_LITERAL_LEN,
+        });
+    }
+    Ok(lit.as_bytes().into())
+}
+
+/// `^lit` → prefix, `^lit$` → exact (and `^$` → the empty exact).
+fn anchored_literal(kind: &HirKind) -> Option<Pattern> {
+    let HirKind::Concat(parts) = kind else {
+        return None;
+    };
+    let (first, rest) = parts.split_first()?;
+    if !matches!(first.kind(), HirKind::Look(Look::Start)) {
+        return None;
+    }
+    let (lit, rest): (&[u8], _) = match rest.split_first() {
+        Some((part, tail)) => match part.kind() {
+            HirKind::Literal(lit) => (&lit.0, tail),
+            _ => (&[], rest),
+        },
+        None => return None,
+    };
+    match rest {
+        [] if !lit.is_empty() => Some(Pattern::Prefix(lit.into())),
+        [end] if matches!(end.kind(), HirKind::Look(Look::End)) => Some(Pattern::Exact(lit.into())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile_regex(src: &str) -> Pattern {
+        match Pattern::regex(src) {
+            Ok(p) => p,
+            Err(e) => panic!("{src}: {e}"),
+        }
+    }
+
+    #[test]
+    fn anchored_literals_become_compares() {
+        assert!(matches!(compile_regex("^high"), Pattern::Prefix(l) if &*l == b"high"));
+        assert!(matches!(compile_regex("^beta$"), Pattern::Exact(l) if &*l == b"beta"));
+        assert!(matches!(compile_regex("^$"), Pattern::Exact(l) if l.is_empty()));
+        assert!(matches!(compile_regex(r"^v1\.2$"), Pattern::Exact(l) if &*l == b"v1.2"));
+        // Not literals: stay regexes, and behave as such.
+        for src in ["high", "^hi+gh", "(?i)^high", "^high|^low", "^(?m)a$", "^"] {
+            assert!(matches!(compile_regex(src), Pattern::Regex(_)), "{src}");
+        }
+        assert!(compile_regex("(?i)^high").test(Some(b"HIGH-volume")));
+        assert!(!compile_regex("^high").test(Some(b"very-high")));
+    }
+
+    #[test]
+    fn oversize_regex_is_refused() {
+        assert!(matches!(
+            Pattern::regex(&"a".repeat(MAX_REGEX_LEN + 1)),
+            Err(Problem::TooLong { .. })
+        ));
+        // Small source, huge program: counted repetitions blow the size limit.
+        assert!(matches!(
+            Pattern::regex(r"\w{1000}\w{1000}"),
+            Err(Problem::BadRegex(_))
+        ));
+    }
+}

@@ -1,0 +1,162 @@
+//! [`RequestView`]: what the engine reads of a request, for any HTTP library.
+
+use http::HeaderName;
+
+/// Read-only view of a request: the four things the rules can look at.
+///
+/// Implemented here for `http` 1.x [`http::Request`] and [`http::request::Parts`]; an adapter
+/// for another HTTP library (actix-web 4 is on `http` 0.2) implements it with a string lookup
+/// of [`HeaderName::as_str`]. Cookie and query parsing are provided on top.
+///
+/// ```
+/// use gray_core::RequestView;
+///
+/// let req = http::Request::get("/cart?uid=7")
+///     .header("cookie", "theme=dark; uid=42")
+///     .body(())?;
+/// assert_eq!(req.path(), "/cart");
+/// assert_eq!(req.query_param("uid"), Some(&b"7"[..]));
+/// assert_eq!(req.cookie("uid"), Some(&b"42"[..]));
+/// # Ok::<(), http::Error>(())
+/// ```
+pub trait RequestView {
+    /// The first value of header `name`, as bytes (header values need not be UTF-8).
+    fn header(&self, name: &HeaderName) -> Option<&[u8]>;
+
+    /// Every value of header `name`, in order (used for `cookie`, which HTTP/2 may split).
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]>;
+
+    /// The path, without the query string.
+    fn path(&self) -> &str;
+
+    /// The raw query string (after `?`), if any.
+    fn query(&self) -> Option<&str>;
+
+    /// The method, e.g. `GET`.
+    fn method(&self) -> &str;
+
+    /// The raw (not percent-decoded) value of the first query parameter `name`; a parameter
+    /// given without `=` has the empty value.
+    fn query_param(&self, name: &str) -> Option<&[u8]> {
+        self.query()?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then_some(v.as_bytes())
+        })
+    }
+
+    /// The value of cookie `name` from the `cookie` header(s), with surrounding double
+    /// quotes removed.
+    fn cookie(&self, name: &str) -> Option<&[u8]> {
+        let name = name.as_bytes();
+        self.header_all(&http::header::COOKIE).find_map(|line| {
+            line.split(|&b| b == b';').find_map(|pair| {
+                let pair = pair.trim_ascii();
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                let (k, v) = (
+                    pair[..eq].trim_ascii_end(),
+                    pair[eq + 1..].trim_ascii_start(),
+                );
+                (k == name).then(|| unquote(v))
+            })
+        })
+    }
+}
+
+fn unquote(v: &[u8]) -> &[u8] {
+    match v {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => v,
+    }
+}
+
+impl<B> RequestView for http::Request<B> {
+    #[inline]
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers().get(name).map(http::HeaderValue::as_bytes)
+    }
+
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.headers()
+            .get_all(name)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+    }
+
+    #[inline]
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+
+    #[inline]
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+
+    #[inline]
+    fn method(&self) -> &str {
+        self.method().as_str()
+    }
+}
+
+impl RequestView for http::request::Parts {
+    #[inline]
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers.get(name).map(http::HeaderValue::as_bytes)
+    }
+
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+    }
+
+    #[inline]
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    #[inline]
+    fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    #[inline]
+    fn method(&self) -> &str {
+        self.method.as_str()
+    }
+}
+
+impl<T: RequestView + ?Sized> RequestView for &T {
+    #[inline]
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        (**self).header(name)
+    }
+
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        (**self).header_all(name)
+    }
+
+    #[inline]
+    fn path(&self) -> &str {
+        (**self).path()
+    }
+
+    #[inline]
+    fn query(&self) -> Option<&str> {
+        (**self).query()
+    }
+
+    #[inline]
+    fn method(&self) -> &str {
+        (**self).method()
+    }
+
+    fn query_param(&self, name: &str) -> Option<&[u8]> {
+        (**self).query_param(name)
+    }
+
+    fn cookie(&self, name: &str) -> Option<&[u8]> {
+        (**self).cookie(name)
+    }
+}
