@@ -1,0 +1,75 @@
+//! `decide` allocates nothing: a counting global allocator over 5,000 decisions.
+//!
+//! This file is its own test binary, so the allocator counts only what its one test does.
+#![allow(unsafe_code)] // a GlobalAlloc impl is unsafe by definition; it only forwards to System.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{design, req};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn five_thousand_decisions_allocate_nothing() {
+    let gray = design();
+    let requests = [
+        req("/", &[("x-app-version", "beta")]),
+        req(
+            "/",
+            &[("x-user-tier", "premium"), ("x-activity-level", "high")],
+        ),
+        req("/", &[("x-user-id", "42"), ("accept", "*/*")]),
+        req("/", &[]),
+    ];
+    // Warm up: arc-swap registers this thread on its first load.
+    let _ = gray.decide(&requests[0]);
+
+    COUNTING.store(true, Ordering::SeqCst);
+    let mut canary = 0;
+    for i in 0..5_000 {
+        let d = gray.decide(&requests[i % requests.len()]);
+        canary += usize::from(d.version() == "canary");
+        let ctx = d.context(); // reference counts only
+        std::hint::black_box(&ctx);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "decide allocated");
+    assert!(
+        canary >= 2_500,
+        "testers and premium-active alone are half: {canary}"
+    );
+}

@@ -1,0 +1,188 @@
+//! The promised properties of splits: sticky, uniform, monotonic, independent, and the
+//! exactness of the unkeyed sequence.
+
+mod common;
+
+use common::{gray, keyed_split, req, version_for_user};
+use gray_core::{BUCKETS, bucket};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Same key, same config → same version, in this engine and in a second one built from
+    /// the same text (as another process would).
+    #[test]
+    fn sticky(key in "[a-zA-Z0-9_-]{1,40}", canary in 1u32..100) {
+        let a = keyed_split(f64::from(canary), None);
+        let b = keyed_split(f64::from(canary), None);
+        let first = version_for_user(&a, &key);
+        prop_assert_eq!(&first, &version_for_user(&a, &key));
+        prop_assert_eq!(&first, &version_for_user(&b, &key));
+    }
+
+    /// A key is on canary exactly when its bucket falls in canary's range (the top of the
+    /// bucket space, after stable's).
+    #[test]
+    fn version_follows_the_documented_bucket(key in "\\PC{1,60}", canary in 0u32..=100) {
+        let g = keyed_split(f64::from(canary), None);
+        let expected = if u32::from(bucket("users", key.as_bytes())) >= (100 - canary) * 100 { "canary" } else { "stable" };
+        prop_assert_eq!(version_for_user(&g, &key), expected);
+    }
+
+    /// Growing canary only ever moves users from stable to canary, never back.
+    #[test]
+    fn monotonic(key in "[0-9a-f]{8,16}") {
+        let stages = [1.0, 5.0, 10.0, 30.0, 50.0, 100.0];
+        let mut was_canary = false;
+        for pct in stages {
+            let is_canary = version_for_user(&keyed_split(pct, None), &key) == "canary";
+            prop_assert!(!was_canary || is_canary, "left canary at {pct}%");
+            was_canary = is_canary;
+        }
+        prop_assert!(was_canary, "100% must put everyone on canary");
+    }
+}
+
+/// The bucket formula is part of the contract (other processes and languages reproduce it),
+/// so pin a few values: a change here moves users between versions on upgrade.
+#[test]
+fn bucket_values_are_stable_across_releases() {
+    let pinned: Vec<u16> = ["1", "42", "user-1001", ""]
+        .iter()
+        .map(|k| bucket("users", k.as_bytes()))
+        .collect();
+    assert_eq!(pinned, PINNED);
+    assert!(pinned.iter().all(|&b| b < BUCKETS));
+}
+/// Computed independently with Python's `xxhash` package:
+/// `xxh3_64_intdigest(key, seed=xxh3_64_intdigest(b"users")) % 10000`.
+const PINNED: [u16; 4] = [2457, 8101, 7318, 1075];
+
+#[test]
+fn uniform_over_100k_keys_within_5_sigma() {
+    for canary in [1.0, 10.0, 30.0, 50.0] {
+        let g = keyed_split(canary, None);
+        let n = 100_000u32;
+        let hits = (0..n)
+            .filter(|i| version_for_user(&g, &format!("user-{i}")) == "canary")
+            .count() as f64;
+        let p = canary / 100.0;
+        let (mean, sigma) = (f64::from(n) * p, (f64::from(n) * p * (1.0 - p)).sqrt());
+        assert!(
+            (hits - mean).abs() <= 5.0 * sigma,
+            "{canary}%: {hits} canary of {n}, expected {mean} ± {}",
+            5.0 * sigma
+        );
+    }
+}
+
+#[test]
+fn different_salts_pick_independent_users() {
+    // Two 50% splits: if independent, about a quarter of users are canary in both.
+    let a = keyed_split(50.0, Some("checkout"));
+    let b = keyed_split(50.0, Some("search"));
+    let same_salt = keyed_split(50.0, Some("checkout"));
+    let n = 40_000u32;
+    let (mut both, mut same) = (0u32, 0u32);
+    for i in 0..n {
+        let key = format!("u{i}");
+        let in_a = version_for_user(&a, &key) == "canary";
+        both += u32::from(in_a && version_for_user(&b, &key) == "canary");
+        same += u32::from(in_a && version_for_user(&same_salt, &key) == "canary");
+    }
+    let (mean, sigma) = (f64::from(n) * 0.25, (f64::from(n) * 0.25 * 0.75).sqrt());
+    assert!(
+        (f64::from(both) - mean).abs() <= 5.0 * sigma,
+        "overlap {both} of {n}, expected {mean}"
+    );
+    // The control: the same salt picks the very same users.
+    assert!((f64::from(same) - f64::from(n) * 0.5).abs() <= 5.0 * (f64::from(n) * 0.25).sqrt());
+}
+
+#[test]
+fn default_salt_is_the_route_name() {
+    let named = gray(
+        "versions: [stable, canary]
+routes:
+  - { name: users, split: { by: { header: x-user-id }, weights: { stable: 50, canary: 50 } } }",
+    );
+    let salted = keyed_split(50.0, Some("users"));
+    for i in 0..2_000 {
+        let key = i.to_string();
+        assert_eq!(
+            version_for_user(&named, &key),
+            version_for_user(&salted, &key)
+        );
+    }
+}
+
+fn unkeyed(weights: &str) -> gray_core::Gray {
+    gray(&format!(
+        "versions: [stable, canary, v3]
+routes:
+  - {{ name: all, split: {{ weights: {weights} }} }}"
+    ))
+}
+
+#[test]
+fn unkeyed_split_is_exact_at_10_100_1000_10000() {
+    let g = unkeyed("{ stable: 90, canary: 10 }");
+    let request = req("/", &[]);
+    let mut canary = 0u64;
+    for n in 1..=10_000u64 {
+        canary += u64::from(g.decide(&request).version() == "canary");
+        // Within ±2 of exact at every count; exact at the round numbers.
+        assert!(
+            (canary as f64 - n as f64 * 0.1).abs() <= 2.0,
+            "n={n}: {canary} canary"
+        );
+        if [10, 100, 1_000, 10_000].contains(&n) {
+            assert_eq!(canary, n / 10, "n={n}");
+        }
+    }
+}
+
+#[test]
+fn unkeyed_three_way_split_stays_within_two_requests() {
+    let g = unkeyed("{ stable: 33.33, canary: 33.34, v3: 33.33 }");
+    let request = req("/", &[]);
+    let mut counts = [0f64; 3];
+    for n in 1..=10_000u32 {
+        let i = match g.decide(&request).version() {
+            "stable" => 0,
+            "canary" => 1,
+            _ => 2,
+        };
+        counts[i] += 1.0;
+        for (c, w) in counts.iter().zip([0.3333, 0.3334, 0.3333]) {
+            assert!((c - f64::from(n) * w).abs() <= 2.0, "n={n}: {counts:?}");
+        }
+    }
+    assert_eq!(counts, [3333.0, 3334.0, 3333.0]);
+}
+
+#[test]
+fn absent_or_empty_key_takes_the_exact_sequence() {
+    let g = keyed_split(10.0, None);
+    let (no_key, empty_key) = (req("/", &[]), req("/", &[("x-user-id", "")]));
+    let canary = (0..500)
+        .filter(|i| {
+            g.decide(if i % 2 == 0 { &no_key } else { &empty_key })
+                .version()
+                == "canary"
+        })
+        .count();
+    assert_eq!(canary, 50);
+}
+
+#[test]
+fn zero_and_hundred_percent_are_absolute() {
+    for (pct, want) in [(0.0, "stable"), (100.0, "canary")] {
+        let g = keyed_split(pct, None);
+        assert!(
+            (0..5_000).all(|i| version_for_user(&g, &i.to_string()) == want),
+            "{pct}%"
+        );
+    }
+}

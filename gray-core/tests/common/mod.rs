@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+
+use gray_core::{Config, Gray};
+
+/// `examples/rules.yaml`: DESIGN.md's config, the one README and the benches use.
+pub fn rules_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml")
+}
+
+pub fn design() -> Gray {
+    Gray::from_path(rules_path()).expect("examples/rules.yaml is valid")
+}
+
+pub fn gray(yaml: &str) -> Gray {
+    Gray::new(Config::from_yaml(yaml).expect("test config parses")).expect("test config is valid")
+}
+
+/// A GET request to `uri` with the given headers.
+pub fn req(uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut b = http::Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).expect("test request builds")
+}
+
+/// The version `gray` picks for a request carrying `x-user-id: key`.
+pub fn version_for_user(gray: &Gray, key: &str) -> String {
+    gray.decide(&req("/", &[("x-user-id", key)]))
+        .version()
+        .to_owned()
+}
+
+/// A two-version keyed split on `x-user-id` with `canary` percent on canary.
+pub fn keyed_split(canary: f64, salt: Option<&str>) -> Gray {
+    let salt = salt.map(|s| format!("salt: {s}")).unwrap_or_default();
+    gray(&format!(
+        "versions: [stable, canary]
+routes:
+  - name: users
+    split:
+      by: {{ header: x-user-id }}
+      weights: {{ stable: {}, canary: {canary} }}
+      {salt}
+",
+        100.0 - canary
+    ))
+}

@@ -1,0 +1,96 @@
+//! `label.inherit`: an incoming label is untrusted unless the config says otherwise.
+
+mod common;
+
+use common::{design, gray, req};
+use gray_core::{MAX_LABEL_LEN, Source};
+
+const INTERNAL: &str = r#"
+label: { header: x-gray-version, inherit: always }
+versions: [stable, canary, v2]
+routes:
+  - { name: testers, match: { headers: [{ name: x-app-version, exact: beta }] }, to: canary }
+"#;
+
+#[test]
+fn never_ignores_an_incoming_label() {
+    let edge = design(); // inherit: never
+    for _ in 0..100 {
+        let d = edge.decide(&req(
+            "/",
+            &[("x-gray-version", "canary"), ("x-user-id", "7")],
+        ));
+        assert_eq!(d.route(), Some("users"));
+        assert_ne!(d.source(), Source::Inherited);
+        assert!(!d.label_rejected(), "never does not even read the label");
+    }
+    // user 7 is on stable by its bucket: the spoofed label changed nothing.
+    assert_eq!(
+        edge.decide(&req(
+            "/",
+            &[("x-gray-version", "canary"), ("x-user-id", "7")]
+        ))
+        .version(),
+        "stable"
+    );
+}
+
+#[test]
+fn always_honours_a_declared_label() {
+    let g = gray(INTERNAL);
+    for v in ["stable", "canary", "v2"] {
+        let d = g.decide(&req(
+            "/",
+            &[("x-gray-version", v), ("x-app-version", "beta")],
+        ));
+        assert_eq!(
+            (d.version(), d.route(), d.source()),
+            (v, None, Source::Inherited)
+        );
+        assert!(!d.label_rejected());
+    }
+}
+
+#[test]
+fn always_ignores_undeclared_and_oversize_labels() {
+    let g = gray(INTERNAL);
+    let long = "c".repeat(MAX_LABEL_LEN + 1);
+    for bad in ["v3", "Canary", "canary ", "", long.as_str()] {
+        let d = g.decide(&req(
+            "/",
+            &[("x-gray-version", bad), ("x-app-version", "beta")],
+        ));
+        assert_eq!(
+            (d.version(), d.source()),
+            ("canary", Source::Route),
+            "{bad:?}"
+        );
+        assert!(d.label_rejected(), "{bad:?} must be counted as rejected");
+    }
+    // Non-UTF-8 label bytes.
+    let mut r = req("/", &[]);
+    r.headers_mut().insert(
+        "x-gray-version",
+        http::HeaderValue::from_bytes(b"\xffcanary").unwrap(),
+    );
+    let d = g.decide(&r);
+    assert_eq!((d.version(), d.label_rejected()), ("stable", true));
+    // No label at all: decided here, nothing rejected.
+    let d = g.decide(&req("/", &[]));
+    assert_eq!(
+        (d.version(), d.source(), d.label_rejected()),
+        ("stable", Source::Default, false)
+    );
+}
+
+#[test]
+fn custom_label_header() {
+    let g = gray("label: { header: X-Release, inherit: always }\nversions: [a, b]");
+    assert_eq!(g.decide(&req("/", &[("x-release", "b")])).version(), "b");
+    assert_eq!(
+        g.decide(&req("/", &[("x-gray-version", "b")])).version(),
+        "a"
+    );
+    assert_eq!(g.label_header(), "x-release");
+    assert!(g.is_declared(b"b") && !g.is_declared(b"c"));
+}

@@ -1,0 +1,245 @@
+//! What each condition means, route order, and reading each request value once.
+
+mod common;
+
+use std::cell::RefCell;
+
+use common::{design, gray, req};
+use gray_core::{Config, Gray, RequestView, Source};
+use http::HeaderName;
+
+fn decide(g: &Gray, r: &http::Request<()>) -> (String, Option<String>) {
+    let d = g.decide(r);
+    (d.version().to_owned(), d.route().map(str::to_owned))
+}
+
+#[test]
+fn design_config_outcomes() {
+    let g = design();
+    let canary = |route: &str| ("canary".to_owned(), Some(route.to_owned()));
+    assert_eq!(
+        decide(&g, &req("/", &[("x-app-version", "beta")])),
+        canary("testers")
+    );
+    assert_eq!(
+        decide(
+            &g,
+            &req(
+                "/",
+                &[
+                    ("x-user-tier", "premium"),
+                    ("x-activity-level", "high-volume")
+                ]
+            )
+        ),
+        canary("premium-active")
+    );
+    // AND: one condition alone is not enough; `^high` is anchored.
+    let half = req(
+        "/",
+        &[
+            ("x-user-tier", "premium"),
+            ("x-activity-level", "very-high"),
+            ("x-user-id", "1"),
+        ],
+    );
+    assert_eq!(decide(&g, &half).1.as_deref(), Some("users"));
+    // Routes in order: the tester header wins over the split.
+    let both = req("/", &[("x-app-version", "beta"), ("x-user-id", "1")]);
+    assert_eq!(decide(&g, &both), canary("testers"));
+    // The split has no match, so it takes every remaining request: the default is unreachable here.
+    let d = g.decide(&req("/", &[]));
+    assert_eq!((d.route(), d.source()), (Some("users"), Source::Route));
+}
+
+#[test]
+fn no_route_matches_gives_the_first_declared_version() {
+    let g = gray(
+        "versions: [blue, green]\nroutes:\n  - { name: t, match: { method: POST }, to: green }",
+    );
+    let d = g.decide(&req("/", &[]));
+    assert_eq!(
+        (d.version(), d.route(), d.source()),
+        ("blue", None, Source::Default)
+    );
+}
+
+#[test]
+fn every_condition_kind() {
+    let g = gray(
+        r#"
+versions: [stable, canary]
+routes:
+  - { name: exact-header, match: { headers: [{ name: X-Env, exact: Beta }] }, to: canary }
+  - { name: prefix-header, match: { headers: [{ name: x-ua, prefix: "gray/" }] }, to: canary }
+  - { name: regex-header, match: { headers: [{ name: x-build, regex: "^[0-9]+-rc[0-9]$" }] }, to: canary }
+  - { name: present, match: { headers: [{ name: x-debug, present: true }] }, to: canary }
+  - { name: query, match: { query: [{ name: gray, exact: "1" }] }, to: canary }
+  - { name: cookie, match: { cookies: [{ name: canary, exact: "yes" }] }, to: canary }
+  - { name: path-prefix, match: { path: { prefix: /v2/ } }, to: canary }
+  - { name: path-regex, match: { path: { regex: "^/items/[0-9]+/beta$" } }, to: canary }
+  - { name: post-only, match: { method: DELETE }, to: canary }
+"#,
+    );
+    let route = |r: http::Request<()>| g.decide(&r).route().map(str::to_owned);
+    assert_eq!(
+        route(req("/", &[("x-env", "Beta")])).as_deref(),
+        Some("exact-header")
+    );
+    assert_eq!(
+        route(req("/", &[("x-env", "beta")])),
+        None,
+        "exact is case-sensitive on values"
+    );
+    assert_eq!(
+        route(req("/", &[("x-ua", "gray/1.2")])).as_deref(),
+        Some("prefix-header")
+    );
+    assert_eq!(
+        route(req("/", &[("x-build", "42-rc1")])).as_deref(),
+        Some("regex-header")
+    );
+    assert_eq!(route(req("/", &[("x-build", "42-rc12")])), None);
+    assert_eq!(
+        route(req("/", &[("x-debug", "")])).as_deref(),
+        Some("present")
+    );
+    assert_eq!(route(req("/a?x=2&gray=1", &[])).as_deref(), Some("query"));
+    assert_eq!(route(req("/a?gray=10", &[])), None);
+    assert_eq!(
+        route(req("/", &[("cookie", "a=b; canary=\"yes\"")])).as_deref(),
+        Some("cookie")
+    );
+    assert_eq!(
+        route(req("/", &[("cookie", "a=b"), ("cookie", "canary=yes")])).as_deref(),
+        Some("cookie")
+    );
+    assert_eq!(
+        route(req("/v2/users?id=1", &[])).as_deref(),
+        Some("path-prefix")
+    );
+    assert_eq!(
+        route(req("/items/12/beta", &[])).as_deref(),
+        Some("path-regex")
+    );
+    let delete = http::Request::delete("/").body(()).unwrap();
+    assert_eq!(g.decide(&delete).route(), Some("post-only"));
+}
+
+#[test]
+fn invert_and_absence() {
+    let g = gray(
+        r#"
+versions: [stable, canary]
+routes:
+  - { name: not-internal, match: { headers: [{ name: x-internal, exact: "1", invert: true }], path: { prefix: /api } }, to: canary }
+  - { name: anonymous, match: { cookies: [{ name: session, present: false }] }, to: canary }
+"#,
+    );
+    let route = |r: http::Request<()>| g.decide(&r).route().map(str::to_owned);
+    // Inverted exact: holds for another value and for an absent header.
+    assert_eq!(
+        route(req("/api", &[("x-internal", "0"), ("cookie", "session=1")])).as_deref(),
+        Some("not-internal")
+    );
+    assert_eq!(
+        route(req("/api", &[("cookie", "session=1")])).as_deref(),
+        Some("not-internal")
+    );
+    assert_eq!(
+        route(req("/api", &[("x-internal", "1"), ("cookie", "session=1")])),
+        None
+    );
+    // present: false holds when the cookie is absent.
+    assert_eq!(
+        route(req("/", &[("cookie", "theme=dark")])).as_deref(),
+        Some("anonymous")
+    );
+    assert_eq!(route(req("/", &[("cookie", "session=abc")])), None);
+}
+
+#[test]
+fn keyed_by_cookie_and_query_are_sticky_and_agree_with_header_keys() {
+    let by = |source: &str| {
+        gray(&format!(
+            "versions: [stable, canary]\nroutes:\n  - {{ name: u, split: {{ by: {source}, weights: {{ stable: 50, canary: 50 }} }} }}"
+        ))
+    };
+    let (h, c, q) = (
+        by("{ header: x-uid }"),
+        by("{ cookie: uid }"),
+        by("{ query: uid }"),
+    );
+    for i in 0..500 {
+        let v = h
+            .decide(&req("/", &[("x-uid", &i.to_string())]))
+            .version()
+            .to_owned();
+        assert_eq!(
+            c.decide(&req("/", &[("cookie", &format!("uid={i}"))]))
+                .version(),
+            v
+        );
+        assert_eq!(q.decide(&req(&format!("/?uid={i}"), &[])).version(), v);
+    }
+}
+
+/// A request that counts how often each header is read.
+struct Counting {
+    inner: http::Request<()>,
+    reads: RefCell<Vec<String>>,
+}
+
+impl RequestView for Counting {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.reads.borrow_mut().push(name.to_string());
+        self.inner.header(name)
+    }
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.reads.borrow_mut().push(name.to_string());
+        self.inner.header_all(name)
+    }
+    fn path(&self) -> &str {
+        self.inner.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.inner.query()
+    }
+    fn method(&self) -> &str {
+        RequestView::method(&self.inner)
+    }
+}
+
+#[test]
+fn each_request_value_is_read_once_per_decision() {
+    let g = Gray::new(
+        Config::from_yaml(
+            r#"
+label: { inherit: always }
+versions: [stable, canary]
+routes:
+  - { name: a, match: { headers: [{ name: x-tier, exact: gold }, { name: x-gray-version, exact: x }] }, to: canary }
+  - { name: b, match: { headers: [{ name: x-tier, exact: silver }] }, to: canary }
+  - { name: c, match: { headers: [{ name: x-tier, prefix: pl }, { name: x-user, present: true }] }, to: canary }
+  - { name: d, split: { by: { header: x-user }, weights: { stable: 50, canary: 50 } } }
+"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let r = Counting {
+        inner: req(
+            "/",
+            &[
+                ("x-tier", "bronze"),
+                ("x-user", "7"),
+                ("x-gray-version", "nope"),
+            ],
+        ),
+        reads: RefCell::default(),
+    };
+    assert_eq!(g.decide(&r).route(), Some("d"));
+    let mut reads = r.reads.take();
+    reads.sort();
+    assert_eq!(reads, ["x-gray-version", "x-tier", "x-user"]);
+}

@@ -1,0 +1,129 @@
+//! No input panics: odd header values, huge and repeated headers, arbitrary config text.
+
+mod common;
+
+use common::{design, gray};
+use gray_core::{Config, Format, Gray};
+use http::{HeaderName, HeaderValue, Request};
+use proptest::prelude::*;
+
+/// A config that reads every kind of request value, with inheritance on.
+const EVERYTHING: &str = r#"
+label: { inherit: always }
+versions: [stable, canary, v2]
+routes:
+  - { name: h, match: { headers: [{ name: x-a, regex: "^(a|b)+c$" }, { name: x-b, prefix: p, invert: true }] }, to: v2 }
+  - { name: q, match: { query: [{ name: k, exact: v }], path: { regex: "/x/[0-9]+" } }, to: canary }
+  - { name: c, match: { cookies: [{ name: s, present: true }], method: PUT }, to: canary }
+  - { name: u, split: { by: { cookie: uid }, weights: { stable: 50, canary: 25, v2: 25 } } }
+"#;
+
+fn header_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        // Any bytes a HeaderValue accepts, including non-UTF-8 (obs-text).
+        prop::collection::vec(prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff], 0..80),
+        Just(Vec::new()),
+        Just(b"canary".to_vec()),
+        Just(b"uid=\"\"; s; =; uid=".to_vec()),
+    ]
+}
+
+fn header_name() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "x-a",
+        "x-b",
+        "cookie",
+        "x-gray-version",
+        "x-user-id",
+        "x-app-version",
+        "x-other",
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn decide_never_panics(
+        headers in prop::collection::vec((header_name(), header_value()), 0..12),
+        path in "(/[a-z0-9%?&=;._~-]{0,12}){0,4}",
+        method in prop::sample::select(vec!["GET", "PUT", "PATCH", "X-CUSTOM"]),
+    ) {
+        let mut req = Request::builder().method(method).uri(if path.is_empty() { "/".to_owned() } else { path });
+        for (name, value) in &headers {
+            if let Ok(v) = HeaderValue::from_bytes(value) {
+                req = req.header(HeaderName::from_static(name), v);
+            }
+        }
+        let Ok(req) = req.body(()) else { return Ok(()) };
+        for g in [gray(EVERYTHING), design()] {
+            let d = g.decide(&req);
+            prop_assert!(["stable", "canary", "v2"].contains(&d.version()));
+            let _ = d.context();
+        }
+    }
+
+    #[test]
+    fn loaders_never_panic(text in "\\PC{0,300}") {
+        for format in [Format::Yaml, Format::Toml, Format::Json] {
+            if let Ok(config) = Config::from_str_as(&text, format) {
+                let _ = Gray::new(config);
+            }
+        }
+    }
+
+    /// Structured-ish YAML built from the schema's own words, so most inputs parse and
+    /// exercise validation rather than the parser.
+    #[test]
+    fn validation_never_panics(
+        versions in prop::collection::vec("[a-z0-9. -]{0,6}", 0..4),
+        weight in prop::num::f64::ANY,
+        regex in "[\\^$()|*+?a-z\\\\{},0-9\\[\\]]{0,20}",
+        name in "[ -~]{0,10}",
+    ) {
+        let yaml = format!(
+            "versions: {versions:?}\nroutes:\n  - {{ name: {name:?}, match: {{ headers: [{{ name: {name:?}, regex: {regex:?} }}] }}, split: {{ weights: {{ {v:?}: {weight:?} }} }} }}",
+            v = versions.first().cloned().unwrap_or_default(),
+        );
+        if let Ok(config) = Config::from_yaml(&yaml) {
+            let _ = Gray::new(config);
+        }
+    }
+}
+
+#[test]
+fn huge_and_repeated_headers() {
+    let g = gray(EVERYTHING);
+    let big = "a".repeat(64 * 1024) + "c";
+    let mut req = Request::get("/x/1?k=v").body(()).unwrap();
+    for _ in 0..1_000 {
+        req.headers_mut()
+            .append("x-a", HeaderValue::from_str(&big).unwrap());
+        req.headers_mut()
+            .append("cookie", HeaderValue::from_static("a=1; b=2; uid=9"));
+        req.headers_mut()
+            .append("x-gray-version", HeaderValue::from_str(&big).unwrap());
+    }
+    let d = g.decide(&req);
+    assert_eq!(
+        (d.version(), d.route(), d.label_rejected()),
+        ("v2", Some("h"), true)
+    );
+}
+
+#[test]
+fn nothing_panics_on_empty_things() {
+    let g = gray(EVERYTHING);
+    let req = Request::get("/?&&=&k")
+        .header("cookie", "")
+        .header("x-a", "")
+        .body(())
+        .unwrap();
+    let _ = g.decide(&req);
+    assert!(Config::from_yaml("").is_err());
+    assert!(Config::from_toml("").is_err());
+    assert!(Config::from_json("").is_err());
+    // A YAML alias bomb is refused by the parser's budget, quickly.
+    let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nversions: [*g]\n";
+    assert!(Config::from_yaml(bomb).is_err());
+}

@@ -1,0 +1,302 @@
+//! Every way a config is refused names the route and the field, and never panics; a refused
+//! reload leaves the rules in force untouched.
+
+mod common;
+
+use common::{design, req, rules_path};
+use gray_core::{Config, Error, Gray, Problem};
+
+fn refuse(yaml: &str) -> Error {
+    let config = match Config::from_yaml(yaml) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    assert!(
+        config.validate().is_err(),
+        "validate() must agree with Gray::new"
+    );
+    match Gray::new(config) {
+        Ok(_) => panic!("config should be refused:\n{yaml}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the error is a validation error at `route`/`field` and its message names both.
+fn at(err: &Error, route: Option<&str>, field: &str) -> Problem {
+    let invalid = err
+        .invalid()
+        .unwrap_or_else(|| panic!("not a validation error: {err}"));
+    assert_eq!(invalid.route.as_deref(), route, "{err}");
+    assert_eq!(invalid.field, field, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(field), "{msg}");
+    if let Some(route) = route {
+        assert!(msg.contains(&format!("route \"{route}\"")), "{msg}");
+    }
+    invalid.problem.clone()
+}
+
+fn with_route(route: &str) -> String {
+    format!("versions: [stable, canary]\nroutes:\n{route}")
+}
+
+#[test]
+fn unknown_version_in_to_and_weights() {
+    let e = refuse(&with_route("  - { name: r1, to: canray }"));
+    assert_eq!(
+        at(&e, Some("r1"), "to"),
+        Problem::UnknownVersion("canray".into())
+    );
+    let e = refuse(&with_route(
+        "  - { name: r2, split: { weights: { stable: 90, beta: 10 } } }",
+    ));
+    assert_eq!(
+        at(&e, Some("r2"), "split.weights.beta"),
+        Problem::UnknownVersion("beta".into())
+    );
+}
+
+#[test]
+fn weights_must_sum_to_100_with_two_decimals_and_no_negatives() {
+    let e = refuse(&with_route(
+        "  - { name: w, split: { weights: { stable: 90, canary: 5 } } }",
+    ));
+    assert_eq!(
+        at(&e, Some("w"), "split.weights"),
+        Problem::WeightSum { sum: 95.0 }
+    );
+    let e = refuse(&with_route(
+        "  - { name: w, split: { weights: { stable: 110, canary: -10 } } }",
+    ));
+    assert!(matches!(
+        at(&e, Some("w"), "split.weights.canary"),
+        Problem::WeightRange(_)
+    ));
+    let e = refuse(&with_route(
+        "  - { name: w, split: { weights: { stable: 99.995, canary: 0.005 } } }",
+    ));
+    assert!(matches!(
+        at(&e, Some("w"), "split.weights.canary"),
+        Problem::WeightResolution(_)
+    ));
+    let e = refuse(&with_route(
+        "  - { name: w, split: { weights: { stable: .nan, canary: 100 } } }",
+    ));
+    assert!(matches!(
+        at(&e, Some("w"), "split.weights.stable"),
+        Problem::WeightRange(_)
+    ));
+    // 0.01% resolution is accepted.
+    assert!(
+        Gray::new(
+            Config::from_yaml(&with_route(
+                "  - { name: w, split: { weights: { stable: 99.99, canary: 0.01 } } }"
+            ))
+            .unwrap()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn bad_header_names_anywhere() {
+    let e = refuse(&with_route(
+        "  - { name: h, match: { headers: [{ name: 'x user', exact: a }] }, to: canary }",
+    ));
+    assert_eq!(
+        at(&e, Some("h"), "match.headers[0].name"),
+        Problem::BadHeaderName("x user".into())
+    );
+    let e = refuse(&with_route(
+        "  - { name: s, split: { by: { header: '' }, weights: { stable: 100 } } }",
+    ));
+    assert!(matches!(
+        at(&e, Some("s"), "split.by.header"),
+        Problem::BadHeaderName(_)
+    ));
+    let e = refuse("label: { header: 'bad:name' }\nversions: [stable]");
+    assert!(matches!(
+        at(&e, None, "label.header"),
+        Problem::BadHeaderName(_)
+    ));
+    let e = refuse(&with_route(
+        "  - { name: c, match: { cookies: [{ name: 'a;b', present: true }] }, to: canary }",
+    ));
+    assert!(matches!(
+        at(&e, Some("c"), "match.cookies[0].name"),
+        Problem::BadName(_)
+    ));
+    let e = refuse(&with_route(
+        "  - { name: q, split: { by: { query: 'a=b' }, weights: { stable: 100 } } }",
+    ));
+    assert!(matches!(
+        at(&e, Some("q"), "split.by.query"),
+        Problem::BadName(_)
+    ));
+}
+
+#[test]
+fn bad_and_oversize_regexes() {
+    let e = refuse(&with_route(
+        "  - { name: premium, match: { headers: [{ name: a, exact: x }, { name: b, regex: '^(high' }] }, to: canary }",
+    ));
+    assert!(matches!(
+        at(&e, Some("premium"), "match.headers[1].regex"),
+        Problem::BadRegex(_)
+    ));
+    let e = refuse(&with_route(
+        r"  - { name: big, match: { path: { regex: '\w{1000}\w{1000}' } }, to: canary }",
+    ));
+    assert!(matches!(
+        at(&e, Some("big"), "match.path.regex"),
+        Problem::BadRegex(_)
+    ));
+    let long = "a".repeat(5_000);
+    let e = refuse(&with_route(&format!(
+        "  - {{ name: long, match: {{ query: [{{ name: q, regex: '{long}' }}] }}, to: canary }}"
+    )));
+    assert!(matches!(
+        at(&e, Some("long"), "match.query[0].regex"),
+        Problem::TooLong { .. }
+    ));
+}
+
+#[test]
+fn route_names_are_required_and_unique() {
+    let e = refuse(&with_route(
+        "  - { name: a, to: canary }\n  - { name: a, to: stable }",
+    ));
+    assert_eq!(at(&e, Some("a"), "name"), Problem::DuplicateRoute);
+    let e = refuse(&with_route(
+        "  - { name: a, to: canary }\n  - { name: '', to: stable }",
+    ));
+    assert_eq!(at(&e, Some("#1"), "name"), Problem::BadRouteName);
+}
+
+#[test]
+fn versions_must_be_declared_unique_and_label_safe() {
+    assert_eq!(
+        at(&refuse("versions: []"), None, "versions"),
+        Problem::NoVersions
+    );
+    let e = refuse("versions: [stable, canary, stable]");
+    assert_eq!(
+        at(&e, None, "versions[2]"),
+        Problem::DuplicateVersion("stable".into())
+    );
+    for bad in ["'can ary'", "''", "'v2\\r\\nx-admin: 1'", &"v".repeat(65)] {
+        let e = refuse(&format!("versions: [stable, {bad}]"));
+        assert!(
+            matches!(at(&e, None, "versions[1]"), Problem::BadVersionName(_)),
+            "{bad}"
+        );
+    }
+    // `versions` is required at all: a parse error.
+    assert!(matches!(refuse("routes: []"), Error::Parse { .. }));
+}
+
+#[test]
+fn a_route_needs_exactly_one_action_and_each_condition_one_matcher() {
+    let e = refuse(&with_route("  - { name: none }"));
+    assert_eq!(at(&e, Some("none"), "to"), Problem::RouteAction);
+    let e = refuse(&with_route(
+        "  - { name: both, to: canary, split: { weights: { canary: 100 } } }",
+    ));
+    assert_eq!(at(&e, Some("both"), "to"), Problem::RouteAction);
+    let e = refuse(&with_route(
+        "  - { name: two, match: { headers: [{ name: a, exact: x, prefix: y }] }, to: canary }",
+    ));
+    assert!(matches!(
+        at(&e, Some("two"), "match.headers[0]"),
+        Problem::MatcherArity(_)
+    ));
+    let e = refuse(&with_route(
+        "  - { name: zero, match: { path: { invert: true } }, to: canary }",
+    ));
+    assert!(matches!(
+        at(&e, Some("zero"), "match.path"),
+        Problem::MatcherArity(_)
+    ));
+    let e = refuse(&with_route(
+        "  - { name: m, match: { method: 'GE T' }, to: canary }",
+    ));
+    assert_eq!(
+        at(&e, Some("m"), "match.method"),
+        Problem::BadMethod("GE T".into())
+    );
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_are_parse_errors_with_a_position() {
+    for (yaml, needle) in [
+        (
+            "versions: [stable]\nroutes:\n  - { name: a, to: stable, weight: 3 }",
+            "weight",
+        ),
+        (
+            "versions: [stable]\nlabel: { inherit: sometimes }",
+            "sometimes",
+        ),
+        (
+            "versions: [stable]\nroutes:\n  - { name: a, match: { headers: [{ name: x, exact: y, flag: 1 }] }, to: stable }",
+            "flag",
+        ),
+        ("versions: stable", "versions"),
+    ] {
+        let e = Config::from_yaml(yaml).expect_err(yaml);
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Parse { .. }) && msg.contains(needle),
+            "{msg}"
+        );
+    }
+    let e = Config::from_json(r#"{"versions": ["a"], "extra": 1}"#).expect_err("unknown field");
+    assert!(e.to_string().contains("extra"), "{e}");
+    let e = Config::from_toml("versions = ['a']\n[label]\nheadr = 'x'").expect_err("unknown field");
+    assert!(e.to_string().contains("headr"), "{e}");
+}
+
+#[test]
+fn files_name_themselves_in_errors() {
+    let dir = std::env::temp_dir().join(format!("gray-validation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("rules.yaml");
+    std::fs::write(
+        &bad,
+        "versions: [stable]\nroutes:\n  - { name: r, to: nope }\n",
+    )
+    .unwrap();
+    let msg = Gray::from_path(&bad).expect_err("invalid").to_string();
+    assert!(
+        msg.contains("rules.yaml") && msg.contains("route \"r\"") && msg.contains("to"),
+        "{msg}"
+    );
+    assert!(matches!(
+        Config::from_path(dir.join("rules.ini")),
+        Err(Error::UnknownFormat { .. })
+    ));
+    assert!(matches!(
+        Config::from_path(dir.join("missing.yaml")),
+        Err(Error::Io { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_refused_reload_keeps_the_rules_in_force() {
+    let gray = design();
+    let tester = req("/", &[("x-app-version", "beta")]);
+    assert_eq!(gray.decide(&tester).version(), "canary");
+    let before = gray.config();
+
+    let bad = Config::from_yaml(&with_route("  - { name: testers, to: nowhere }")).unwrap();
+    assert!(gray.reload(bad).is_err());
+    assert!(
+        gray.reload_from_path(rules_path().with_extension("missing.yaml"))
+            .is_err()
+    );
+
+    assert_eq!(gray.config(), before);
+    assert_eq!(gray.decide(&tester).version(), "canary");
+    assert_eq!(gray.decide(&tester).route(), Some("testers"));
+}
