@@ -1,1 +1,86 @@
-fn main() {}
+//! `Gray::decide` on DESIGN.md's rules, one function per outcome, plus a 100-route config
+//! that matches on its last route. Bar: ≤ 60 ns median each.
+//!
+//! `cargo bench -p benches --bench decide`
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gray_core::{Config, Gray};
+
+fn design() -> Gray {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
+    match Gray::from_path(&path) {
+        Ok(gray) => gray,
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
+fn request(headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut builder = http::Request::get("/api/orders?page=2")
+        .header("host", "shop.example")
+        .header("user-agent", "bench/1.0")
+        .header("accept", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    match builder.body(()) {
+        Ok(req) => req,
+        Err(e) => panic!("bench request: {e}"),
+    }
+}
+
+/// 100 routes, each on its own header; only the last one matches the bench request.
+fn hundred_routes() -> Gray {
+    let mut yaml = String::from("versions: [stable, canary]\nroutes:\n");
+    for i in 0..99 {
+        yaml.push_str(&format!(
+            "  - {{ name: r{i}, match: {{ headers: [{{ name: x-tenant-{i}, exact: t{i} }}] }}, to: canary }}\n"
+        ));
+    }
+    yaml.push_str(
+        "  - { name: last, match: { headers: [{ name: x-tenant, prefix: acme }] }, to: canary }\n",
+    );
+    match Config::from_yaml(&yaml).and_then(Gray::new) {
+        Ok(gray) => gray,
+        Err(e) => panic!("100-route config: {e}"),
+    }
+}
+
+fn decide(c: &mut Criterion) {
+    let gray = design();
+    let mut group = c.benchmark_group("decide");
+    let cases = [
+        ("testers", request(&[("x-app-version", "beta")]), "canary"),
+        (
+            "premium-active",
+            request(&[("x-user-tier", "premium"), ("x-activity-level", "high-3")]),
+            "canary",
+        ),
+        (
+            "users-keyed",
+            request(&[("x-user-id", "user-48213")]),
+            "stable",
+        ),
+        ("unkeyed-default", request(&[]), ""),
+    ];
+    for (name, req, expect) in &cases {
+        let got = gray.decide(req).version().to_owned();
+        assert!(expect.is_empty() || got == *expect, "{name}: {got}");
+        group.bench_function(*name, |b| {
+            b.iter(|| gray.decide(black_box(req)).version().len())
+        });
+    }
+
+    let many = hundred_routes();
+    let req = request(&[("x-tenant", "acme-eu")]);
+    assert_eq!(many.decide(&req).route(), Some("last"));
+    group.bench_function("100-routes-last", |b| {
+        b.iter(|| many.decide(black_box(&req)).version().len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decide);
+criterion_main!(benches);

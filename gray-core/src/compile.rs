@@ -8,7 +8,7 @@ use http::HeaderName;
 use crate::bucket::{BUCKETS, Weighted};
 use crate::config::{Config, Inherit, Match, Route, Split, SplitBy, ValueMatch};
 use crate::engine::{
-    Action, CompiledRoute, Condition, Engine, Field, MAX_LABEL_LEN, NO_SLOT, SLOTS,
+    Action, CompiledRoute, Condition, Engine, Field, HeaderNames, MAX_LABEL_LEN, NO_SLOT, SLOTS,
 };
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
@@ -24,11 +24,35 @@ impl Engine {
     /// Validates and compiles a config.
     pub(crate) fn compile(config: Config) -> Result<Self, Invalid> {
         let versions = compile_versions(&config.versions)?;
+        let version_values = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                // Cloned once here: `bytes` turns a fresh buffer into a shared one on its
+                // first clone (one allocation), so later clones per request never allocate.
+                let value = http::HeaderValue::from_str(v);
+                if let Ok(value) = &value {
+                    drop(value.clone());
+                }
+                value.map_err(|_| {
+                    Invalid::new(
+                        None,
+                        format!("versions[{i}]"),
+                        Problem::BadVersionName(v.to_string()),
+                    )
+                })
+            })
+            .collect::<Result<Box<[_]>, _>>()?;
         let label_header =
             header_name(&config.label.header).map_err(|p| Invalid::new(None, "label.header", p))?;
         let mut fields = Fields::default();
         let inherit = (config.label.inherit == Inherit::Always)
             .then(|| fields.intern(Field::Header(label_header.clone())));
+        let baggage = (inherit.is_some() && config.label.baggage).then(|| {
+            fields.intern(Field::Header(http::header::HeaderName::from_static(
+                "baggage",
+            )))
+        });
 
         let mut names = HashSet::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -50,12 +74,16 @@ impl Engine {
             );
         }
         let (fields, slots) = fields.finish();
+        let header_names = header_names(&fields);
         Ok(Self {
             versions,
+            version_values,
             label_header,
             inherit,
+            baggage,
             fields,
             slots,
+            header_names,
             routes: routes.into(),
             config: Arc::new(config),
         })
@@ -284,6 +312,26 @@ fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
 }
 
 /// Interns the request values rules read, counting uses to decide which to cache.
+/// Above this many header names, the one-pass read looks names up in a hash map.
+const LINEAR_NAMES: usize = 24;
+
+fn header_names(fields: &[Field]) -> HeaderNames {
+    let names = fields.iter().enumerate().filter_map(|(i, f)| match f {
+        // Field ids are bounded by the config's size, far below u32::MAX.
+        Field::Header(name) => Some((Box::from(name.as_str()), i as u32)),
+        _ => None,
+    });
+    let count = fields
+        .iter()
+        .filter(|f| matches!(f, Field::Header(_)))
+        .count();
+    if count <= LINEAR_NAMES {
+        HeaderNames::Linear(names.collect())
+    } else {
+        HeaderNames::Hashed(names.collect())
+    }
+}
+
 #[derive(Default)]
 struct Fields {
     list: Vec<Field>,

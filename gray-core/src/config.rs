@@ -52,6 +52,15 @@ pub struct LabelConfig {
     /// Whether an incoming label is honoured (default [`Inherit::Never`]).
     #[serde(default)]
     pub inherit: Inherit,
+    /// With `inherit: always`, also read the label from the `gray` member of a W3C
+    /// `baggage` header when the label header is absent (default `true`), so services
+    /// instrumented with OpenTelemetry interoperate. The same rules apply to it.
+    #[serde(default = "default_true")]
+    pub baggage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_label_header() -> String {
@@ -63,6 +72,7 @@ impl Default for LabelConfig {
         Self {
             header: default_label_header(),
             inherit: Inherit::Never,
+            baggage: true,
         }
     }
 }

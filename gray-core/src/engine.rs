@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 
 use crate::bucket::Weighted;
 use crate::config::Config;
@@ -13,7 +13,7 @@ use crate::request::RequestView;
 pub const MAX_LABEL_LEN: usize = 64;
 
 /// Request values that are read more than once per decision get one of these cache slots.
-pub(crate) const SLOTS: usize = 16;
+pub(crate) const SLOTS: usize = 8;
 pub(crate) const NO_SLOT: u8 = u8::MAX;
 
 /// Why a decision came out the way it did.
@@ -42,13 +42,51 @@ pub(crate) struct Outcome {
 pub(crate) struct Engine {
     pub(crate) config: Arc<Config>,
     pub(crate) versions: Box<[Arc<str>]>,
+    /// Each version as a header value, built once (cloning one does not allocate).
+    pub(crate) version_values: Box<[HeaderValue]>,
     pub(crate) label_header: HeaderName,
     /// The label's field, when `inherit: always`.
     pub(crate) inherit: Option<u32>,
+    /// The `baggage` header's field, when `inherit: always` and `label.baggage` is on.
+    pub(crate) baggage: Option<u32>,
     pub(crate) fields: Box<[Field]>,
     /// Cache slot of each field (`NO_SLOT`: read at most once, so not cached).
     pub(crate) slots: Box<[u8]>,
+    /// The header fields by name, for the one-pass read of a request's headers.
+    pub(crate) header_names: HeaderNames,
     pub(crate) routes: Box<[CompiledRoute]>,
+}
+
+/// Most rule headers one request can carry before the engine falls back to lookups.
+pub(crate) const FOUND: usize = 8;
+
+/// Header name → field, for the one pass over a request's headers.
+#[derive(Debug)]
+pub(crate) enum HeaderNames {
+    /// Few names: a length compare rejects almost every pair.
+    Linear(Box<[(Box<str>, u32)]>),
+    /// Many names (a config with many routes on many headers).
+    Hashed(std::collections::HashMap<Box<str>, u32>),
+}
+
+impl HeaderNames {
+    #[inline]
+    fn field(&self, name: &str) -> Option<u32> {
+        match self {
+            Self::Linear(names) => names
+                .iter()
+                .find(|(n, _)| n.len() == name.len() && **n == *name)
+                .map(|&(_, f)| f),
+            Self::Hashed(names) => names.get(name).copied(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Linear(names) => names.is_empty(),
+            Self::Hashed(names) => names.is_empty(),
+        }
+    }
 }
 
 /// A request value that rules read.
@@ -95,19 +133,17 @@ impl Engine {
     pub(crate) fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Outcome {
         let mut values = Values::new(req, self);
         let mut label_rejected = false;
-        if let Some(field) = self.inherit {
-            if let Some(label) = values.get(field) {
-                match self.version_index(label) {
-                    Some(version) => {
-                        return Outcome {
-                            version,
-                            route: None,
-                            source: Source::Inherited,
-                            label_rejected,
-                        };
-                    }
-                    None => label_rejected = true,
+        if let Some(label) = self.incoming_label(&mut values) {
+            match self.version_index(label) {
+                Some(version) => {
+                    return Outcome {
+                        version,
+                        route: None,
+                        source: Source::Inherited,
+                        label_rejected,
+                    };
                 }
+                None => label_rejected = true,
             }
         }
         for (index, route) in self.routes.iter().enumerate() {
@@ -135,6 +171,21 @@ impl Engine {
             source: Source::Default,
             label_rejected,
         }
+    }
+
+    /// The incoming label, when `inherit: always`: the label header, else the `gray` member
+    /// of a W3C `baggage` header (when `label.baggage` is on).
+    #[inline]
+    fn incoming_label<'r, R: RequestView + ?Sized>(
+        &self,
+        values: &mut Values<'r, R>,
+    ) -> Option<&'r [u8]> {
+        let field = self.inherit?;
+        if let Some(label) = values.get(field) {
+            return Some(label);
+        }
+        let baggage = values.get(self.baggage?)?;
+        crate::baggage::member(baggage, crate::baggage::BAGGAGE_KEY)
     }
 
     /// The declared version a label names, if it is one.
@@ -168,24 +219,64 @@ impl Condition {
 }
 
 /// The request values of one decision, read lazily; values read twice are cached.
+///
+/// Headers are read in one pass when the request can list them: each request header
+/// whose name a rule uses is kept in `found`, and a header not found is known absent.
 struct Values<'r, R: ?Sized> {
     req: &'r R,
     fields: &'r [Field],
     slots: &'r [u8],
-    filled: u16,
+    filled: u8,
     cache: [Option<&'r [u8]>; SLOTS],
+    /// Whether `found` holds every rule header of the request.
+    scanned: bool,
+    found_len: u8,
+    found: [(u32, &'r [u8]); FOUND],
 }
 
 impl<'r, R: RequestView + ?Sized> Values<'r, R> {
-    #[inline]
+    #[inline(always)]
     fn new(req: &'r R, engine: &'r Engine) -> Self {
-        Self {
+        let mut values = Self {
             req,
             fields: &engine.fields,
             slots: &engine.slots,
             filled: 0,
             cache: [None; SLOTS],
+            scanned: false,
+            found_len: 0,
+            found: [(0, &[]); FOUND],
+        };
+        if !engine.header_names.is_empty() {
+            values.scan(&engine.header_names);
         }
+        values
+    }
+
+    /// Reads every header a rule uses in one pass over the request's headers.
+    #[inline]
+    fn scan(&mut self, names: &HeaderNames) {
+        let mut len = 0usize;
+        let mut overflow = false;
+        let found = &mut self.found;
+        let listed = self.req.for_each_header(|name, value| {
+            let Some(field) = names.field(name) else {
+                return;
+            };
+            if found[..len].iter().any(|&(f, _)| f == field) {
+                return; // a repeated header: the first value counts
+            }
+            match found.get_mut(len) {
+                Some(slot) => {
+                    *slot = (field, value);
+                    len += 1;
+                }
+                None => overflow = true,
+            }
+        });
+        self.scanned = listed && !overflow;
+        // `len <= FOUND`, which fits in a byte.
+        self.found_len = len as u8;
     }
 
     #[inline]
@@ -196,6 +287,12 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             return self.cache[slot];
         }
         let value = match self.fields.get(index)? {
+            Field::Header(_) if self.scanned => {
+                return self.found[..usize::from(self.found_len)]
+                    .iter()
+                    .find(|&&(f, _)| f == field)
+                    .map(|&(_, v)| v);
+            }
             Field::Header(name) => self.req.header(name),
             Field::Cookie(name) => self.req.cookie(name),
             Field::Query(name) => self.req.query_param(name),

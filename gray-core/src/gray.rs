@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 
 use crate::config::Config;
 use crate::context::GrayContext;
@@ -155,6 +155,13 @@ impl Decision {
     #[inline]
     pub fn label_header(&self) -> &HeaderName {
         &self.engine.label_header
+    }
+
+    /// The version as a header value, built when the rules were compiled: cloning it is a
+    /// reference-count increment, so adapters set the label header without allocating.
+    #[inline]
+    pub fn label_value(&self) -> &HeaderValue {
+        &self.engine.version_values[usize::from(self.outcome.version)]
     }
 
     /// An owned, cheap-to-clone context for the request (two reference-count increments,

@@ -45,7 +45,9 @@
 //! # How a decision is made
 //! 1. With `label.inherit: always`, an incoming label header that names a declared version
 //!    (at most [`MAX_LABEL_LEN`] bytes) is honoured; any other label is ignored and the
-//!    decision says so ([`Decision::label_rejected`]).
+//!    decision says so ([`Decision::label_rejected`]). When the label header is absent, the
+//!    `gray` member of a W3C `baggage` header is read instead (`label.baggage`, on by
+//!    default), so OpenTelemetry-instrumented services interoperate.
 //! 2. Routes are tried in order; the first whose conditions all hold decides, with `to` a
 //!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
 //!    low-discrepancy sequence used when there is no key).
@@ -56,6 +58,7 @@
 //! invalid config returns an [`Error`] naming the route and field and changes nothing.
 #![deny(missing_docs)]
 
+mod baggage;
 mod bucket;
 mod compile;
 mod config;
@@ -66,6 +69,7 @@ mod gray;
 mod matcher;
 mod request;
 
+pub use baggage::{BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_with};
 pub use bucket::{BUCKETS, bucket};
 pub use compile::MAX_VERSIONS;
 pub use config::{

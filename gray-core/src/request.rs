@@ -35,6 +35,17 @@ pub trait RequestView {
     /// The method, e.g. `GET`.
     fn method(&self) -> &str;
 
+    /// Calls `f` with each header's (lowercase) name and value, in order, and returns
+    /// `true`; a view that cannot list its headers returns `false` without calling `f`
+    /// (the provided default), and the engine then looks headers up one by one.
+    ///
+    /// The engine reads every header the rules need in this one pass: a few length
+    /// compares per header instead of hashing each name the rules mention.
+    fn for_each_header<'a, F: FnMut(&'a str, &'a [u8])>(&'a self, f: F) -> bool {
+        let _ = f;
+        false
+    }
+
     /// The raw (not percent-decoded) value of the first query parameter `name`; a parameter
     /// given without `=` has the empty value.
     fn query_param(&self, name: &str) -> Option<&[u8]> {
@@ -83,6 +94,14 @@ impl<B> RequestView for http::Request<B> {
     }
 
     #[inline]
+    fn for_each_header<'a, F: FnMut(&'a str, &'a [u8])>(&'a self, mut f: F) -> bool {
+        for (name, value) in self.headers() {
+            f(name.as_str(), value.as_bytes());
+        }
+        true
+    }
+
+    #[inline]
     fn path(&self) -> &str {
         self.uri().path()
     }
@@ -112,6 +131,14 @@ impl RequestView for http::request::Parts {
     }
 
     #[inline]
+    fn for_each_header<'a, F: FnMut(&'a str, &'a [u8])>(&'a self, mut f: F) -> bool {
+        for (name, value) in &self.headers {
+            f(name.as_str(), value.as_bytes());
+        }
+        true
+    }
+
+    #[inline]
     fn path(&self) -> &str {
         self.uri.path()
     }
@@ -135,6 +162,11 @@ impl<T: RequestView + ?Sized> RequestView for &T {
 
     fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
         (**self).header_all(name)
+    }
+
+    #[inline]
+    fn for_each_header<'a, F: FnMut(&'a str, &'a [u8])>(&'a self, f: F) -> bool {
+        (**self).for_each_header(f)
     }
 
     #[inline]

@@ -63,7 +63,8 @@ fn five_thousand_decisions_allocate_nothing() {
         let d = gray.decide(&requests[i % requests.len()]);
         canary += usize::from(d.version() == "canary");
         let ctx = d.context(); // reference counts only
-        std::hint::black_box(&ctx);
+        let label = d.label_value().clone(); // what adapters put on the request
+        std::hint::black_box((&ctx, &label));
     }
     COUNTING.store(false, Ordering::SeqCst);
 

@@ -94,3 +94,41 @@ fn custom_label_header() {
     assert_eq!(g.label_header(), "x-release");
     assert!(g.is_declared(b"b") && !g.is_declared(b"c"));
 }
+
+#[test]
+fn always_reads_the_label_from_baggage_when_the_header_is_absent() {
+    let g = gray(INTERNAL);
+    let d = g.decide(&req("/", &[("baggage", "userId=alice, gray=v2;ttl=1")]));
+    assert_eq!((d.version(), d.source()), ("v2", Source::Inherited));
+
+    // The label header wins over baggage.
+    let d = g.decide(&req(
+        "/",
+        &[("x-gray-version", "canary"), ("baggage", "gray=v2")],
+    ));
+    assert_eq!(d.version(), "canary");
+
+    // Same rules: an undeclared baggage label is ignored and reported.
+    let d = g.decide(&req(
+        "/",
+        &[("baggage", "gray=v9"), ("x-app-version", "beta")],
+    ));
+    assert_eq!((d.version(), d.route()), ("canary", Some("testers")));
+    assert!(d.label_rejected());
+
+    // Baggage without a gray member is not a label at all.
+    let d = g.decide(&req("/", &[("baggage", "userId=alice")]));
+    assert_eq!((d.version(), d.source()), ("stable", Source::Default));
+    assert!(!d.label_rejected());
+}
+
+#[test]
+fn baggage_is_ignored_at_the_edge_and_when_turned_off() {
+    let edge = design();
+    let d = edge.decide(&req("/", &[("baggage", "gray=canary"), ("x-user-id", "7")]));
+    assert_eq!((d.version(), d.route()), ("stable", Some("users")));
+
+    let off = gray("label: { inherit: always, baggage: false }\nversions: [stable, canary]\n");
+    let d = off.decide(&req("/", &[("baggage", "gray=canary")]));
+    assert_eq!((d.version(), d.source()), ("stable", Source::Default));
+}

@@ -243,3 +243,68 @@ routes:
     reads.sort();
     assert_eq!(reads, ["x-gray-version", "x-tier", "x-user"]);
 }
+
+/// A view that can only look headers up by name: the engine's fallback path.
+struct LookupOnly(http::Request<()>);
+
+impl RequestView for LookupOnly {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.0.header(name)
+    }
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.0.header_all(name)
+    }
+    fn path(&self) -> &str {
+        self.0.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.0.query()
+    }
+    fn method(&self) -> &str {
+        RequestView::method(&self.0)
+    }
+}
+
+/// Rules on `names` headers (h0, h1, …), then a keyed split on `x-user`.
+fn many_header_rules(names: usize) -> Gray {
+    let mut yaml =
+        String::from("label: { inherit: always }\nversions: [stable, canary, v2]\nroutes:\n");
+    for i in 0..names {
+        let to = ["canary", "v2"][i % 2];
+        yaml.push_str(&format!(
+            "  - {{ name: r{i}, match: {{ headers: [{{ name: h{i}, exact: 'on' }}, {{ name: h{}, present: true, invert: true }}] }}, to: {to} }}\n",
+            (i + 1) % names
+        ));
+    }
+    yaml.push_str("  - { name: users, split: { by: { header: x-user }, weights: { stable: 50, canary: 30, v2: 20 } } }\n");
+    Gray::new(Config::from_yaml(&yaml).expect("rules parse")).expect("rules are valid")
+}
+
+proptest::proptest! {
+    /// Reading headers in one pass gives the same decisions as looking each one up,
+    /// with repeated headers, more rule headers than the one pass keeps, and both the
+    /// small (linear) and large (hashed) name tables.
+    #[test]
+    fn one_pass_and_lookups_agree(
+        names in proptest::sample::select(vec![3usize, 30]),
+        headers in proptest::collection::vec((0usize..32, proptest::bool::ANY), 0..20),
+        user in 0u32..1000,
+        label in proptest::option::of(proptest::sample::select(vec!["stable", "canary", "v2", "v9"])),
+    ) {
+        let g = many_header_rules(names);
+        let mut b = http::Request::get("/").header("x-user", user.to_string());
+        if let Some(label) = label {
+            b = b.header("x-gray-version", label);
+        }
+        for (h, on) in &headers {
+            b = b.header(format!("h{h}"), if *on { "on" } else { "off" });
+        }
+        let req = b.body(()).unwrap();
+        let fast = g.decide(&req);
+        let slow = g.decide(&LookupOnly(req.clone()));
+        proptest::prop_assert_eq!(
+            (fast.version(), fast.route(), fast.label_rejected()),
+            (slow.version(), slow.route(), slow.label_rejected())
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The `explain` dry-run tool, driven through its `run` function with real rules files.
+
+#[allow(dead_code)]
+#[path = "../examples/explain.rs"]
+mod explain;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+fn rules() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("rules.yaml")
+        .display()
+        .to_string()
+}
+
+fn explain(args: &[&str]) -> (u8, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = explain::run(args.iter().map(OsString::from), &mut out, &mut err);
+    let text = |b: Vec<u8>| String::from_utf8(b).expect("utf-8 output");
+    (code, text(out), text(err))
+}
+
+#[test]
+fn prints_the_version_and_the_route() {
+    let rules = rules();
+    let (code, out, _) = explain(&["--config", &rules, "-H", "x-app-version: beta"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "version: canary\nroute:   testers\n");
+
+    let (code, out, _) = explain(&[
+        "--config",
+        &rules,
+        "-H",
+        "x-user-tier: premium",
+        "-H",
+        "x-activity-level: high-7",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "version: canary\nroute:   premium-active\n");
+
+    let (_, out, _) = explain(&["--config", &rules, "-H", "x-user-id: 7"]);
+    assert_eq!(out, "version: stable\nroute:   users\n");
+}
+
+#[test]
+fn samples_users_and_prints_shares() {
+    let (code, out, _) = explain(&["--config", &rules(), "--sample", "10000"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("10000 simulated users, key header x-user-id:\n"),
+        "{out}"
+    );
+    let share = |version: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(version))
+            .expect("a line per version");
+        let pct = line.split_whitespace().last().expect("a share");
+        pct.trim_end_matches('%').parse().expect("a percentage")
+    };
+    // 10% canary: 5 sigma over 10,000 users is 1.5 points.
+    assert!((share("canary") - 10.0).abs() < 1.5, "{out}");
+    assert!((share("stable") - 90.0).abs() < 1.5, "{out}");
+    assert!(out.contains("users") && out.contains("10000"), "{out}");
+}
+
+#[test]
+fn an_invalid_file_prints_the_error_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("gray-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "versions: [stable, canary]\nroutes:\n  - name: users\n    to: canry\n",
+    )
+    .expect("write rules");
+    let (code, out, err) = explain(&["--config", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("invalid rules") && err.contains("users") && err.contains("canry"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(explain(&[]).0, 2);
+    assert_eq!(explain(&["--config", &rules(), "-H", "no-colon"]).0, 2);
+    assert_eq!(explain(&["--config", &rules(), "--sample", "many"]).0, 2);
+    assert_eq!(explain(&["--config", &rules(), "--bogus"]).0, 2);
+}
