@@ -43,8 +43,12 @@ impl Engine {
                 })
             })
             .collect::<Result<Box<[_]>, _>>()?;
-        let label_header =
-            header_name(&config.label.header).map_err(|p| Invalid::new(None, "label.header", p))?;
+        // The default name is static: adapters clone it per request for free.
+        let label_header = if config.label.header == crate::DEFAULT_LABEL_HEADER {
+            HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)
+        } else {
+            header_name(&config.label.header).map_err(|p| Invalid::new(None, "label.header", p))?
+        };
         let mut fields = Fields::default();
         let inherit = (config.label.inherit == Inherit::Always)
             .then(|| fields.intern(Field::Header(label_header.clone())));

@@ -1,9 +1,77 @@
-//! gray-tower: placeholder until its issue lands; see the workspace README.
+//! gray for tower and axum: [`GrayLayer`] decides which version serves each request and
+//! carries it inward; [`GraySplit`] sends each version to its own service.
 //!
 //! ```
-//! let _ = gray_tower::CRATE;
+//! use axum::{Router, body::Body, routing::get};
+//! use gray_core::{Config, Gray, GrayContext};
+//! use gray_tower::GrayLayer;
+//! use tower::ServiceExt; // oneshot
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let gray = Gray::new(Config::from_yaml(r#"
+//! versions: [stable, canary]
+//! routes:
+//!   - name: testers
+//!     match: { headers: [{ name: x-app-version, exact: beta }] }
+//!     to: canary
+//!   - name: users
+//!     split: { by: { header: x-user-id }, weights: { stable: 90, canary: 10 } }
+//! "#)?)?;
+//!
+//! let app = Router::new()
+//!     .route("/ping", get(|| async {
+//!         // Anywhere in the request's task: the handler, what it awaits, an HTTP client.
+//!         GrayContext::current().map(|ctx| ctx.version().to_owned()).unwrap_or_default()
+//!     }))
+//!     .layer(GrayLayer::new(gray));
+//!
+//! let req = http::Request::get("/ping").header("x-app-version", "beta").body(Body::empty())?;
+//! let res = app.oneshot(req).await?;
+//! let body = axum::body::to_bytes(res.into_body(), 1024).await?;
+//! assert_eq!(body, "canary");
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! In a handler the version is also in the request extensions (`Extension<GrayContext>`)
+//! and, with feature `axum`, in the [`Gray`] extractor.
+//!
+//! # Spawned tasks
+//! [`GrayContext::current`] reads a tokio task-local, which `tokio::spawn` does not
+//! inherit. Carry the context into the task yourself:
+//!
+//! ```
+//! use gray_core::GrayContext;
+//!
+//! # async fn handler() {
+//! let ctx = GrayContext::current();
+//! tokio::spawn(async move {
+//!     let work = async { /* outbound calls here carry the label */ };
+//!     match ctx {
+//!         Some(ctx) => GrayContext::scope(ctx, work).await,
+//!         None => work.await,
+//!     }
+//! });
+//! # }
+//! ```
+//!
+//! # Labels on outbound calls
+//! `gray_reqwest::GrayPropagation` on a `reqwest_middleware` client sets the label header
+//! (and W3C `baggage`) from [`GrayContext::current`], so the next service, run with
+//! `label.inherit: always`, keeps the request on the same version.
+//!
+//! [`GrayContext::current`]: gray_core::GrayContext::current
 #![deny(missing_docs)]
 
-/// The crate's name.
-pub const CRATE: &str = "gray-tower";
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod layer;
+mod split;
+
+#[cfg(feature = "axum")]
+pub use extract::{Gray, MissingGrayLayer};
+pub use future::ResponseFuture;
+pub use layer::{GrayLayer, GrayService};
+pub use split::GraySplit;

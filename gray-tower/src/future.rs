@@ -1,0 +1,54 @@
+//! The response future of [`GrayService`](crate::GrayService).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use gray_core::GrayContext;
+use http::{HeaderName, HeaderValue, Response};
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+
+pin_project! {
+    /// Runs the inner service's future with the request's [`GrayContext`] as the current
+    /// one, and echoes the version on the response when asked to. Not boxed.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<GrayContext, F>,
+        echo: Option<(HeaderName, HeaderValue)>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(
+        inner: TaskLocalFuture<GrayContext, F>,
+        echo: Option<(HeaderName, HeaderValue)>,
+    ) -> Self {
+        Self { inner, echo }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some((name, value)) = this.echo.take() {
+            res.headers_mut().insert(name, value);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("echo", &self.echo)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,137 @@
+//! [`GrayLayer`] and [`GrayService`]: decide each request's version once, carry it inward.
+
+use std::task::{Context, Poll};
+
+use gray_core::{Gray, GrayContext};
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+
+/// Applies [`GrayService`]: decides the version of every request with a [`Gray`].
+///
+/// For each request the service
+/// 1. decides once, honouring `label.inherit` (an incoming label header, or the `gray` member
+///    of W3C `baggage`, is only trusted where the rules say so);
+/// 2. puts the [`GrayContext`] in the request extensions (`Extension<GrayContext>` in axum);
+/// 3. sets the label header (`x-gray-version` unless the rules name another) to the decided
+///    version, overwriting what came in, so a proxy forwards the right one;
+/// 4. calls the inner service exactly once, inside [`GrayContext::scope`], so the handler
+///    and everything it awaits see [`GrayContext::current`] — an outbound client with
+///    `gray_reqwest::GrayPropagation` carries the label on.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use gray_core::{Config, Gray, GrayContext};
+/// use gray_tower::GrayLayer;
+///
+/// let gray = Gray::new(Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: testers
+///     match: { headers: [{ name: x-app-version, exact: beta }] }
+///     to: canary
+/// "#)?)?;
+///
+/// let app: Router = Router::new()
+///     .route("/ping", get(|| async {
+///         let version = GrayContext::current().map(|ctx| ctx.version().to_owned());
+///         format!("pong from {}", version.unwrap_or_default())
+///     }))
+///     .layer(GrayLayer::new(gray).echo_version(true));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct GrayLayer {
+    gray: Gray,
+    echo: bool,
+}
+
+impl GrayLayer {
+    /// A layer deciding with `gray`. Header names come from its rules (`label.header`).
+    pub fn new(gray: Gray) -> Self {
+        Self { gray, echo: false }
+    }
+
+    /// Also set the label header on the response, echoing the version that served it
+    /// (off by default: it tells clients which version they are on).
+    pub fn echo_version(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+}
+
+impl<S> Layer<S> for GrayLayer {
+    type Service = GrayService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrayService {
+            inner,
+            gray: self.gray.clone(),
+            echo: self.echo,
+        }
+    }
+}
+
+/// The middleware made by [`GrayLayer`]; see there.
+#[derive(Clone, Debug)]
+pub struct GrayService<S> {
+    inner: S,
+    gray: Gray,
+    echo: bool,
+}
+
+impl<S> GrayService<S> {
+    /// Wraps `inner`, deciding with `gray`.
+    pub fn new(inner: S, gray: Gray) -> Self {
+        GrayLayer::new(gray).layer(inner)
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for GrayService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let (ctx, header, value) = {
+            let decision = self.gray.decide(&req);
+            (
+                decision.context(),
+                decision.label_header().clone(),
+                decision.label_value().clone(),
+            )
+        };
+        // The Decision (and its snapshot guard) is dropped here, before any await.
+        let echo = self.echo.then(|| (header.clone(), value.clone()));
+        req.headers_mut().insert(header, value);
+        req.extensions_mut().insert(ctx.clone());
+        let inner = &mut self.inner;
+        let future = GrayContext::sync_scope(ctx.clone(), || inner.call(req));
+        ResponseFuture::new(GrayContext::scope(ctx, future), echo)
+    }
+}

@@ -1,0 +1,120 @@
+//! [`GraySplit`]: one service per version behind one listener.
+
+use std::task::{Context, Poll};
+
+use gray_core::GrayContext;
+use http::Request;
+use tower_service::Service;
+
+/// A service that sends each request to the service registered for its version.
+///
+/// The version is the request's [`GrayContext`] (from its extensions, as [`GrayLayer`]
+/// puts it there, else [`GrayContext::current`]); a request with no context, or with a
+/// version that has no service of its own, goes to the default service. Put
+/// [`GrayLayer`] in front, so that every request has been decided:
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use gray_core::{Config, Gray};
+/// use gray_tower::{GrayLayer, GraySplit};
+/// use tower_layer::Layer;
+///
+/// let gray = Gray::new(Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: users
+///     split: { by: { header: x-user-id }, weights: { stable: 90, canary: 10 } }
+/// "#)?)?;
+///
+/// let stable: Router = Router::new().route("/", get(|| async { "v1" }));
+/// let canary: Router = Router::new().route("/", get(|| async { "v2" }));
+///
+/// // Both versions of the app in one binary, behind one listener.
+/// let split = GraySplit::new(stable).version("canary", canary);
+/// let app: Router = Router::new().fallback_service(GrayLayer::new(gray).layer(split));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// All the services have one type `S`: routers are, and services of different types can
+/// be made one with `tower::util::BoxCloneService` or `tower::util::Either`.
+///
+/// # Readiness
+/// Which service a request goes to is only known in `call`, so `poll_ready` polls every
+/// service and is ready when all of them are (as `tower::steer::Steer` does). An axum
+/// `Router` is always ready, so this costs nothing there; a service that applies
+/// backpressure holds back every version while it is not ready.
+#[derive(Clone, Debug)]
+pub struct GraySplit<S> {
+    default: S,
+    versions: Vec<(Box<str>, S)>,
+}
+
+impl<S> GraySplit<S> {
+    /// A split sending every request to `default` until versions are added.
+    pub fn new(default: S) -> Self {
+        Self {
+            default,
+            versions: Vec::new(),
+        }
+    }
+
+    /// Sends requests decided for `version` to `service` (replacing an earlier one).
+    pub fn version(mut self, version: impl Into<Box<str>>, service: S) -> Self {
+        let version = version.into();
+        self.versions.retain(|(v, _)| *v != version);
+        self.versions.push((version, service));
+        self
+    }
+
+    /// The service that serves `version`.
+    pub fn service_for(&self, version: &str) -> &S {
+        self.versions
+            .iter()
+            .find(|(v, _)| &**v == version)
+            .map_or(&self.default, |(_, s)| s)
+    }
+
+    fn service_for_mut(&mut self, version: Option<&str>) -> &mut S {
+        let index =
+            version.and_then(|version| self.versions.iter().position(|(v, _)| &**v == version));
+        match index {
+            Some(i) => &mut self.versions[i].1,
+            None => &mut self.default,
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for GraySplit<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let mut ready = self.default.poll_ready(cx)?.is_ready();
+        for (_, service) in &mut self.versions {
+            ready &= service.poll_ready(cx)?.is_ready();
+        }
+        if ready {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match req.extensions().get::<GrayContext>() {
+            Some(ctx) => {
+                let ctx = ctx.clone();
+                self.service_for_mut(Some(ctx.version())).call(req)
+            }
+            None => {
+                let ctx = GrayContext::current();
+                self.service_for_mut(ctx.as_ref().map(GrayContext::version))
+                    .call(req)
+            }
+        }
+    }
+}

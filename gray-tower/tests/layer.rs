@@ -1,0 +1,221 @@
+//! GrayLayer on a real axum server, driven by a real reqwest client.
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::Extension;
+use axum::routing::get;
+use axum::{Router, body::Body};
+use common::{INTERNAL, edge, expected, gray, serve};
+use gray_core::GrayContext;
+use gray_tower::{Gray, GrayLayer};
+use tower::ServiceExt;
+
+/// Answers `extractor|extension|current|label header seen`.
+async fn who(
+    Gray(by_extractor): Gray,
+    Extension(by_extension): Extension<GrayContext>,
+    headers: http::HeaderMap,
+) -> String {
+    let current = GrayContext::current().map(|c| c.version().to_owned());
+    // The task-local is still there after an await.
+    tokio::task::yield_now().await;
+    let later = GrayContext::current().map(|c| c.version().to_owned());
+    assert_eq!(current, later);
+    let label = headers
+        .get("x-gray-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    format!(
+        "{}|{}|{}|{label}",
+        by_extractor.version(),
+        by_extension.version(),
+        current.unwrap_or_default()
+    )
+}
+
+fn app(gray: gray_core::Gray) -> Router {
+    Router::new()
+        .route("/who", get(who))
+        .layer(GrayLayer::new(gray))
+}
+
+#[tokio::test]
+async fn the_handler_sees_one_version_three_ways_and_rules_hold() {
+    let rules = edge();
+    let addr = serve(app(rules.clone())).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/who");
+
+    let res = common::get(&client, url.clone(), &[("x-app-version", "beta")]).await;
+    assert_eq!(res.text().await.unwrap(), "canary|canary|canary|canary");
+
+    let premium = [("x-user-tier", "premium"), ("x-activity-level", "high")];
+    let res = common::get(&client, url.clone(), &premium).await;
+    assert_eq!(res.text().await.unwrap(), "canary|canary|canary|canary");
+
+    let mut canary = 0;
+    for user in 0..200 {
+        let id = user.to_string();
+        let headers = [("x-user-id", id.as_str())];
+        let want = expected(&rules, &headers);
+        for _ in 0..2 {
+            let body = common::get(&client, url.clone(), &headers)
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(body, format!("{want}|{want}|{want}|{want}"), "user {user}");
+        }
+        canary += usize::from(want == "canary");
+    }
+    // 10% of 200 users; 5 sigma is about 21.
+    assert!(
+        (1..=41).contains(&canary),
+        "{canary} of 200 users on canary"
+    );
+}
+
+#[tokio::test]
+async fn an_edge_ignores_a_spoofed_label() {
+    let rules = edge(); // inherit: never
+    let addr = serve(app(rules.clone())).await;
+    let client = reqwest::Client::new();
+    let mut stable_users = 0;
+    for user in 0..100 {
+        let id = format!("spoof-{user}");
+        let want = expected(&rules, &[("x-user-id", &id)]);
+        stable_users += usize::from(want == "stable");
+        let body = common::get(
+            &client,
+            format!("http://{addr}/who"),
+            &[
+                ("x-user-id", &id),
+                ("x-gray-version", "canary"),
+                ("baggage", "gray=canary"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+        // Decided by the rules; the label the handler sees was overwritten.
+        assert_eq!(body, format!("{want}|{want}|{want}|{want}"), "user {id}");
+    }
+    assert!(
+        stable_users > 50,
+        "the spoof would have moved these to canary"
+    );
+}
+
+#[tokio::test]
+async fn an_internal_service_honours_declared_labels_only() {
+    let addr = serve(app(gray(INTERNAL))).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/who");
+    let body = |res: reqwest::Response| async move { res.text().await.unwrap() };
+
+    let res = common::get(&client, url.clone(), &[("x-gray-version", "canary")]).await;
+    assert_eq!(body(res).await, "canary|canary|canary|canary");
+    let res = common::get(&client, url.clone(), &[("baggage", "k=v, gray=canary")]).await;
+    assert_eq!(body(res).await, "canary|canary|canary|canary");
+    // Undeclared: ignored, decided here (no route matches: the default version).
+    let res = common::get(&client, url.clone(), &[("x-gray-version", "v9")]).await;
+    assert_eq!(body(res).await, "stable|stable|stable|stable");
+    let res = common::get(&client, url.clone(), &[("x-gray-version", &"c".repeat(65))]).await;
+    assert_eq!(body(res).await, "stable|stable|stable|stable");
+}
+
+#[tokio::test]
+async fn the_response_echoes_the_version_only_when_asked() {
+    let handler = get(|| async { "ok" });
+    let plain = serve(
+        Router::new()
+            .route("/", handler.clone())
+            .layer(GrayLayer::new(edge())),
+    )
+    .await;
+    let echo = serve(
+        Router::new()
+            .route("/", handler)
+            .layer(GrayLayer::new(edge()).echo_version(true)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let beta = [("x-app-version", "beta")];
+    let res = common::get(&client, format!("http://{plain}/"), &beta).await;
+    assert!(res.headers().get("x-gray-version").is_none());
+    let res = common::get(&client, format!("http://{echo}/"), &beta).await;
+    assert_eq!(res.headers()["x-gray-version"], "canary");
+}
+
+#[tokio::test]
+async fn without_the_layer_the_extractor_rejects_with_500() {
+    let app = Router::new()
+        .route(
+            "/who",
+            get(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+        )
+        .route(
+            "/maybe",
+            get(|ctx: Option<Gray>| async move { format!("{:?}", ctx.map(|g| g.0)) }),
+        );
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let res = common::get(&client, format!("http://{addr}/who"), &[]).await;
+    assert_eq!(res.status(), 500);
+    assert!(res.text().await.unwrap().contains("GrayLayer"));
+    let res = common::get(&client, format!("http://{addr}/maybe"), &[]).await;
+    assert_eq!(res.text().await.unwrap(), "None");
+}
+
+#[tokio::test]
+async fn the_inner_service_is_called_exactly_once_per_request() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = {
+        let calls = Arc::clone(&calls);
+        tower::service_fn(move |req: http::Request<Body>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let version = req
+                .extensions()
+                .get::<GrayContext>()
+                .map(|c| c.version().to_owned())
+                .unwrap_or_default();
+            async move { Ok::<_, std::convert::Infallible>(http::Response::new(Body::from(version))) }
+        })
+    };
+    let service = tower_layer::Layer::layer(&GrayLayer::new(edge()), counted);
+    for i in 0..100 {
+        let req = http::Request::get("/")
+            .header("x-user-id", i.to_string())
+            .body(Body::empty())
+            .unwrap();
+        let res = service.clone().oneshot(req).await.unwrap();
+        assert!(res.status().is_success());
+        assert_eq!(calls.load(Ordering::SeqCst), i + 1, "request {i}");
+    }
+
+    // And through a real server, with a router handler counting.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let hits = Arc::clone(&hits);
+        Router::new()
+            .route(
+                "/",
+                get(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    async { "ok" }
+                }),
+            )
+            .layer(GrayLayer::new(edge()))
+    };
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    for _ in 0..50 {
+        common::get(&client, format!("http://{addr}/"), &[]).await;
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 50);
+}
