@@ -1,9 +1,51 @@
-//! gray-actix: placeholder until its issue lands; see the workspace README.
+//! gray for actix-web 4: [`GrayMiddleware`] decides which version serves each request and
+//! carries it inward; the [`Gray`] extractor hands it to handlers.
 //!
 //! ```
-//! let _ = gray_actix::CRATE;
+//! use actix_web::{App, test, web};
+//! use gray_actix::{Gray, GrayMiddleware};
+//! use gray_core::Config;
+//!
+//! # #[actix_web::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let gray = gray_core::Gray::new(Config::from_yaml(r#"
+//! versions: [stable, canary]
+//! routes:
+//!   - name: testers
+//!     match: { headers: [{ name: x-app-version, exact: beta }] }
+//!     to: canary
+//! "#)?)?;
+//!
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(GrayMiddleware::new(gray))
+//!         .route("/ping", web::get().to(|Gray(ctx): Gray| async move {
+//!             format!("pong from {}", ctx.version())
+//!         })),
+//! )
+//! .await;
+//!
+//! let req = test::TestRequest::get()
+//!     .uri("/ping")
+//!     .insert_header(("x-app-version", "beta"))
+//!     .to_request();
+//! let body = test::call_and_read_body(&app, req).await;
+//! assert_eq!(body, "pong from canary");
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! Inside the middleware the rest of the chain runs in
+//! [`GrayContext::scope`](gray_core::GrayContext::scope): a `gray_reqwest::GrayPropagation`
+//! client called from a handler carries the label to the next service. actix-web 4 is on
+//! `http` 0.2; [`ActixRequest`] bridges its request to gray-core's `RequestView`, and all
+//! routing logic stays in gray-core.
 #![deny(missing_docs)]
 
-/// The crate's name.
-pub const CRATE: &str = "gray-actix";
+mod extract;
+mod middleware;
+mod view;
+
+pub use extract::{Gray, MissingGrayMiddleware};
+pub use middleware::{GrayMiddleware, GrayMiddlewareService, ResponseFuture};
+pub use view::ActixRequest;

@@ -79,6 +79,8 @@ pub use context::GrayContext;
 pub use engine::{MAX_LABEL_LEN, Source};
 pub use error::{Error, Invalid, Problem};
 pub use gray::{Decision, Gray};
+/// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
+pub use http;
 pub use request::RequestView;
 
 /// The default label header, `x-gray-version`.

@@ -1,0 +1,186 @@
+//! [`GrayMiddleware`]: decide each request's version in actix-web.
+
+use std::cell::RefCell;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, ready};
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage};
+use gray_core::{Gray, GrayContext};
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::view::ActixRequest;
+
+/// actix-web middleware that decides the version of every request with a [`Gray`].
+///
+/// For each request it decides once (honouring `label.inherit`), inserts the
+/// [`GrayContext`] into the request extensions (read it with the
+/// [`Gray`](crate::Gray) extractor, `web::ReqData<GrayContext>` or
+/// `req.extensions().get::<GrayContext>()`), sets the label header on the request to the
+/// decided version, and runs the rest of the chain inside [`GrayContext::scope`], so a
+/// `gray_reqwest::GrayPropagation` client called from a handler carries the label on.
+/// The next service is called exactly once.
+///
+/// ```
+/// use actix_web::{App, web};
+/// use gray_actix::{Gray, GrayMiddleware};
+///
+/// # fn app(gray: gray_core::Gray) {
+/// let app = App::new()
+///     .wrap(GrayMiddleware::new(gray).echo_version(true))
+///     .route("/ping", web::get().to(|Gray(ctx): Gray| async move {
+///         format!("pong from {}", ctx.version())
+///     }));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct GrayMiddleware {
+    gray: Gray,
+    echo: bool,
+}
+
+impl GrayMiddleware {
+    /// Middleware deciding with `gray`; header names come from its rules.
+    pub fn new(gray: Gray) -> Self {
+        Self { gray, echo: false }
+    }
+
+    /// Also set the label header on the response (off by default).
+    pub fn echo_version(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for GrayMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = GrayMiddlewareService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(GrayMiddlewareService {
+            service,
+            gray: self.gray.clone(),
+            echo: self.echo,
+            labels: Rc::default(),
+        }))
+    }
+}
+
+/// The service made by [`GrayMiddleware`]; see there.
+#[derive(Debug)]
+pub struct GrayMiddlewareService<S> {
+    service: S,
+    gray: Gray,
+    echo: bool,
+    labels: Rc<RefCell<Labels>>,
+}
+
+/// The label header and values in actix's `http` 0.2 types, built once per worker.
+#[derive(Debug, Default)]
+struct Labels {
+    name: Option<(gray_core::http::HeaderName, HeaderName)>,
+    values: Vec<(Box<str>, HeaderValue)>,
+}
+
+impl Labels {
+    fn get(
+        &mut self,
+        name: &gray_core::http::HeaderName,
+        version: &str,
+    ) -> Option<(HeaderName, HeaderValue)> {
+        let header = match &self.name {
+            Some((core, actix)) if core == name => actix.clone(),
+            _ => {
+                let actix = HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
+                self.name = Some((name.clone(), actix.clone()));
+                actix
+            }
+        };
+        let value = match self.values.iter().find(|(v, _)| &**v == version) {
+            Some((_, value)) => value.clone(),
+            None => {
+                let value = HeaderValue::from_str(version).ok()?;
+                if self.values.len() >= gray_core::MAX_VERSIONS {
+                    self.values.clear(); // versions changed by reloads: start over
+                }
+                self.values.push((version.into(), value.clone()));
+                value
+            }
+        };
+        Some((header, value))
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for GrayMiddlewareService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let (ctx, label) = {
+            let decision = self.gray.decide(&ActixRequest(req.request()));
+            let label = self
+                .labels
+                .borrow_mut()
+                .get(decision.label_header(), decision.version());
+            (decision.context(), label)
+        };
+        if let Some((name, value)) = &label {
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
+        req.extensions_mut().insert(ctx.clone());
+        let future = GrayContext::sync_scope(ctx.clone(), || self.service.call(req));
+        ResponseFuture {
+            inner: GrayContext::scope(ctx, future),
+            echo: if self.echo { label } else { None },
+        }
+    }
+}
+
+pin_project! {
+    /// Runs the rest of the chain with the request's [`GrayContext`] as the current one.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<GrayContext, F>,
+        echo: Option<(HeaderName, HeaderValue)>,
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<B>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some((name, value)) = this.echo.take() {
+            res.headers_mut().insert(name, value);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("echo", &self.echo)
+            .finish_non_exhaustive()
+    }
+}

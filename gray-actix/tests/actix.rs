@@ -1,0 +1,239 @@
+//! GrayMiddleware: `actix_web::test` for the unit level, a real `HttpServer` for the chain.
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::{App, HttpMessage, HttpRequest, HttpServer, test, web};
+use gray_actix::{Gray, GrayMiddleware};
+use gray_core::{Config, GrayContext};
+use gray_reqwest::GrayPropagation;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+fn edge() -> gray_core::Gray {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
+    gray_core::Gray::from_path(path).unwrap()
+}
+
+fn expected(gray: &gray_core::Gray, user: &str) -> String {
+    let req = http::Request::get("/")
+        .header("x-user-id", user)
+        .body(())
+        .unwrap();
+    gray.decide(&req).version().to_owned()
+}
+
+/// `extractor|extensions|current|label header`.
+async fn who(Gray(ctx): Gray, req: HttpRequest, data: web::ReqData<GrayContext>) -> String {
+    let ext = req
+        .extensions()
+        .get::<GrayContext>()
+        .map(|c| c.version().to_owned());
+    let current = GrayContext::current().map(|c| c.version().to_owned());
+    let label = req
+        .headers()
+        .get("x-gray-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    assert_eq!(data.version(), ctx.version());
+    format!(
+        "{}|{}|{}|{label}",
+        ctx.version(),
+        ext.unwrap_or_default(),
+        current.unwrap_or_default()
+    )
+}
+
+#[actix_web::test]
+async fn the_handler_sees_the_decision_every_way() {
+    let app = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(edge()))
+            .route("/who", web::get().to(who)),
+    )
+    .await;
+    let req = test::TestRequest::get()
+        .uri("/who")
+        .insert_header(("x-app-version", "beta"))
+        .to_request();
+    assert_eq!(
+        test::call_and_read_body(&app, req).await,
+        "canary|canary|canary|canary"
+    );
+
+    for user in 0..50 {
+        let id = format!("u{user}");
+        let want = expected(&edge(), &id);
+        // A spoofed label at an `inherit: never` edge changes nothing and is overwritten.
+        let req = test::TestRequest::get()
+            .uri("/who")
+            .insert_header(("x-user-id", id.as_str()))
+            .insert_header(("x-gray-version", "canary"))
+            .to_request();
+        let body = test::call_and_read_body(&app, req).await;
+        assert_eq!(
+            body,
+            format!("{want}|{want}|{want}|{want}").as_bytes(),
+            "user {id}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn echo_is_off_by_default_and_the_next_service_is_called_once() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let handler = move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { "ok" }
+    };
+    let plain = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(edge()))
+            .route("/", web::get().to(handler.clone())),
+    )
+    .await;
+    let echo = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(edge()).echo_version(true))
+            .route("/", web::get().to(handler)),
+    )
+    .await;
+    let beta = || {
+        test::TestRequest::get()
+            .insert_header(("x-app-version", "beta"))
+            .to_request()
+    };
+    let res = test::call_service(&plain, beta()).await;
+    assert!(res.headers().get("x-gray-version").is_none());
+    let res = test::call_service(&echo, beta()).await;
+    assert_eq!(res.headers().get("x-gray-version").unwrap(), "canary");
+    for _ in 0..48 {
+        test::call_service(&plain, beta()).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 50);
+}
+
+#[actix_web::test]
+async fn without_the_middleware_the_extractor_answers_500() {
+    let app = test::init_service(
+        App::new()
+            .route(
+                "/",
+                web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+            )
+            .route(
+                "/maybe",
+                web::get().to(|g: Option<Gray>| async move { format!("{:?}", g.map(|g| g.0)) }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), 500);
+    let body = test::read_body(res).await;
+    assert!(
+        std::str::from_utf8(&body)
+            .unwrap()
+            .contains("GrayMiddleware")
+    );
+    let req = test::TestRequest::get().uri("/maybe").to_request();
+    assert_eq!(test::call_and_read_body(&app, req).await, "None");
+}
+
+/// The downstream service: axum behind GrayLayer with `inherit: always`.
+async fn downstream() -> SocketAddr {
+    let gray = gray_core::Gray::new(
+        Config::from_yaml("label: { inherit: always }\nversions: [stable, canary]\n").unwrap(),
+    )
+    .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async {
+                GrayContext::current()
+                    .map(|c| c.version().to_owned())
+                    .unwrap_or_default()
+            }),
+        )
+        .layer(gray_tower::GrayLayer::new(gray));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_actix_server_keeps_the_downstream_on_its_version() {
+    let down = downstream().await;
+    let gray = edge();
+    let server = HttpServer::new({
+        let gray = gray.clone();
+        move || {
+            let client: ClientWithMiddleware = ClientBuilder::new(reqwest::Client::new())
+                .with(GrayPropagation::default())
+                .build();
+            App::new()
+                .app_data(web::Data::new((client, down)))
+                .wrap(GrayMiddleware::new(gray.clone()))
+                .route(
+                    "/ping",
+                    web::get().to(
+                        |Gray(ctx): Gray, data: web::Data<(ClientWithMiddleware, SocketAddr)>| async move {
+                            let (client, down) = &**data;
+                            let theirs = client
+                                .get(format!("http://{down}/"))
+                                .send()
+                                .await
+                                .unwrap()
+                                .text()
+                                .await
+                                .unwrap();
+                            format!("{}>{theirs}", ctx.version())
+                        },
+                    ),
+                )
+        }
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let client = reqwest::Client::new();
+    let mut canary = 0;
+    for user in 0..50 {
+        let id = format!("actix-{user}");
+        let want = expected(&gray, &id);
+        let body = client
+            .get(format!("http://{addr}/ping"))
+            .header("x-user-id", &id)
+            .header("x-gray-version", "spoofed")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, format!("{want}>{want}"), "user {id}");
+        canary += usize::from(want == "canary");
+    }
+    let body = client
+        .get(format!("http://{addr}/ping"))
+        .header("x-app-version", "beta")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "canary>canary");
+    assert!(canary < 50);
+    handle.stop(true).await;
+}
