@@ -7,6 +7,7 @@ use http::HeaderName;
 
 use crate::bucket::{BUCKETS, Weighted};
 use crate::config::{Config, Inherit, Match, Route, Split, SplitBy, ValueMatch};
+use crate::context::GrayContext;
 use crate::engine::{
     Action, CompiledRoute, Condition, Engine, Field, HeaderNames, MAX_LABEL_LEN, NO_SLOT, SLOTS,
 };
@@ -77,11 +78,24 @@ impl Engine {
                 compile_route(route, &config.versions, &mut fields).map_err(|(f, p)| err(&f, p))?,
             );
         }
+        for route in &mut routes {
+            let name = Some(Arc::clone(&route.name));
+            let context = |v: &Arc<str>| GrayContext::from_parts(Arc::clone(v), name.clone());
+            route.contexts = match route.action {
+                Action::To(v) => Box::new([context(&versions[usize::from(v)])]),
+                Action::Split { .. } => versions.iter().map(context).collect(),
+            };
+        }
+        let unrouted = versions
+            .iter()
+            .map(|v| GrayContext::from_parts(Arc::clone(v), None))
+            .collect();
         let (fields, slots) = fields.finish();
         let header_names = header_names(&fields);
         Ok(Self {
             versions,
             version_values,
+            unrouted,
             label_header,
             inherit,
             baggage,
@@ -150,6 +164,7 @@ fn compile_route(
         name: Arc::from(route.name.as_str()),
         conditions,
         action,
+        contexts: Box::default(),
     })
 }
 

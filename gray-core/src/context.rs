@@ -47,8 +47,14 @@ tokio::task_local! {
 /// # }).await;
 /// # });
 /// ```
+///
+/// The engine builds one context per route and version when it compiles the rules, so
+/// handing one to a request is a single reference-count increment.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct GrayContext {
+pub struct GrayContext(Arc<Inner>);
+
+#[derive(PartialEq, Eq, Hash)]
+struct Inner {
     version: Arc<str>,
     route: Option<Arc<str>>,
 }
@@ -56,26 +62,23 @@ pub struct GrayContext {
 impl GrayContext {
     /// A context for `version`, decided by no route (an explicit choice, a test).
     pub fn new(version: impl Into<Arc<str>>) -> Self {
-        Self {
-            version: version.into(),
-            route: None,
-        }
+        Self::from_parts(version.into(), None)
     }
 
     pub(crate) fn from_parts(version: Arc<str>, route: Option<Arc<str>>) -> Self {
-        Self { version, route }
+        Self(Arc::new(Inner { version, route }))
     }
 
     /// The version, e.g. `"canary"`.
     #[inline]
     pub fn version(&self) -> &str {
-        &self.version
+        &self.0.version
     }
 
     /// The route that decided, if a route did.
     #[inline]
     pub fn route(&self) -> Option<&str> {
-        self.route.as_deref()
+        self.0.route.as_deref()
     }
 
     /// The context of the request being served by the current task, if any.
@@ -106,6 +109,6 @@ impl fmt::Debug for GrayContext {
 
 impl fmt::Display for GrayContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.version)
+        f.write_str(&self.0.version)
     }
 }

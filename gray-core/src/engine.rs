@@ -6,6 +6,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::bucket::Weighted;
 use crate::config::Config;
+use crate::context::GrayContext;
 use crate::matcher::Pattern;
 use crate::request::RequestView;
 
@@ -42,6 +43,8 @@ pub(crate) struct Outcome {
 pub(crate) struct Engine {
     pub(crate) config: Arc<Config>,
     pub(crate) versions: Box<[Arc<str>]>,
+    /// Each version's context when no route decided (inherited label, default version).
+    pub(crate) unrouted: Box<[GrayContext]>,
     /// Each version as a header value, built once (cloning one does not allocate).
     pub(crate) version_values: Box<[HeaderValue]>,
     pub(crate) label_header: HeaderName,
@@ -102,6 +105,8 @@ pub(crate) struct CompiledRoute {
     pub(crate) name: Arc<str>,
     pub(crate) conditions: Box<[Condition]>,
     pub(crate) action: Action,
+    /// The contexts this route hands out: one for `to`, one per version for a split.
+    pub(crate) contexts: Box<[GrayContext]>,
 }
 
 #[derive(Debug)]
@@ -186,6 +191,22 @@ impl Engine {
         }
         let baggage = values.get(self.baggage?)?;
         crate::baggage::member(baggage, crate::baggage::BAGGAGE_KEY)
+    }
+
+    /// The prebuilt context of an outcome.
+    #[inline]
+    pub(crate) fn context(&self, outcome: &Outcome) -> &GrayContext {
+        let version = usize::from(outcome.version);
+        let route = outcome.route.and_then(|i| self.routes.get(i as usize));
+        let prebuilt = match route {
+            Some(route) => match route.action {
+                Action::To(_) => route.contexts.first(),
+                Action::Split { .. } => route.contexts.get(version),
+            },
+            None => self.unrouted.get(version),
+        };
+        // Every outcome's context is built at compile time; `unrouted` has one per version.
+        prebuilt.unwrap_or(&self.unrouted[0])
     }
 
     /// The declared version a label names, if it is one.

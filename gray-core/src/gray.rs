@@ -164,16 +164,12 @@ impl Decision {
         &self.engine.version_values[usize::from(self.outcome.version)]
     }
 
-    /// An owned, cheap-to-clone context for the request (two reference-count increments,
-    /// no allocation), to put in request extensions and task-local scope.
+    /// An owned, cheap-to-clone context for the request (built with the rules: this is
+    /// one reference-count increment, no allocation), to put in request extensions and
+    /// task-local scope.
     #[inline]
     pub fn context(&self) -> GrayContext {
-        let version = Arc::clone(&self.engine.versions[usize::from(self.outcome.version)]);
-        let route = self
-            .outcome
-            .route
-            .map(|i| Arc::clone(&self.engine.routes[i as usize].name));
-        GrayContext::from_parts(version, route)
+        self.engine.context(&self.outcome).clone()
     }
 }
 

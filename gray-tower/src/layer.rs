@@ -130,8 +130,9 @@ where
         let echo = self.echo.then(|| (header.clone(), value.clone()));
         req.headers_mut().insert(header, value);
         req.extensions_mut().insert(ctx.clone());
-        let inner = &mut self.inner;
-        let future = GrayContext::sync_scope(ctx.clone(), || inner.call(req));
+        // The inner `call` finds the context in the extensions; its future, where handlers
+        // run, also as `GrayContext::current()`.
+        let future = self.inner.call(req);
         ResponseFuture::new(GrayContext::scope(ctx, future), echo)
     }
 }
