@@ -37,6 +37,14 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// The rules file cannot be watched (feature `watch`).
+    #[error("cannot watch {}: {message}", path.display())]
+    Watch {
+        /// The file.
+        path: PathBuf,
+        /// What the file watcher said.
+        message: String,
+    },
     /// The config parsed but breaks a rule: see [`Invalid`].
     #[error("{}{invalid}", file_prefix(path.as_deref()))]
     Invalid {

@@ -56,6 +56,8 @@
 //! # Reloading
 //! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an
 //! invalid config returns an [`Error`] naming the route and field and changes nothing.
+//! With feature `watch`, `Watcher` reloads from a rules file whenever it changes,
+//! following Kubernetes ConfigMap updates.
 #![deny(missing_docs)]
 
 mod baggage;
@@ -68,6 +70,8 @@ mod error;
 mod gray;
 mod matcher;
 mod request;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use baggage::{BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_with};
 pub use bucket::{BUCKETS, bucket};
@@ -82,6 +86,8 @@ pub use gray::{Decision, Gray};
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
 pub use request::RequestView;
+#[cfg(feature = "watch")]
+pub use watch::{Reloaded, Watcher};
 
 /// The default label header, `x-gray-version`.
 pub const DEFAULT_LABEL_HEADER: &str = "x-gray-version";
