@@ -1,0 +1,417 @@
+//! `gateway`: the nginx role in a gray release — header rules, a sticky user split and one
+//! upstream per version — as a small reverse proxy on gray, hot-reloading its rules file.
+//!
+//! ```text
+//! cargo run --release -p examples --example gateway -- \
+//!     [--config FILE] [--listen ADDR] [--upstream VERSION=URL]... [--threads N] [--timeout SECS]
+//! ```
+//!
+//! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
+//!   responder per version on an ephemeral port that says who answered; prints curl lines.
+//! - `--config FILE`: rules from a file, watched and hot-reloaded; a bad edit is logged and
+//!   the rules in force stay. Without `--upstream`, each version gets a built-in responder.
+//! - `--upstream VERSION=URL`: where each version's traffic goes (repeatable). A version
+//!   without one goes to the default version's upstream.
+//! - `--listen ADDR` (default `127.0.0.1:8080`), `--threads N` (worker threads; default:
+//!   one per core), `--timeout SECS` (upstream response timeout, default 30).
+//!
+//! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams, and
+//! requests served per version since start. An upstream that refuses or times out gives
+//! `502` naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gray_core::{Config, Gray, GrayContext, Watcher};
+use gray_tower::GrayLayer;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower_layer::Layer as _;
+
+const DEMO_RULES: &str = include_str!("../rules.yaml");
+
+/// The command line.
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) upstreams: Vec<(String, Uri)>,
+    pub(crate) threads: Option<usize>,
+    pub(crate) timeout: Duration,
+}
+
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut options = Options {
+        config: None,
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        upstreams: Vec::new(),
+        threads: None,
+        timeout: Duration::from_secs(30),
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("config") => options.config = Some(parser.value()?.into()),
+            Long("listen") => options.listen = parser.value()?.parse()?,
+            Long("upstream") => {
+                let raw = parser.value()?.string()?;
+                let (version, url) = raw.split_once('=').ok_or_else(|| {
+                    lexopt::Error::Custom(format!("--upstream {raw:?} is not VERSION=URL").into())
+                })?;
+                let uri = upstream_uri(url).map_err(|e| {
+                    lexopt::Error::Custom(format!("--upstream {version}: {e}").into())
+                })?;
+                options.upstreams.push((version.to_owned(), uri));
+            }
+            Long("threads") => options.threads = Some(parser.value()?.parse()?),
+            Long("timeout") => options.timeout = Duration::from_secs(parser.value()?.parse()?),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(options)
+}
+
+/// An upstream base: `http://host:port[/prefix]`.
+fn upstream_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url:?} is not an http://host:port URL"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{url:?}: an upstream has no query"));
+    }
+    Ok(uri)
+}
+
+/// Requests served per version since start: lock-free to count, a lock only to add a
+/// version that a reload brought.
+#[derive(Debug, Default)]
+pub(crate) struct Served {
+    counts: ArcSwap<Vec<(Arc<str>, Arc<AtomicU64>)>>,
+    adding: Mutex<()>,
+}
+
+impl Served {
+    fn count(&self, version: &str) {
+        if let Some((_, n)) = self.counts.load().iter().find(|(v, _)| &**v == version) {
+            n.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = Vec::clone(&self.counts.load());
+        if let Some((_, n)) = counts.iter().find(|(v, _)| &**v == version) {
+            n.fetch_add(1, Ordering::Relaxed); // added meanwhile
+            return;
+        }
+        counts.push((version.into(), Arc::new(AtomicU64::new(1))));
+        self.counts.store(Arc::new(counts));
+    }
+
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .load()
+            .iter()
+            .map(|(v, n)| (v.to_string(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// What the proxy handler shares.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    gray: Gray,
+    upstreams: Vec<(String, Uri)>,
+    client: Client<HttpConnector, Body>,
+    timeout: Duration,
+    pub(crate) served: Served,
+}
+
+impl Proxy {
+    pub(crate) fn new(gray: Gray, upstreams: Vec<(String, Uri)>, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Self {
+            gray,
+            upstreams,
+            client,
+            timeout,
+            served: Served::default(),
+        }
+    }
+
+    /// The upstream of `version`, else the default version's.
+    fn upstream(&self, version: &str) -> Option<&Uri> {
+        let find = |v: &str| self.upstreams.iter().find(|(name, _)| name == v);
+        find(version)
+            .or_else(|| find(self.gray.versions().first()?))
+            .map(|(_, uri)| uri)
+    }
+}
+
+/// The gateway's router: `/gray/status`, and everything else proxied behind GrayLayer.
+pub(crate) fn app(proxy: Arc<Proxy>) -> Router {
+    let proxied = GrayLayer::new(proxy.gray.clone()).layer(
+        Router::new()
+            .fallback(forward)
+            .with_state(Arc::clone(&proxy)),
+    );
+    Router::new()
+        .route("/gray/status", get(status))
+        .with_state(proxy)
+        .fallback_service(proxied)
+}
+
+fn bad_gateway(message: String) -> Response {
+    (StatusCode::BAD_GATEWAY, message).into_response()
+}
+
+/// Forwards a request to its version's upstream, bodies streamed both ways.
+async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+    let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
+        return bad_gateway("gray: no version decided\n".to_owned());
+    };
+    let version = ctx.version();
+    proxy.served.count(version);
+    let Some(base) = proxy.upstream(version) else {
+        return bad_gateway(format!("gray: no upstream for version {version}\n"));
+    };
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let base_path = base.path().trim_end_matches('/');
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(base.authority().map_or("", |a| a.as_str()))
+        .path_and_query(format!("{base_path}{path}"))
+        .build();
+    let Ok(uri) = uri else {
+        return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(host) = base
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
+    parts.uri = uri;
+    parts.version = axum::http::Version::HTTP_11;
+    let call = proxy.client.request(Request::from_parts(parts, body));
+    match tokio::time::timeout(proxy.timeout, call).await {
+        Ok(Ok(res)) => {
+            let (mut parts, body) = res.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(version, "upstream error: {e}");
+            bad_gateway(format!("gray: upstream {version} unavailable\n"))
+        }
+        Err(_) => bad_gateway(format!("gray: upstream {version} timed out\n")),
+    }
+}
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const HOP: [&str; 7] = [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(header::TRANSFER_ENCODING);
+    for name in HOP {
+        headers.remove(name);
+    }
+}
+
+/// `GET /gray/status`.
+async fn status(State(proxy): State<Arc<Proxy>>) -> Response {
+    let config = proxy.gray.config();
+    let routes: Vec<serde_json::Value> = config
+        .routes
+        .iter()
+        .map(|route| {
+            let mut out = serde_json::json!({ "name": route.name });
+            if let Some(to) = &route.to {
+                out["to"] = serde_json::json!(to);
+            }
+            if let Some(split) = &route.split {
+                out["weights"] = serde_json::json!(split.weights);
+            }
+            if route.matches.is_some() {
+                out["match"] = serde_json::json!(route.matches);
+            }
+            out
+        })
+        .collect();
+    let upstreams: BTreeMap<&str, String> = proxy
+        .upstreams
+        .iter()
+        .map(|(v, uri)| (v.as_str(), uri.to_string()))
+        .collect();
+    axum::Json(serde_json::json!({
+        "versions": config.versions,
+        "routes": routes,
+        "upstreams": upstreams,
+        "served": proxy.served.snapshot(),
+    }))
+    .into_response()
+}
+
+/// A built-in upstream for `version`: answers `{"version":…,"path":…}` and echoes a body.
+pub(crate) async fn responder(version: String) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new().fallback(move |req: Request| {
+        let version = version.clone();
+        async move {
+            if req.method() == axum::http::Method::POST {
+                return Response::new(req.into_body());
+            }
+            let path = req.uri().path().to_owned();
+            axum::Json(serde_json::json!({ "version": version, "path": path })).into_response()
+        }
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("responder: {e}");
+        }
+    });
+    Ok(addr)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let demo = options.config.is_none() && options.upstreams.is_empty();
+    let gray = match &options.config {
+        Some(path) => Gray::from_path(path)?,
+        None => Gray::new(Config::from_yaml(DEMO_RULES)?)?,
+    };
+    let _watcher = match &options.config {
+        Some(path) => Some(Watcher::new(gray.clone(), path, |result| {
+            if result.is_ok() {
+                tracing::info!("rules reloaded");
+            } // errors are logged by the watcher; the rules in force stay
+        })?),
+        None => None,
+    };
+    let mut upstreams = options.upstreams;
+    if upstreams.is_empty() {
+        for version in gray.versions() {
+            let addr = responder(version.to_string()).await?;
+            upstreams.push((version.to_string(), format!("http://{addr}").parse()?));
+        }
+    }
+    let proxy = Arc::new(Proxy::new(gray, upstreams, options.timeout));
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    println!("gray gateway on http://{addr}");
+    for (version, uri) in &proxy.upstreams {
+        println!("  {version:<8} -> {uri}");
+    }
+    if demo {
+        println!("try:");
+        println!("  curl -H 'x-app-version: beta' http://{addr}/hello   # a tester: canary");
+        println!("  curl -H 'x-user-id: 7' http://{addr}/hello          # a user: stable");
+        println!("  curl -H 'x-user-id: 3' http://{addr}/hello          # a user: canary");
+        println!("  curl http://{addr}/gray/status");
+    }
+    axum::serve(listener, app(proxy))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let options = match parse(std::env::args_os().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match options.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let result = runtime
+        .map_err(Box::<dyn std::error::Error>::from)
+        .and_then(|rt| rt.block_on(run(options)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The classic `/ping` behind `GrayLayer`: the answer says which version served it.
+//!
+//! ```text
+//! cargo run -p examples --example hello
+//! curl -H 'x-app-version: beta' localhost:3000/ping   # {"message":"pong","version":"canary"}
+//! curl -H 'x-user-id: 7' localhost:3000/ping          # {"message":"pong","version":"stable"}
+//! ```
+//!
+//! Options: `--config FILE` (default: the embedded `examples/rules.yaml`), `--listen ADDR`
+//! (default `127.0.0.1:3000`).
+
+use axum::routing::get;
+use axum::{Json, Router};
+use gray_core::Config;
+use gray_tower::{Gray, GrayLayer};
+use lexopt::prelude::*;
+
+async fn ping(Gray(ctx): Gray) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "message": "pong", "version": ctx.version() }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = None;
+    let mut listen = "127.0.0.1:3000".to_owned();
+    let mut args = lexopt::Parser::from_env();
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("config") => config = Some(args.value()?),
+            Long("listen") => listen = args.value()?.string()?,
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let gray = match config {
+        Some(path) => gray_core::Gray::from_path(path)?,
+        None => gray_core::Gray::new(Config::from_yaml(include_str!("../rules.yaml"))?)?,
+    };
+    let app = Router::new()
+        .route("/ping", get(ping))
+        .layer(GrayLayer::new(gray).echo_version(true));
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}/ping");
+    println!("  curl -H 'x-app-version: beta' http://{addr}/ping");
+    println!("  curl -H 'x-user-id: 7' http://{addr}/ping");
+    axum::serve(listener, app).await?;
+    Ok(())
+}

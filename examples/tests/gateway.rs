@@ -1,0 +1,325 @@
+//! The gateway on 127.0.0.1:0 in front of real upstream servers.
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+#[allow(dead_code)]
+#[path = "../examples/gateway.rs"]
+mod gateway;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::Uri;
+use gateway::{Proxy, app, responder};
+use gray_core::{Config, Gray, Watcher};
+
+fn design() -> Gray {
+    Gray::from_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules.yaml")).unwrap()
+}
+
+fn uri(addr: SocketAddr) -> Uri {
+    format!("http://{addr}").parse().unwrap()
+}
+
+/// A gateway in front of `upstreams`, on an ephemeral port.
+async fn gateway(
+    gray: Gray,
+    upstreams: Vec<(&str, Uri)>,
+    timeout: Duration,
+) -> (SocketAddr, Arc<Proxy>) {
+    let upstreams = upstreams
+        .into_iter()
+        .map(|(v, u)| (v.to_owned(), u))
+        .collect();
+    let proxy = Arc::new(Proxy::new(gray, upstreams, timeout));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app(Arc::clone(&proxy));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, proxy)
+}
+
+/// The demo: DESIGN.md's rules, a built-in responder per version.
+async fn demo() -> (SocketAddr, Arc<Proxy>) {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    gateway(
+        design(),
+        vec![("stable", uri(stable)), ("canary", uri(canary))],
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+async fn version_of(client: &reqwest::Client, gw: SocketAddr, headers: &[(&str, &str)]) -> String {
+    let mut req = client.get(format!("http://{gw}/hello"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["path"], "/hello");
+    body["version"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn header_rules_and_a_sticky_split() {
+    let (gw, _) = demo().await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        version_of(&client, gw, &[("x-app-version", "beta")]).await,
+        "canary"
+    );
+    let premium = [("x-user-tier", "premium"), ("x-activity-level", "high")];
+    assert_eq!(version_of(&client, gw, &premium).await, "canary");
+
+    let mut canary = 0;
+    for user in 0..1000 {
+        let id = user.to_string();
+        let v = version_of(&client, gw, &[("x-user-id", &id)]).await;
+        if user < 50 {
+            assert_eq!(
+                version_of(&client, gw, &[("x-user-id", &id)]).await,
+                v,
+                "sticky"
+            );
+        }
+        canary += usize::from(v == "canary");
+    }
+    // 10% of 1000 users: sigma 9.5, within 5 sigma.
+    assert!((53..=147).contains(&canary), "{canary} of 1000 on canary");
+}
+
+#[tokio::test]
+async fn status_reports_rules_and_requests_served() {
+    let (gw, _) = demo().await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        version_of(&client, gw, &[("x-app-version", "beta")]).await;
+    }
+    let status = client
+        .get(format!("http://{gw}/gray/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["versions"], serde_json::json!(["stable", "canary"]));
+    assert_eq!(status["routes"][0]["name"], "testers");
+    assert_eq!(status["routes"][2]["weights"]["canary"], 10.0);
+    assert_eq!(status["served"]["canary"], 3);
+}
+
+#[tokio::test]
+async fn a_body_streams_both_ways() {
+    let (gw, _) = demo().await;
+    let body: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let res = reqwest::Client::new()
+        .post(format!("http://{gw}/upload"))
+        .header("x-app-version", "beta")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap() == body, "8 MiB round trip");
+}
+
+#[tokio::test]
+async fn a_dead_or_silent_upstream_gives_502_naming_the_version() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    // A port nothing listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    // A server that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let rules = Config::from_yaml(
+        "versions: [stable, canary, v3]\nroutes:\n  - { name: c, match: { headers: [{ name: x-to, exact: canary }] }, to: canary }\n  - { name: v, match: { headers: [{ name: x-to, exact: v3 }] }, to: v3 }\n",
+    )
+    .unwrap();
+    let (gw, _) = gateway(
+        Gray::new(rules).unwrap(),
+        vec![
+            ("stable", uri(stable)),
+            ("canary", uri(dead)),
+            ("v3", uri(silent_addr)),
+        ],
+        Duration::from_millis(300),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("http://{gw}/"))
+        .header("x-to", "canary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert!(res.text().await.unwrap().contains("canary"));
+    let res = client
+        .get(format!("http://{gw}/"))
+        .header("x-to", "v3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("v3") && body.contains("timed out"), "{body}");
+    // The gateway is fine afterwards.
+    assert_eq!(version_of(&client, gw, &[]).await, "stable");
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
+    let echo = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let mut names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        format!(
+            "{}|{}",
+            names.join(","),
+            headers["x-gray-version"].to_str().unwrap_or("?")
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, echo).await.unwrap() });
+    let (gw, _) = gateway(
+        design(),
+        vec![("stable", uri(upstream))],
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let body = reqwest::Client::new()
+        .get(format!("http://{gw}/"))
+        .header("connection", "x-secret")
+        .header("x-secret", "1")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("x-app-version", "beta")
+        .header("x-gray-version", "stable")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (names, label) = body.split_once('|').unwrap();
+    for gone in ["x-secret", "keep-alive", "te", "connection"] {
+        assert!(
+            !names.split(',').any(|n| n == gone),
+            "{gone} forwarded: {names}"
+        );
+    }
+    assert!(names.contains("x-app-version"));
+    // Canary has no upstream here: the default's serves it, labelled canary.
+    assert_eq!(label, "canary");
+}
+
+#[tokio::test]
+async fn a_malformed_request_does_not_hurt_the_gateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (gw, _) = demo().await;
+    for garbage in [
+        &b"\x00\xff\xfe GET\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nx-user-id: \xff\xfe\r\n\r\n",
+        b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(gw).await.unwrap();
+        s.write_all(garbage).await.unwrap();
+        let mut buf = vec![0; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+    }
+    assert_eq!(
+        version_of(&reqwest::Client::new(), gw, &[("x-app-version", "beta")]).await,
+        "canary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_the_rules_file_while_requests_flow_fails_none() {
+    let dir = std::env::temp_dir().join(format!("gray-gateway-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    let rules = |canary: u32| {
+        format!(
+            "versions: [stable, canary]\nroutes:\n  - name: users\n    split: {{ by: {{ header: x-user-id }}, weights: {{ stable: {}, canary: {canary} }} }}\n",
+            100 - canary
+        )
+    };
+    std::fs::write(&path, rules(0)).unwrap();
+    let gray = Gray::from_path(&path).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _watcher = Watcher::new(gray.clone(), &path, move |r| {
+        let _ = tx.send(r.is_ok());
+    })
+    .unwrap();
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let (gw, _) = gateway(
+        gray,
+        vec![("stable", uri(stable)), ("canary", uri(canary))],
+        Duration::from_secs(10),
+    )
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let res = client
+                    .get(format!("http://{gw}/flow"))
+                    .header("x-user-id", format!("{worker}-{i}"))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for round in 1..=20 {
+        let tmp = dir.join("rules.yaml.tmp");
+        std::fs::write(&tmp, rules(if round % 2 == 1 { 100 } else { 0 })).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let reloaded = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a reload report");
+        assert!(reloaded, "round {round}");
+        let client = reqwest::Client::new();
+        let want = if round % 2 == 1 { "canary" } else { "stable" };
+        assert_eq!(
+            version_of(&client, gw, &[("x-user-id", "probe")]).await,
+            want,
+            "round {round}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
+    assert!(ok.load(Ordering::Relaxed) > 20, "requests flowed");
+    std::fs::remove_dir_all(&dir).ok();
+}
