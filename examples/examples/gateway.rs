@@ -20,26 +20,39 @@
 //! `502` naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::ffi::OsString;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::Request as AxumRequest;
+use axum::response::{IntoResponse, Response as AxumResponse};
+use bytes::Bytes;
 use gray_core::{Config, Gray, GrayContext, Watcher};
 use gray_tower::GrayLayer;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tower_layer::Layer as _;
+
+/// A proxy allocates per request (headers, buffers, futures); mimalloc keeps that cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEMO_RULES: &str = include_str!("../rules.yaml");
 
@@ -130,12 +143,15 @@ impl Served {
     }
 }
 
-/// What the proxy handler shares.
+/// A response body: the upstream's, streamed, or one the gateway writes itself.
+pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// What every connection of the gateway shares.
 #[derive(Debug)]
 pub(crate) struct Proxy {
     gray: Gray,
     upstreams: Vec<(String, Uri)>,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpConnector, Incoming>,
     timeout: Duration,
     pub(crate) served: Served,
 }
@@ -164,81 +180,192 @@ impl Proxy {
             .or_else(|| find(self.gray.versions().first()?))
             .map(|(_, uri)| uri)
     }
-}
 
-/// The gateway's router: `/gray/status`, and everything else proxied behind GrayLayer.
-pub(crate) fn app(proxy: Arc<Proxy>) -> Router {
-    let proxied = GrayLayer::new(proxy.gray.clone()).layer(
-        Router::new()
-            .fallback(forward)
-            .with_state(Arc::clone(&proxy)),
-    );
-    Router::new()
-        .route("/gray/status", get(status))
-        .with_state(proxy)
-        .fallback_service(proxied)
-}
-
-fn bad_gateway(message: String) -> Response {
-    (StatusCode::BAD_GATEWAY, message).into_response()
-}
-
-/// Forwards a request to its version's upstream, bodies streamed both ways.
-async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
-    let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
-        return bad_gateway("gray: no version decided\n".to_owned());
-    };
-    let version = ctx.version();
-    proxy.served.count(version);
-    let Some(base) = proxy.upstream(version) else {
-        return bad_gateway(format!("gray: no upstream for version {version}\n"));
-    };
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let base_path = base.path().trim_end_matches('/');
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(base.authority().map_or("", |a| a.as_str()))
-        .path_and_query(format!("{base_path}{path}"))
-        .build();
-    let Ok(uri) = uri else {
-        return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
-    };
-    strip_hop_by_hop(&mut parts.headers);
-    if let Some(host) = base
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        parts.headers.insert(header::HOST, host);
-    }
-    parts.uri = uri;
-    parts.version = axum::http::Version::HTTP_11;
-    let call = proxy.client.request(Request::from_parts(parts, body));
-    match tokio::time::timeout(proxy.timeout, call).await {
-        Ok(Ok(res)) => {
-            let (mut parts, body) = res.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+    async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        if req.uri().path() == "/gray/status" && req.method() == Method::GET {
+            return self.status();
         }
-        Ok(Err(e)) => {
-            tracing::warn!(version, "upstream error: {e}");
-            bad_gateway(format!("gray: upstream {version} unavailable\n"))
+        self.forward(req).await
+    }
+
+    /// Forwards a request to its version's upstream, bodies streamed both ways.
+    async fn forward(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                "gray: no version decided\n".to_owned(),
+            );
+        };
+        let version = ctx.version();
+        self.served.count(version);
+        let Some(base) = self.upstream(version) else {
+            return bad_gateway(format!("gray: no upstream for version {version}\n"));
+        };
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let base_path = base.path().trim_end_matches('/');
+        let mut uri = Uri::builder().scheme("http");
+        if let Some(authority) = base.authority() {
+            uri = uri.authority(authority.clone());
         }
-        Err(_) => bad_gateway(format!("gray: upstream {version} timed out\n")),
+        let uri = if base_path.is_empty() {
+            uri.path_and_query(path)
+        } else {
+            uri.path_and_query(format!("{base_path}{path}"))
+        };
+        let Ok(uri) = uri.build() else {
+            return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(host) = base
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, host);
+        }
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let call = self.client.request(Request::from_parts(parts, body));
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(res)) => {
+                let (mut parts, body) = res.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(version, "upstream error: {e}");
+                bad_gateway(format!("gray: upstream {version} unavailable\n"))
+            }
+            Err(_) => bad_gateway(format!("gray: upstream {version} timed out\n")),
+        }
+    }
+
+    /// `GET /gray/status`.
+    fn status(&self) -> Response<ProxyBody> {
+        let config = self.gray.config();
+        let routes: Vec<serde_json::Value> = config
+            .routes
+            .iter()
+            .map(|route| {
+                let mut out = serde_json::json!({ "name": route.name });
+                if let Some(to) = &route.to {
+                    out["to"] = serde_json::json!(to);
+                }
+                if let Some(split) = &route.split {
+                    out["weights"] = serde_json::json!(split.weights);
+                }
+                if route.matches.is_some() {
+                    out["match"] = serde_json::json!(route.matches);
+                }
+                out
+            })
+            .collect();
+        let upstreams: BTreeMap<&str, String> = self
+            .upstreams
+            .iter()
+            .map(|(v, uri)| (v.as_str(), uri.to_string()))
+            .collect();
+        let status = serde_json::json!({
+            "versions": config.versions,
+            "routes": routes,
+            "upstreams": upstreams,
+            "served": self.served.snapshot(),
+        });
+        let mut res = text(StatusCode::OK, status.to_string());
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
     }
 }
 
-/// Removes the hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names.
+fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *res.status_mut() = status;
+    res
+}
+
+fn bad_gateway(body: String) -> Response<ProxyBody> {
+    text(StatusCode::BAD_GATEWAY, body)
+}
+
+/// The gateway as a tower service (behind `GrayLayer`, which decides the version).
+#[derive(Clone, Debug)]
+pub(crate) struct ProxyService(pub(crate) Arc<Proxy>);
+
+impl tower_service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.0);
+        Box::pin(async move { Ok(proxy.handle(req).await) })
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops accepting and
+/// lets in-flight requests finish.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = GrayLayer::new(proxy.gray.clone()).layer(ProxyService(proxy));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: back off a little, keep serving.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = hyper::server::conn::http1::Builder::new().serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Headers meaningful for one connection only (RFC 9110 §7.6.1), never forwarded.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Removes the hop-by-hop headers, including those `Connection` names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    const HOP: [&str; 7] = [
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "upgrade",
-    ];
+    if !headers.keys().any(is_hop_by_hop) {
+        return; // the common case: one pass of compares, nothing to remove
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -249,56 +376,25 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    headers.remove(header::CONNECTION);
-    headers.remove(header::TRANSFER_ENCODING);
-    for name in HOP {
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in hop {
         headers.remove(name);
     }
-}
-
-/// `GET /gray/status`.
-async fn status(State(proxy): State<Arc<Proxy>>) -> Response {
-    let config = proxy.gray.config();
-    let routes: Vec<serde_json::Value> = config
-        .routes
-        .iter()
-        .map(|route| {
-            let mut out = serde_json::json!({ "name": route.name });
-            if let Some(to) = &route.to {
-                out["to"] = serde_json::json!(to);
-            }
-            if let Some(split) = &route.split {
-                out["weights"] = serde_json::json!(split.weights);
-            }
-            if route.matches.is_some() {
-                out["match"] = serde_json::json!(route.matches);
-            }
-            out
-        })
-        .collect();
-    let upstreams: BTreeMap<&str, String> = proxy
-        .upstreams
-        .iter()
-        .map(|(v, uri)| (v.as_str(), uri.to_string()))
-        .collect();
-    axum::Json(serde_json::json!({
-        "versions": config.versions,
-        "routes": routes,
-        "upstreams": upstreams,
-        "served": proxy.served.snapshot(),
-    }))
-    .into_response()
 }
 
 /// A built-in upstream for `version`: answers `{"version":…,"path":…}` and echoes a body.
 pub(crate) async fn responder(version: String) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = Router::new().fallback(move |req: Request| {
+    let app = Router::new().fallback(move |req: AxumRequest| {
         let version = version.clone();
         async move {
-            if req.method() == axum::http::Method::POST {
-                return Response::new(req.into_body());
+            if req.method() == Method::POST {
+                return AxumResponse::new(req.into_body());
             }
             let path = req.uri().path().to_owned();
             axum::Json(serde_json::json!({ "version": version, "path": path })).into_response()
@@ -372,9 +468,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         println!("  curl -H 'x-user-id: 3' http://{addr}/hello          # a user: canary");
         println!("  curl http://{addr}/gray/status");
     }
-    axum::serve(listener, app(proxy))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve(listener, proxy, shutdown_signal()).await;
     Ok(())
 }
 

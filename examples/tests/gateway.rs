@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::Uri;
-use gateway::{Proxy, app, responder};
+use gateway::{Proxy, responder, serve};
 use gray_core::{Config, Gray, Watcher};
+use http::Uri;
 
 fn design() -> Gray {
     Gray::from_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules.yaml")).unwrap()
@@ -36,8 +36,7 @@ async fn gateway(
     let proxy = Arc::new(Proxy::new(gray, upstreams, timeout));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = app(Arc::clone(&proxy));
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(serve(listener, Arc::clone(&proxy), std::future::pending()));
     (addr, proxy)
 }
 
@@ -185,7 +184,7 @@ async fn a_dead_or_silent_upstream_gives_502_naming_the_version() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
-    let echo = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+    let echo = axum::Router::new().fallback(|headers: http::HeaderMap| async move {
         let mut names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
         names.sort();
         format!(
@@ -322,4 +321,65 @@ async fn reloading_the_rules_file_while_requests_flow_fails_none() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
     assert!(ok.load(Ordering::Relaxed) > 20, "requests flowed");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
+    // An upstream that answers after a signal, so a request is in flight at shutdown.
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let slow = axum::Router::new().fallback(move || {
+        let mut release = release_rx.clone();
+        async move {
+            let _ = release.wait_for(|r| *r).await;
+            "done"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+
+    let proxy = Arc::new(Proxy::new(
+        design(),
+        vec![("stable".to_owned(), uri(upstream))],
+        Duration::from_secs(10),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, Arc::clone(&proxy), async {
+        let _ = stop_rx.await;
+    }));
+
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("http://{gw}/slow"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    // Wait until the request has reached the gateway (it is counted before forwarding).
+    while proxy.served.snapshot().values().sum::<u64>() == 0 {
+        tokio::task::yield_now().await;
+    }
+    stop_tx.send(()).unwrap();
+    // New connections are refused once the listener is gone...
+    let mut refused = false;
+    for _ in 0..1000 {
+        if tokio::net::TcpStream::connect(gw).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(refused, "still accepting after shutdown");
+    // ...and the request in flight still completes.
+    release_tx.send(true).unwrap();
+    assert_eq!(in_flight.await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .unwrap();
 }

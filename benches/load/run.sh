@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Head-to-head: nginx (map + split_clients + keepalive upstreams) against examples/gateway
+# doing the same routing, one worker each, same backends, same wrk load, loopback only.
+#
+#   benches/load/run.sh              # DURATION=10 CONNECTIONS=64 by default
+#
+# Installs nginx and wrk with apt-get when missing. The front (nginx or the gateway) is
+# pinned to CPU 0; wrk and the backends share CPU 1 (set FRONT_CPU / LOAD_CPU to change).
+# Every process is stopped by the pid this script started, never by name.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+HERE=$ROOT/benches/load
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+FRONT_CPU=${FRONT_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PORT_STABLE=${PORT_STABLE:-18101}
+PORT_CANARY=${PORT_CANARY:-18102}
+PORT_NGINX=${PORT_NGINX:-18100}
+PORT_GRAY=${PORT_GRAY:-18103}
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! need nginx || ! need wrk; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx wrk
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "== building examples/gateway (release)"
+cargo build --release -q -p examples --example gateway
+GATEWAY=$ROOT/target/release/examples/gateway
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing answers on port $1" >&2
+    return 1
+}
+
+# --- backends: one nginx, two servers that say who answered and log every request ----
+mkdir -p "$WORK/backends/logs"
+cat > "$WORK/backends/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/backends/nginx.pid;
+error_log $WORK/backends/error.log;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $WORK/backends;
+    server {
+        listen 127.0.0.1:$PORT_STABLE reuseport backlog=4096;
+        access_log $WORK/backends/logs/stable.log combined buffer=256k flush=1s;
+        keepalive_requests 1000000;
+        location / { return 200 "stable\n"; }
+    }
+    server {
+        listen 127.0.0.1:$PORT_CANARY reuseport backlog=4096;
+        access_log $WORK/backends/logs/canary.log combined buffer=256k flush=1s;
+        keepalive_requests 1000000;
+        location / { return 200 "canary\n"; }
+    }
+}
+EOF
+taskset -c "$LOAD_CPU" "$NGINX" -p "$WORK/backends" -c "$WORK/backends/nginx.conf" -g 'daemon off;' &
+BACKENDS=$!
+PIDS+=("$BACKENDS")
+wait_port "$PORT_STABLE"
+wait_port "$PORT_CANARY"
+
+# --- (a) nginx: map on the version header, split_clients on the user id ----------------
+mkdir -p "$WORK/front"
+cat > "$WORK/front/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/front/nginx.pid;
+error_log $WORK/front/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/front;
+    proxy_temp_path $WORK/front;
+    upstream stable { server 127.0.0.1:$PORT_STABLE; keepalive 128; }
+    upstream canary { server 127.0.0.1:$PORT_CANARY; keepalive 128; }
+    split_clients "\${http_x_user_id}" \$by_user { 10% canary; * stable; }
+    map \$http_x_gray_version \$pool { v2 canary; default \$by_user; }
+    server {
+        listen 127.0.0.1:$PORT_NGINX backlog=4096;
+        keepalive_requests 1000000;
+        location / {
+            proxy_pass http://\$pool;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header x-gray-version \$pool;
+        }
+    }
+}
+EOF
+
+# CPU time (user + system, in clock ticks) of a process and its children.
+ticks() {
+    local total=0 pid
+    for pid in "$1" $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+        if [ -r "/proc/$pid/stat" ]; then
+            total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+        fi
+    done
+    echo "$total"
+}
+count_lines() { cat "$WORK/backends/logs/$1.log" 2>/dev/null | wc -l; }
+
+# run NAME PORT PID: warm up, then the measured wrk run; prints one result line.
+run() {
+    local name=$1 port=$2 pid=$3
+    wrk -t1 -c"$CONNECTIONS" -d2s -s "$HERE/load.lua" "http://127.0.0.1:$port/" >/dev/null
+    sleep 1.5 # let the backends flush their access logs (flush=1s), then count from zero
+    local stable0 canary0 t0 t1
+    stable0=$(count_lines stable); canary0=$(count_lines canary)
+    t0=$(ticks "$pid")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/load.lua" \
+        "http://127.0.0.1:$port/" > "$WORK/$name.wrk"
+    t1=$(ticks "$pid")
+    sleep 1.5
+    local stable canary
+    stable=$(( $(count_lines stable) - stable0 ))
+    canary=$(( $(count_lines canary) - canary0 ))
+    local rps p50 p99 reqs errors
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.wrk")
+    reqs=$(awk '/requests in/ {print $1}' "$WORK/$name.wrk")
+    errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/$name.wrk" | tr '\n' ' ')
+    p50=$(awk '$1 == "50%" {print $2}' "$WORK/$name.wrk")
+    p99=$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")
+    local hz cpu_us share
+    hz=$(getconf CLK_TCK)
+    cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    share=$(awk -v c="$canary" -v s="$stable" 'BEGIN { if (c + s > 0) printf "%.2f", 100 * c / (c + s); else print "n/a" }')
+    printf '%-8s %12s %10s %10s %14s %14s %s\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" "$share%" "$errors"
+    echo "$name $rps $p50 $p99 $cpu_us $share" >> "$WORK/results"
+}
+
+echo "== load: wrk -t1 -c$CONNECTIONS -d${DURATION}s, front on CPU $FRONT_CPU, wrk and backends on CPU $LOAD_CPU"
+printf '%-8s %12s %10s %10s %14s %14s\n' "front" "req/s" "p50" "p99" "CPU us/req" "canary share"
+
+taskset -c "$FRONT_CPU" "$NGINX" -p "$WORK/front" -c "$WORK/front/nginx.conf" -g 'daemon off;' &
+FRONT=$!
+PIDS+=("$FRONT")
+wait_port "$PORT_NGINX"
+run nginx "$PORT_NGINX" "$FRONT"
+kill "$FRONT"; wait "$FRONT" 2>/dev/null || true
+
+RUST_LOG=warn taskset -c "$FRONT_CPU" "$GATEWAY" --threads 1 --listen "127.0.0.1:$PORT_GRAY" \
+    --config "$HERE/rules.yaml" \
+    --upstream "stable=http://127.0.0.1:$PORT_STABLE" \
+    --upstream "canary=http://127.0.0.1:$PORT_CANARY" > "$WORK/gateway.log" 2>&1 &
+GRAY=$!
+PIDS+=("$GRAY")
+wait_port "$PORT_GRAY"
+run gray "$PORT_GRAY" "$GRAY"
+kill "$GRAY"; wait "$GRAY" 2>/dev/null || true
+
+awk '
+    { rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5 }
+    function us(t) {   # wrk prints 1.23ms, 456.00us, 1.2s
+        if (t ~ /us$/) return t + 0
+        if (t ~ /ms$/) return t * 1000
+        if (t ~ /s$/) return t * 1000000
+        return t
+    }
+    END {
+        printf "gray/nginx: %.2fx req/s, p99 %s vs %s, CPU %s vs %s us/req\n",
+            rps["gray"] / rps["nginx"], p99["gray"], p99["nginx"], cpu["gray"], cpu["nginx"]
+        printf "p99 %s\n", (us(p99["gray"]) <= us(p99["nginx"]) ? "no worse" : "worse")
+    }' "$WORK/results"
+echo "expected canary share: 5% forced + 10% of the other 95% = 14.5%"
