@@ -149,37 +149,51 @@ run() {
     echo "$name $rps $p50 $p99 $cpu_us $share" >> "$WORK/results"
 }
 
-echo "== load: wrk -t1 -c$CONNECTIONS -d${DURATION}s, front on CPU $FRONT_CPU, wrk and backends on CPU $LOAD_CPU"
-printf '%-8s %12s %10s %10s %14s %14s\n' "front" "req/s" "p50" "p99" "CPU us/req" "canary share"
+ROUNDS=${ROUNDS:-3}
+echo "== load: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating,"
+echo "   front on CPU $FRONT_CPU, wrk and backends on CPU $LOAD_CPU"
 
 taskset -c "$FRONT_CPU" "$NGINX" -p "$WORK/front" -c "$WORK/front/nginx.conf" -g 'daemon off;' &
 FRONT=$!
 PIDS+=("$FRONT")
-wait_port "$PORT_NGINX"
-run nginx "$PORT_NGINX" "$FRONT"
-kill "$FRONT"; wait "$FRONT" 2>/dev/null || true
-
 RUST_LOG=warn taskset -c "$FRONT_CPU" "$GATEWAY" --threads 1 --listen "127.0.0.1:$PORT_GRAY" \
     --config "$HERE/rules.yaml" \
     --upstream "stable=http://127.0.0.1:$PORT_STABLE" \
     --upstream "canary=http://127.0.0.1:$PORT_CANARY" > "$WORK/gateway.log" 2>&1 &
 GRAY=$!
 PIDS+=("$GRAY")
+wait_port "$PORT_NGINX"
 wait_port "$PORT_GRAY"
-run gray "$PORT_GRAY" "$GRAY"
-kill "$GRAY"; wait "$GRAY" 2>/dev/null || true
 
+printf '%-8s %12s %10s %10s %14s %14s\n' "front" "req/s" "p50" "p99" "CPU us/req" "canary share"
+for _ in $(seq 1 "$ROUNDS"); do
+    run nginx "$PORT_NGINX" "$FRONT"
+    run gray "$PORT_GRAY" "$GRAY"
+done
+
+# Medians over the rounds, and the verdict.
 awk '
-    { rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5 }
     function us(t) {   # wrk prints 1.23ms, 456.00us, 1.2s
         if (t ~ /us$/) return t + 0
         if (t ~ /ms$/) return t * 1000
         if (t ~ /s$/) return t * 1000000
         return t
     }
+    function median(list,   n, a, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    { rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " us($3); p99[$1] = p99[$1] " " us($4)
+      cpu[$1] = cpu[$1] " " $5; share[$1] = share[$1] " " $6 }
     END {
-        printf "gray/nginx: %.2fx req/s, p99 %s vs %s, CPU %s vs %s us/req\n",
-            rps["gray"] / rps["nginx"], p99["gray"], p99["nginx"], cpu["gray"], cpu["nginx"]
-        printf "p99 %s\n", (us(p99["gray"]) <= us(p99["nginx"]) ? "no worse" : "worse")
+        printf "\nmedians   %12s %10s %10s %14s %14s\n", "req/s", "p50 us", "p99 us", "CPU us/req", "canary %"
+        for (f in rps)
+            printf "%-8s  %12.0f %10.0f %10.0f %14.1f %14.2f\n", f, median(rps[f]), median(p50[f]),
+                median(p99[f]), median(cpu[f]), median(share[f])
+        printf "gray/nginx: %.2fx req/s; p99 %s; CPU per request %.2fx\n",
+            median(rps["gray"]) / median(rps["nginx"]),
+            (median(p99["gray"]) <= median(p99["nginx"]) ? "no worse" : "worse"),
+            median(cpu["gray"]) / median(cpu["nginx"])
     }' "$WORK/results"
 echo "expected canary share: 5% forced + 10% of the other 95% = 14.5%"

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 
 #[allow(dead_code)]
-#[path = "../examples/gateway.rs"]
+#[path = "../examples/gateway/main.rs"]
 mod gateway;
 
 use std::net::SocketAddr;
@@ -382,4 +382,85 @@ async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
         .await
         .expect("server stops")
         .unwrap();
+}
+
+/// A raw upstream: answers each request with `body`, counting connections; with
+/// `close_after_one`, it closes every connection after one response, without saying so.
+async fn raw_upstream(body: &'static str, close_after_one: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0; 8192];
+                let mut seen = Vec::new();
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let res = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(res.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if close_after_one {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (upstream, connections) = raw_upstream("hi", false).await;
+    let (gw, _) = gateway(
+        design(),
+        vec![("stable", uri(upstream))],
+        Duration::from_secs(5),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        let res = client.get(format!("http://{gw}/")).send().await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "hi");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection for 100 sequential requests"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_closing_idle_connections_costs_no_request() {
+    let (upstream, connections) = raw_upstream("hi", true).await;
+    let (gw, _) = gateway(
+        design(),
+        vec![("stable", uri(upstream))],
+        Duration::from_secs(5),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for i in 0..50 {
+        let res = client.get(format!("http://{gw}/")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "request {i}");
+        assert_eq!(res.text().await.unwrap(), "hi");
+    }
+    assert!(connections.load(Ordering::SeqCst) >= 50);
 }

@@ -43,18 +43,21 @@ use http::{
 };
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower_layer::Layer as _;
+
+#[path = "pool.rs"]
+mod pool;
+
+use pool::{Pool, PooledBody};
 
 /// A proxy allocates per request (headers, buffers, futures); mimalloc keeps that cheap.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const DEMO_RULES: &str = include_str!("../rules.yaml");
+const DEMO_RULES: &str = include_str!("../../rules.yaml");
 
 /// The command line.
 #[derive(Debug)]
@@ -144,41 +147,56 @@ impl Served {
 }
 
 /// A response body: the upstream's, streamed, or one the gateway writes itself.
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
+
+/// One version's upstream: its base URL, `Host` value, and keep-alive connections.
+#[derive(Debug)]
+struct Upstream {
+    version: String,
+    base: Uri,
+    host: Option<HeaderValue>,
+    pool: Arc<Pool>,
+}
 
 /// What every connection of the gateway shares.
 #[derive(Debug)]
 pub(crate) struct Proxy {
     gray: Gray,
-    upstreams: Vec<(String, Uri)>,
-    client: Client<HttpConnector, Incoming>,
+    upstreams: Vec<Upstream>,
     timeout: Duration,
     pub(crate) served: Served,
 }
 
 impl Proxy {
     pub(crate) fn new(gray: Gray, upstreams: Vec<(String, Uri)>, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+        let upstreams = upstreams
+            .into_iter()
+            .map(|(version, base)| {
+                let authority = base.authority().map_or("", |a| a.as_str());
+                let addr = match base.port_u16() {
+                    Some(_) => authority.to_owned(),
+                    None => format!("{authority}:80"),
+                };
+                Upstream {
+                    host: HeaderValue::from_str(authority).ok(),
+                    pool: Pool::new(addr),
+                    version,
+                    base,
+                }
+            })
+            .collect();
         Self {
             gray,
             upstreams,
-            client,
             timeout,
             served: Served::default(),
         }
     }
 
     /// The upstream of `version`, else the default version's.
-    fn upstream(&self, version: &str) -> Option<&Uri> {
-        let find = |v: &str| self.upstreams.iter().find(|(name, _)| name == v);
-        find(version)
-            .or_else(|| find(self.gray.versions().first()?))
-            .map(|(_, uri)| uri)
+    fn upstream(&self, version: &str) -> Option<&Upstream> {
+        let find = |v: &str| self.upstreams.iter().find(|u| u.version == v);
+        find(version).or_else(|| find(self.gray.versions().first()?))
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -198,34 +216,27 @@ impl Proxy {
         };
         let version = ctx.version();
         self.served.count(version);
-        let Some(base) = self.upstream(version) else {
+        let Some(upstream) = self.upstream(version) else {
             return bad_gateway(format!("gray: no upstream for version {version}\n"));
         };
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let base_path = base.path().trim_end_matches('/');
-        let mut uri = Uri::builder().scheme("http");
-        if let Some(authority) = base.authority() {
-            uri = uri.authority(authority.clone());
-        }
+        let base_path = upstream.base.path().trim_end_matches('/');
         let uri = if base_path.is_empty() {
-            uri.path_and_query(path)
+            Uri::try_from(path)
         } else {
-            uri.path_and_query(format!("{base_path}{path}"))
+            Uri::try_from(format!("{base_path}{path}"))
         };
-        let Ok(uri) = uri.build() else {
+        let Ok(uri) = uri else {
             return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
         };
         strip_hop_by_hop(&mut parts.headers);
-        if let Some(host) = base
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(header::HOST, host);
+        if let Some(host) = &upstream.host {
+            parts.headers.insert(header::HOST, host.clone());
         }
-        parts.uri = uri;
+        parts.uri = uri; // origin-form: the connection is already to the upstream
         parts.version = http::Version::HTTP_11;
-        let call = self.client.request(Request::from_parts(parts, body));
+        let call = upstream.pool.send(Request::from_parts(parts, body));
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
@@ -263,7 +274,7 @@ impl Proxy {
         let upstreams: BTreeMap<&str, String> = self
             .upstreams
             .iter()
-            .map(|(v, uri)| (v.as_str(), uri.to_string()))
+            .map(|u| (u.version.as_str(), u.base.to_string()))
             .collect();
         let status = serde_json::json!({
             "versions": config.versions,
@@ -458,8 +469,8 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     println!("gray gateway on http://{addr}");
-    for (version, uri) in &proxy.upstreams {
-        println!("  {version:<8} -> {uri}");
+    for upstream in &proxy.upstreams {
+        println!("  {:<8} -> {}", upstream.version, upstream.base);
     }
     if demo {
         println!("try:");
