@@ -17,9 +17,15 @@ use crate::future::ResponseFuture;
 /// 2. puts the [`GrayContext`] in the request extensions (`Extension<GrayContext>` in axum);
 /// 3. sets the label header (`x-gray-version` unless the rules name another) to the decided
 ///    version, overwriting what came in, so a proxy forwards the right one;
-/// 4. calls the inner service exactly once, inside [`GrayContext::scope`], so the handler
-///    and everything it awaits see [`GrayContext::current`] — an outbound client with
-///    `gray_reqwest::GrayPropagation` carries the label on.
+/// 4. calls the inner service exactly once and runs its future inside
+///    [`GrayContext::scope`], so the handler and everything it awaits see
+///    [`GrayContext::current`] — an outbound client with `gray_reqwest::GrayPropagation`
+///    carries the label on. (In the inner service's synchronous `call`, read the context
+///    from the request extensions.)
+///
+/// Apply it with `Router::layer`, or around the whole router — `GrayLayer::new(gray)
+/// .layer(router)`, served with `axum::ServiceExt::into_make_service` — which saves axum's
+/// per-route layer wrapping (see `benches/README.md`).
 ///
 /// ```
 /// use axum::{Router, routing::get};
