@@ -222,7 +222,6 @@ async fn the_inner_service_is_called_exactly_once_per_request() {
 
 #[tokio::test]
 async fn the_layer_around_a_whole_router_serves_with_into_make_service() {
-    use axum::ServiceExt as _;
     let service = tower_layer::Layer::layer(
         &GrayLayer::new(edge()),
         Router::new().route("/who", get(who)),
@@ -230,9 +229,12 @@ async fn the_layer_around_a_whole_router_serves_with_into_make_service() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, service.into_make_service())
-            .await
-            .unwrap()
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+        )
+        .await
+        .unwrap()
     });
     let res = common::get(
         &reqwest::Client::new(),
