@@ -112,6 +112,7 @@ async fn status_reports_rules_and_requests_served() {
     assert_eq!(status["routes"][0]["name"], "testers");
     assert_eq!(status["routes"][2]["weights"]["canary"], 10.0);
     assert_eq!(status["served"]["canary"], 3);
+    assert_eq!(status["rejected_labels"], 0);
 }
 
 #[tokio::test]

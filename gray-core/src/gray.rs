@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, Guard};
 use http::{HeaderName, HeaderValue};
@@ -41,7 +42,14 @@ use crate::request::RequestView;
 /// ```
 #[derive(Clone)]
 pub struct Gray {
-    engine: Arc<ArcSwap<Engine>>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`Gray`] shares.
+struct Shared {
+    engine: ArcSwap<Engine>,
+    /// Incoming labels refused under `inherit: always` (undeclared or too long).
+    rejected: AtomicU64,
 }
 
 impl Gray {
@@ -49,7 +57,10 @@ impl Gray {
     pub fn new(config: Config) -> Result<Self, Error> {
         let engine = Engine::compile(config)?;
         Ok(Self {
-            engine: Arc::new(ArcSwap::from_pointee(engine)),
+            shared: Arc::new(Shared {
+                engine: ArcSwap::from_pointee(engine),
+                rejected: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -65,8 +76,11 @@ impl Gray {
     /// [`GrayContext`] (owned, cheap) to keep it across an `.await`.
     #[inline]
     pub fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Decision {
-        let engine = self.engine.load();
+        let engine = self.shared.engine.load();
         let outcome = engine.decide(req);
+        if outcome.label_rejected {
+            self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+        }
         Decision { engine, outcome }
     }
 
@@ -74,7 +88,7 @@ impl Gray {
     /// never a mix. An invalid config returns its error and changes nothing.
     pub fn reload(&self, config: Config) -> Result<(), Error> {
         let engine = Engine::compile(config)?;
-        self.engine.store(Arc::new(engine));
+        self.shared.engine.store(Arc::new(engine));
         Ok(())
     }
 
@@ -87,29 +101,37 @@ impl Gray {
 
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
-        Arc::clone(&self.engine.load().config)
+        Arc::clone(&self.shared.engine.load().config)
     }
 
     /// The declared versions of the rules in force; the first is the default.
     pub fn versions(&self) -> Vec<Arc<str>> {
-        self.engine.load().versions.to_vec()
+        self.shared.engine.load().versions.to_vec()
     }
 
     /// The header that carries the label, under the rules in force.
     pub fn label_header(&self) -> HeaderName {
-        self.engine.load().label_header.clone()
+        self.shared.engine.load().label_header.clone()
+    }
+
+    /// How many incoming labels were refused since this `Gray` was made: under
+    /// `inherit: always`, labels that name no declared version or are too long — spoofing
+    /// attempts, or a caller on rules this service does not have. Shared by all clones;
+    /// export it as a metric.
+    pub fn rejected_labels(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
     }
 
     /// Whether `label` names a version declared by the rules in force (and is short enough
     /// to be looked at). Use it to vet a label from outside before trusting it.
     pub fn is_declared(&self, label: &[u8]) -> bool {
-        self.engine.load().version_index(label).is_some()
+        self.shared.engine.load().version_index(label).is_some()
     }
 }
 
 impl fmt::Debug for Gray {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let engine = self.engine.load();
+        let engine = self.shared.engine.load();
         f.debug_struct("Gray")
             .field("versions", &engine.versions)
             .field("routes", &engine.routes.len())

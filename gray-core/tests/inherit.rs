@@ -132,3 +132,23 @@ fn baggage_is_ignored_at_the_edge_and_when_turned_off() {
     let d = off.decide(&req("/", &[("baggage", "gray=canary")]));
     assert_eq!((d.version(), d.source()), ("stable", Source::Default));
 }
+
+#[test]
+fn refused_labels_are_counted() {
+    let g = gray(INTERNAL);
+    let clone = g.clone();
+    let long = "c".repeat(MAX_LABEL_LEN + 1);
+    for label in ["canary", "v3", "stable", long.as_str(), "Canary"] {
+        let _ = g.decide(&req("/", &[("x-gray-version", label)]));
+    }
+    let _ = g.decide(&req("/", &[("baggage", "gray=nope")]));
+    assert_eq!(
+        clone.rejected_labels(),
+        4,
+        "v3, oversize, Canary and the baggage one"
+    );
+
+    let edge = design(); // inherit: never: labels are not even read, nothing to count
+    let _ = edge.decide(&req("/", &[("x-gray-version", "v3")]));
+    assert_eq!(edge.rejected_labels(), 0);
+}

@@ -24,7 +24,7 @@ use crate::future::ResponseFuture;
 ///    from the request extensions.)
 ///
 /// Apply it with `Router::layer`, or around the whole router — `GrayLayer::new(gray)
-/// .layer(router)`, served with `axum::ServiceExt::into_make_service` — which saves axum's
+/// .layer(router)`, served with `axum::ServiceExt::<Request>::into_make_service` — which saves axum's
 /// per-route layer wrapping (see `benches/README.md`).
 ///
 /// ```

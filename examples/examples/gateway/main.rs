@@ -16,7 +16,7 @@
 //!   one per core), `--timeout SECS` (upstream response timeout, default 30).
 //!
 //! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams, and
-//! requests served per version since start. An upstream that refuses or times out gives
+//! requests served per version since start, and incoming labels refused. An upstream that refuses or times out gives
 //! `502` naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
 
 use std::collections::BTreeMap;
@@ -281,6 +281,7 @@ impl Proxy {
             "routes": routes,
             "upstreams": upstreams,
             "served": self.served.snapshot(),
+            "rejected_labels": self.gray.rejected_labels(),
         });
         let mut res = text(StatusCode::OK, status.to_string());
         res.headers_mut().insert(
