@@ -45,9 +45,10 @@
 //! # How a decision is made
 //! 1. With `label.inherit: always`, an incoming label header that names a declared version
 //!    (at most [`MAX_LABEL_LEN`] bytes) is honoured; any other label is ignored and the
-//!    decision says so ([`Decision::label_rejected`]; [`Gray::rejected_labels`] counts them). When the label header is absent, the
-//!    `gray` member of a W3C `baggage` header is read instead (`label.baggage`, on by
-//!    default), so OpenTelemetry-instrumented services interoperate.
+//!    decision says so ([`Decision::label_rejected`]; [`Gray::rejected_labels`] counts
+//!    them). When the label header is absent, the `gray` member of a W3C `baggage` header
+//!    is read instead (`label.baggage`, on by default), so OpenTelemetry-instrumented
+//!    services interoperate.
 //! 2. Routes are tried in order; the first whose conditions all hold decides, with `to` a
 //!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
 //!    low-discrepancy sequence used when there is no key).

@@ -15,9 +15,10 @@
 //! - `--listen ADDR` (default `127.0.0.1:8080`), `--threads N` (worker threads; default:
 //!   one per core), `--timeout SECS` (upstream response timeout, default 30).
 //!
-//! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams, and
-//! requests served per version since start, and incoming labels refused. An upstream that refuses or times out gives
-//! `502` naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
+//! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
+//! requests served per version since start, and incoming labels refused. An upstream
+//! that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
+//! accepting, finish in-flight requests.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
