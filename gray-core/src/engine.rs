@@ -300,7 +300,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         self.found_len = len as u8;
     }
 
-    #[inline]
+    #[inline(always)]
     fn get(&mut self, field: u32) -> Option<&'r [u8]> {
         let index = field as usize;
         let slot = self.slots.get(index).map_or(SLOTS, |&s| usize::from(s));
