@@ -8,10 +8,10 @@ use tower_service::Service;
 
 /// A service that sends each request to the service registered for its version.
 ///
-/// The version is the request's [`GrayContext`] (from its extensions, as [`GrayLayer`]
+/// The version is the request's [`GrayContext`] (from its extensions, as [`GrayLayer`](crate::GrayLayer)
 /// puts it there, else [`GrayContext::current`]); a request with no context, or with a
 /// version that has no service of its own, goes to the default service. Put
-/// [`GrayLayer`] in front, so that every request has been decided:
+/// [`GrayLayer`](crate::GrayLayer) in front, so that every request has been decided:
 ///
 /// ```
 /// use axum::{Router, routing::get};
