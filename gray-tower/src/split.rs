@@ -68,19 +68,13 @@ impl<S> GraySplit<S> {
 
     /// The service that serves `version`.
     pub fn service_for(&self, version: &str) -> &S {
-        self.versions
-            .iter()
-            .find(|(v, _)| &**v == version)
-            .map_or(&self.default, |(_, s)| s)
+        self.position(version)
+            .map_or(&self.default, |i| &self.versions[i].1)
     }
 
-    fn service_for_mut(&mut self, version: Option<&str>) -> &mut S {
-        let index =
-            version.and_then(|version| self.versions.iter().position(|(v, _)| &**v == version));
-        match index {
-            Some(i) => &mut self.versions[i].1,
-            None => &mut self.default,
-        }
+    /// Where `version`'s service sits in `versions`, if it has one.
+    fn position(&self, version: &str) -> Option<usize> {
+        self.versions.iter().position(|(v, _)| &**v == version)
     }
 }
 
@@ -105,16 +99,13 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match req.extensions().get::<GrayContext>() {
-            Some(ctx) => {
-                let ctx = ctx.clone();
-                self.service_for_mut(Some(ctx.version())).call(req)
-            }
-            None => {
-                let ctx = GrayContext::current();
-                self.service_for_mut(ctx.as_ref().map(GrayContext::version))
-                    .call(req)
-            }
+        let index = match req.extensions().get::<GrayContext>() {
+            Some(ctx) => self.position(ctx.version()),
+            None => GrayContext::current().and_then(|ctx| self.position(ctx.version())),
+        };
+        match index {
+            Some(i) => self.versions[i].1.call(req),
+            None => self.default.call(req),
         }
     }
 }
