@@ -465,3 +465,31 @@ async fn an_upstream_closing_idle_connections_costs_no_request() {
     }
     assert!(connections.load(Ordering::SeqCst) >= 50);
 }
+
+#[test]
+fn the_command_line_is_checked() {
+    let parse = |args: &[&str]| gateway::parse(args.iter().map(std::ffi::OsString::from));
+    let ok = parse(&[
+        "--listen",
+        "127.0.0.1:9000",
+        "--upstream",
+        "canary=http://10.0.0.9:8080/v2",
+        "--threads",
+        "1",
+    ])
+    .unwrap();
+    assert_eq!(ok.listen.port(), 9000);
+    assert_eq!(ok.upstreams[0].0, "canary");
+    assert_eq!(ok.threads, Some(1));
+    for bad in [
+        &["--threads", "0"][..],
+        &["--upstream", "canary"],
+        &["--upstream", "canary=ftp://x"],
+        &["--upstream", "canary=http://x/?q=1"],
+        &["--listen", "nowhere"],
+        &["--timeout", "-1"],
+        &["--bogus"],
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} accepted");
+    }
+}

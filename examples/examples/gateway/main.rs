@@ -94,7 +94,13 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                 })?;
                 options.upstreams.push((version.to_owned(), uri));
             }
-            Long("threads") => options.threads = Some(parser.value()?.parse()?),
+            Long("threads") => {
+                let threads: usize = parser.value()?.parse()?;
+                if threads == 0 {
+                    return Err(lexopt::Error::Custom("--threads must be at least 1".into()));
+                }
+                options.threads = Some(threads);
+            }
             Long("timeout") => options.timeout = Duration::from_secs(parser.value()?.parse()?),
             _ => return Err(arg.unexpected()),
         }
