@@ -14,10 +14,10 @@ CONNECTIONS=${CONNECTIONS:-64}
 PORT_BARE=${PORT_BARE:-18200}
 PORT_GRAY=${PORT_GRAY:-18201}
 
-if ! command -v wrk >/dev/null 2>&1; then
+if ! command -v wrk >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q wrk
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q wrk curl
 fi
 cargo build --release -q -p benches --example hello_server
 SERVER=$PWD/target/release/examples/hello_server

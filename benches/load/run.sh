@@ -22,10 +22,10 @@ PORT_NGINX=${PORT_NGINX:-18100}
 PORT_GRAY=${PORT_GRAY:-18103}
 
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-if ! need nginx || ! need wrk; then
+if ! need nginx || ! need wrk || ! need curl; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx wrk
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx wrk curl
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
