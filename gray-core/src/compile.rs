@@ -9,7 +9,8 @@ use crate::bucket::{BUCKETS, Weighted};
 use crate::config::{Config, Inherit, Match, Route, Split, SplitBy, ValueMatch};
 use crate::context::GrayContext;
 use crate::engine::{
-    Action, CompiledRoute, Condition, Engine, Field, HeaderNames, MAX_LABEL_LEN, NO_SLOT, SLOTS,
+    Action, CompiledRoute, Condition, Engine, Field, HeaderNames, MAX_LABEL_LEN, NO_SLOT,
+    NameLookup, SLOTS,
 };
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
@@ -335,20 +336,24 @@ fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
 const LINEAR_NAMES: usize = 24;
 
 fn header_names(fields: &[Field]) -> HeaderNames {
-    let names = fields.iter().enumerate().filter_map(|(i, f)| match f {
-        // Field ids are bounded by the config's size, far below u32::MAX.
-        Field::Header(name) => Some((Box::from(name.as_str()), i as u32)),
-        _ => None,
-    });
-    let count = fields
+    // Field ids are bounded by the config's size, far below u32::MAX.
+    let names: Vec<(Box<str>, u32)> = fields
         .iter()
-        .filter(|f| matches!(f, Field::Header(_)))
-        .count();
-    if count <= LINEAR_NAMES {
-        HeaderNames::Linear(names.collect())
+        .enumerate()
+        .filter_map(|(i, f)| match f {
+            Field::Header(name) => Some((Box::from(name.as_str()), i as u32)),
+            _ => None,
+        })
+        .collect();
+    let lengths = names.iter().fold(0, |bits, (name, _)| {
+        bits | HeaderNames::length_bit(name.len())
+    });
+    let lookup = if names.len() <= LINEAR_NAMES {
+        NameLookup::Linear(names.into())
     } else {
-        HeaderNames::Hashed(names.collect())
-    }
+        NameLookup::Hashed(names.into_iter().collect())
+    };
+    HeaderNames { lengths, lookup }
 }
 
 #[derive(Default)]

@@ -65,30 +65,45 @@ pub(crate) const FOUND: usize = 8;
 
 /// Header name → field, for the one pass over a request's headers.
 #[derive(Debug)]
-pub(crate) enum HeaderNames {
-    /// Few names: a length compare rejects almost every pair.
+pub(crate) struct HeaderNames {
+    /// Bit `n` is set when a rule header name is `n` bytes long (bit 63: 63 or more), so
+    /// most request headers are passed over with one bit test.
+    pub(crate) lengths: u64,
+    pub(crate) lookup: NameLookup,
+}
+
+/// How a header name whose length matched is looked up.
+#[derive(Debug)]
+pub(crate) enum NameLookup {
+    /// Few names: compared one by one.
     Linear(Box<[(Box<str>, u32)]>),
     /// Many names (a config with many routes on many headers).
     Hashed(std::collections::HashMap<Box<str>, u32>),
 }
 
 impl HeaderNames {
+    /// The bit of `lengths` for a name of `len` bytes.
+    #[inline]
+    pub(crate) fn length_bit(len: usize) -> u64 {
+        1 << len.min(63)
+    }
+
     #[inline]
     fn field(&self, name: &str) -> Option<u32> {
-        match self {
-            Self::Linear(names) => names
+        if self.lengths & Self::length_bit(name.len()) == 0 {
+            return None;
+        }
+        match &self.lookup {
+            NameLookup::Linear(names) => names
                 .iter()
                 .find(|(n, _)| n.len() == name.len() && **n == *name)
                 .map(|&(_, f)| f),
-            Self::Hashed(names) => names.get(name).copied(),
+            NameLookup::Hashed(names) => names.get(name).copied(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        match self {
-            Self::Linear(names) => names.is_empty(),
-            Self::Hashed(names) => names.is_empty(),
-        }
+        self.lengths == 0
     }
 }
 
