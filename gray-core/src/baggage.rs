@@ -5,6 +5,9 @@
 //! [`BAGGAGE_KEY`]` = version`, beside whatever else the header holds, so that services
 //! instrumented with OpenTelemetry pass it on unchanged.
 
+/// The W3C `baggage` header.
+pub const BAGGAGE_HEADER: http::HeaderName = http::HeaderName::from_static("baggage");
+
 /// The baggage member that carries the label: `gray=<version>`.
 pub const BAGGAGE_KEY: &str = "gray";
 

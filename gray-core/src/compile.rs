@@ -54,11 +54,8 @@ impl Engine {
         let mut fields = Fields::default();
         let inherit = (config.label.inherit == Inherit::Always)
             .then(|| fields.intern(Field::Header(label_header.clone())));
-        let baggage = (inherit.is_some() && config.label.baggage).then(|| {
-            fields.intern(Field::Header(http::header::HeaderName::from_static(
-                "baggage",
-            )))
-        });
+        let baggage = (inherit.is_some() && config.label.baggage)
+            .then(|| fields.intern(Field::Header(crate::BAGGAGE_HEADER)));
 
         let mut names = HashSet::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());

@@ -74,7 +74,7 @@ mod request;
 #[cfg(feature = "watch")]
 mod watch;
 
-pub use baggage::{BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_with};
+pub use baggage::{BAGGAGE_HEADER, BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_with};
 pub use bucket::{BUCKETS, bucket};
 pub use compile::MAX_VERSIONS;
 pub use config::{

@@ -1,11 +1,11 @@
 //! [`GrayPropagation`]: the request's label on every outbound call.
 
-use gray_core::{BAGGAGE_KEY, DEFAULT_LABEL_HEADER, GrayContext, baggage_with};
+use gray_core::{
+    BAGGAGE_HEADER as BAGGAGE, BAGGAGE_KEY, DEFAULT_LABEL_HEADER, GrayContext, baggage_with,
+};
 use http::{Extensions, HeaderName, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
-
-const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// The context an outbound call runs for: a [`GrayContext`] given in the call's
 /// extensions (`.with_extension(ctx)`), else the one of the request being served.
