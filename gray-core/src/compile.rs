@@ -100,6 +100,7 @@ impl Engine {
             fields,
             slots,
             header_names,
+            unavailable: Default::default(),
             routes: routes.into(),
             config: Arc::new(config),
         })

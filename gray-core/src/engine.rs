@@ -1,6 +1,7 @@
 //! The compiled rules and `decide`: no lock, no allocation, each request value read once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderName, HeaderValue};
 
@@ -27,6 +28,11 @@ pub enum Source {
     Route,
     /// No route matched: the default version.
     Default,
+    /// The version chosen was marked unavailable ([`Gray::set_available`]): the default
+    /// version serves instead.
+    ///
+    /// [`Gray::set_available`]: crate::Gray::set_available
+    Fallback,
 }
 
 /// A decision as indexes into the engine that made it.
@@ -58,6 +64,8 @@ pub(crate) struct Engine {
     /// The header fields by name, for the one-pass read of a request's headers.
     pub(crate) header_names: HeaderNames,
     pub(crate) routes: Box<[CompiledRoute]>,
+    /// One bit per version (by index): set when the version is marked unavailable.
+    pub(crate) unavailable: [AtomicU64; 4],
 }
 
 /// Most rule headers one request can carry before the engine falls back to lookups.
@@ -148,7 +156,40 @@ pub(crate) enum Action {
 }
 
 impl Engine {
-    /// Decides a request. Reads each request value at most once.
+    /// `outcome`, or the default version when the version chosen is marked unavailable.
+    #[inline]
+    fn available_or_default(&self, outcome: Outcome) -> Outcome {
+        if outcome.version == 0 || !self.is_unavailable(outcome.version) {
+            return outcome;
+        }
+        Outcome {
+            version: 0,
+            route: None,
+            source: Source::Fallback,
+            label_rejected: outcome.label_rejected,
+        }
+    }
+
+    /// Whether version `index` is marked unavailable.
+    #[inline]
+    pub(crate) fn is_unavailable(&self, index: u8) -> bool {
+        let word = &self.unavailable[usize::from(index >> 6)];
+        word.load(Ordering::Relaxed) & (1 << (index & 63)) != 0
+    }
+
+    /// Marks version `index` unavailable or available again.
+    pub(crate) fn set_unavailable(&self, index: u8, unavailable: bool) {
+        let word = &self.unavailable[usize::from(index >> 6)];
+        let bit = 1 << (index & 63);
+        if unavailable {
+            word.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            word.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Decides a request. Reads each request value at most once. A version marked
+    /// unavailable gives way to the default version.
     #[inline]
     pub(crate) fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Outcome {
         let mut values = Values::new(req, self);
@@ -156,12 +197,13 @@ impl Engine {
         if let Some(label) = self.incoming_label(&mut values) {
             match self.version_index(label) {
                 Some(version) => {
-                    return Outcome {
+                    let outcome = Outcome {
                         version,
                         route: None,
                         source: Source::Inherited,
                         label_rejected,
                     };
+                    return self.available_or_default(outcome);
                 }
                 None => label_rejected = true,
             }
@@ -176,13 +218,13 @@ impl Engine {
                     },
                 };
                 // Route count is bounded by u32 at compile time.
-                let route = Some(index as u32);
-                return Outcome {
+                let outcome = Outcome {
                     version,
-                    route,
+                    route: Some(index as u32),
                     source: Source::Route,
                     label_rejected,
                 };
+                return self.available_or_default(outcome);
             }
         }
         Outcome {

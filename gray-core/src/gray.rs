@@ -1,9 +1,11 @@
 //! [`Gray`]: the shared handle to the compiled rules, and the [`Decision`] it makes.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 use http::{HeaderName, HeaderValue};
@@ -50,6 +52,8 @@ struct Shared {
     engine: ArcSwap<Engine>,
     /// Incoming labels refused under `inherit: always` (undeclared or too long).
     rejected: AtomicU64,
+    /// Versions marked unavailable, by name: carried over to the rules of every reload.
+    unavailable: Mutex<BTreeSet<String>>,
 }
 
 impl Gray {
@@ -60,6 +64,7 @@ impl Gray {
             shared: Arc::new(Shared {
                 engine: ArcSwap::from_pointee(engine),
                 rejected: AtomicU64::new(0),
+                unavailable: Mutex::default(),
             }),
         })
     }
@@ -88,8 +93,69 @@ impl Gray {
     /// never a mix. An invalid config returns its error and changes nothing.
     pub fn reload(&self, config: Config) -> Result<(), Error> {
         let engine = Engine::compile(config)?;
+        // Under the lock, so that no `set_available` falls between the copy and the swap.
+        let unavailable = self.unavailable_set();
+        for version in unavailable.iter() {
+            if let Some(index) = engine.version_index(version.as_bytes()) {
+                engine.set_unavailable(index, true);
+            }
+        }
         self.shared.engine.store(Arc::new(engine));
         Ok(())
+    }
+
+    fn unavailable_set(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        // A poisoned lock only means a panic elsewhere; the set itself is always whole.
+        self.shared
+            .unavailable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks `version` unavailable (a failed health check, say) or available again.
+    /// While it is unavailable, a decision that would pick it — by a route or an inherited
+    /// label — gives the default version instead ([`Source::Fallback`]). The default
+    /// version itself always serves. The mark is kept across reloads, by name.
+    ///
+    /// Returns whether `version` is declared by the rules in force.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, Source};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(
+    ///     "versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n",
+    /// )?)?;
+    /// let req = http::Request::get("/").body(())?;
+    /// assert_eq!(gray.decide(&req).version(), "canary");
+    ///
+    /// gray.set_available("canary", false);
+    /// let d = gray.decide(&req);
+    /// assert_eq!((d.version(), d.source()), ("stable", Source::Fallback));
+    ///
+    /// gray.set_available("canary", true);
+    /// assert_eq!(gray.decide(&req).version(), "canary");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_available(&self, version: &str, available: bool) -> bool {
+        let mut unavailable = self.unavailable_set();
+        if available {
+            unavailable.remove(version);
+        } else {
+            unavailable.insert(version.to_owned());
+        }
+        let engine = self.shared.engine.load();
+        match engine.version_index(version.as_bytes()) {
+            Some(index) => {
+                engine.set_unavailable(index, !available);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The versions marked unavailable, by name.
+    pub fn unavailable_versions(&self) -> Vec<String> {
+        self.unavailable_set().iter().cloned().collect()
     }
 
     /// [`reload`](Self::reload) from a rules file; on any error the rules in force stay.

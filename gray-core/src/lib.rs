@@ -53,6 +53,8 @@
 //!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
 //!    low-discrepancy sequence used when there is no key).
 //! 3. No route matched: the default version, the first in `versions`.
+//! 4. A version marked unavailable ([`Gray::set_available`], after a failed health check,
+//!    say) gives way to the default version ([`Source::Fallback`]).
 //!
 //! # Reloading
 //! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an

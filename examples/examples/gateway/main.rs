@@ -289,6 +289,7 @@ impl Proxy {
             "upstreams": upstreams,
             "served": self.served.snapshot(),
             "rejected_labels": self.gray.rejected_labels(),
+            "unavailable": self.gray.unavailable_versions(),
         });
         let mut res = text(StatusCode::OK, status.to_string());
         res.headers_mut().insert(
