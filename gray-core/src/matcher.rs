@@ -1,7 +1,11 @@
 //! Compiled string conditions: exact, prefix, regex, present — and `invert`.
 
-use regex_automata::meta::{self, Regex};
+use std::cell::RefCell;
+
+use regex_automata::Input;
+use regex_automata::meta::{self, Cache, Regex};
 use regex_syntax::hir::{HirKind, Look};
+use thread_local::ThreadLocal;
 
 use crate::error::Problem;
 
@@ -19,7 +23,7 @@ const MAX_LITERAL_LEN: usize = 8192;
 pub(crate) enum Pattern {
     Exact(Box<[u8]>),
     Prefix(Box<[u8]>),
-    Regex(Box<Regex>),
+    Regex(Box<Matcher>),
     Present,
 }
 
@@ -99,7 +103,36 @@ impl Pattern {
             .configure(config)
             .build_from_hir(&hir)
             .map_err(|e| Problem::BadRegex(e.to_string()))?;
-        Ok(Self::Regex(Box::new(re)))
+        Ok(Self::Regex(Box::new(Matcher {
+            regex: re,
+            caches: ThreadLocal::new(),
+        })))
+    }
+}
+
+/// A compiled regex with a match cache per thread.
+///
+/// The regex engine keeps scratch space (the lazy DFA's states) in a `Cache`. Left to
+/// itself it lends caches from a pool that takes a mutex on every thread but the first;
+/// here each thread gets its own, found without a lock.
+#[derive(Debug)]
+pub(crate) struct Matcher {
+    regex: Regex,
+    caches: ThreadLocal<RefCell<Cache>>,
+}
+
+impl Matcher {
+    #[inline]
+    fn is_match(&self, value: &[u8]) -> bool {
+        let input = Input::new(value);
+        let cache = self
+            .caches
+            .get_or(|| RefCell::new(self.regex.create_cache()));
+        match cache.try_borrow_mut() {
+            Ok(mut cache) => self.regex.is_match_with(&mut cache, &input),
+            // Re-entered on this thread (not possible today): the engine's own pool.
+            Err(_) => self.regex.is_match(input),
+        }
     }
 }
 

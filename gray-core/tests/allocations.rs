@@ -54,8 +54,19 @@ fn five_thousand_decisions_allocate_nothing() {
         req("/", &[("x-user-id", "42"), ("accept", "*/*")]),
         req("/", &[]),
     ];
-    // Warm up: arc-swap registers this thread on its first load.
+    // A real regex: its per-thread match cache is made on this thread's first match.
+    let regex = common::gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: tiers, match: { headers: [{ name: x-user-tier, regex: '^(gold|platinum)-[0-9]+$' }] }, to: canary }\n",
+    );
+    let tiers = [
+        req("/", &[("x-user-tier", "platinum-42")]),
+        req("/", &[("x-user-tier", "bronze-1")]),
+    ];
+    // Warm up: arc-swap registers this thread on its first load; the regex makes its cache.
     let _ = gray.decide(&requests[0]);
+    for r in &tiers {
+        let _ = regex.decide(r);
+    }
 
     COUNTING.store(true, Ordering::SeqCst);
     let mut canary = 0;
@@ -65,12 +76,14 @@ fn five_thousand_decisions_allocate_nothing() {
         let ctx = d.context(); // reference counts only
         let label = d.label_value().clone(); // what adapters put on the request
         std::hint::black_box((&ctx, &label));
+        let tier = regex.decide(&tiers[i % tiers.len()]);
+        canary += usize::from(tier.version() == "canary");
     }
     COUNTING.store(false, Ordering::SeqCst);
 
     assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "decide allocated");
     assert!(
-        canary >= 2_500,
+        canary >= 5_000,
         "testers and premium-active alone are half: {canary}"
     );
 }

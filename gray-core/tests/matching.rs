@@ -308,3 +308,31 @@ proptest::proptest! {
         );
     }
 }
+
+#[test]
+fn regexes_match_the_same_on_every_thread() {
+    let g = Gray::new(
+        Config::from_yaml(
+            "versions: [stable, canary]\nroutes:\n  - { name: tiers, match: { headers: [{ name: x-user-tier, regex: '^(gold|platinum)-[0-9]+$' }] }, to: canary }\n",
+        )
+        .expect("rules parse"),
+    )
+    .expect("rules are valid");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let g = &g;
+            s.spawn(move || {
+                for i in 0..1000 {
+                    let tier = if (i + t) % 2 == 0 {
+                        format!("gold-{i}")
+                    } else {
+                        format!("gold{i}")
+                    };
+                    let want = if (i + t) % 2 == 0 { "canary" } else { "stable" };
+                    let d = g.decide(&req("/", &[("x-user-tier", &tier)]));
+                    assert_eq!(d.version(), want, "thread {t}, {tier}");
+                }
+            });
+        }
+    });
+}
