@@ -122,7 +122,9 @@ pub(crate) struct Matcher {
 }
 
 impl Matcher {
-    #[inline]
+    /// Not inlined: a regex match costs far more than a call, and inlined it would bloat
+    /// every condition test (measured: +5 ns on two-condition routes, +50 ns on 100 routes).
+    #[inline(never)]
     fn is_match(&self, value: &[u8]) -> bool {
         let input = Input::new(value);
         let cache = self
