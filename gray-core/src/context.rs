@@ -86,6 +86,22 @@ impl GrayContext {
         CURRENT.try_with(Self::clone).ok()
     }
 
+    /// The context in `extensions` — where server adapters put it on a request, and where a
+    /// caller puts one for an outbound call — else [`current`](Self::current).
+    ///
+    /// ```
+    /// use gray_core::GrayContext;
+    ///
+    /// let mut extensions = http::Extensions::new();
+    /// assert!(GrayContext::from_extensions(&extensions).is_none());
+    /// extensions.insert(GrayContext::new("canary"));
+    /// let ctx = GrayContext::from_extensions(&extensions);
+    /// assert_eq!(ctx.as_ref().map(GrayContext::version), Some("canary"));
+    /// ```
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<Self> {
+        extensions.get::<Self>().cloned().or_else(Self::current)
+    }
+
     /// Runs `future` with `ctx` as the current context. The returned future is
     /// [`TaskLocalFuture`], a nameable type: no boxing.
     pub fn scope<F: Future>(ctx: Self, future: F) -> TaskLocalFuture<Self, F> {

@@ -7,15 +7,6 @@ use http::{Extensions, HeaderName, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
-/// The context an outbound call runs for: a [`GrayContext`] given in the call's
-/// extensions (`.with_extension(ctx)`), else the one of the request being served.
-pub(crate) fn context(extensions: &Extensions) -> Option<GrayContext> {
-    extensions
-        .get::<GrayContext>()
-        .cloned()
-        .or_else(GrayContext::current)
-}
-
 /// A `reqwest_middleware` middleware that puts the request's version label on every
 /// outbound call, so the next service keeps the request on the same version.
 ///
@@ -112,7 +103,7 @@ impl Middleware for GrayPropagation {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        if let Some(ctx) = context(extensions) {
+        if let Some(ctx) = GrayContext::from_extensions(extensions) {
             self.apply(&ctx, req.headers_mut());
         }
         next.run(req, extensions).await

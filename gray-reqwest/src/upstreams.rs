@@ -5,7 +5,7 @@ use std::fmt;
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
 
-use crate::propagation::context;
+use gray_core::GrayContext;
 
 /// A `base` URL given to [`Upstream`] is not a valid absolute `http(s)` URL.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +159,7 @@ impl Middleware for GrayUpstreams {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let ctx = context(extensions);
+        let ctx = GrayContext::from_extensions(extensions);
         if let Some(url) = self.resolve(req.url(), ctx.as_ref().map(|c| c.version())) {
             *req.url_mut() = url;
         }

@@ -60,19 +60,13 @@ impl IntoResponse for MissingGrayLayer {
     }
 }
 
-fn context(parts: &Parts) -> Option<GrayContext> {
-    parts
-        .extensions
-        .get::<GrayContext>()
-        .cloned()
-        .or_else(GrayContext::current)
-}
-
 impl<S: Sync> FromRequestParts<S> for Gray {
     type Rejection = MissingGrayLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        context(parts).map(Gray).ok_or(MissingGrayLayer)
+        GrayContext::from_extensions(&parts.extensions)
+            .map(Gray)
+            .ok_or(MissingGrayLayer)
     }
 }
 
@@ -83,6 +77,6 @@ impl<S: Sync> OptionalFromRequestParts<S> for Gray {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(context(parts).map(Gray))
+        Ok(GrayContext::from_extensions(&parts.extensions).map(Gray))
     }
 }

@@ -203,7 +203,7 @@ impl Proxy {
     /// The upstream of `version`, else the default version's.
     fn upstream(&self, version: &str) -> Option<&Upstream> {
         let find = |v: &str| self.upstreams.iter().find(|u| u.version == v);
-        find(version).or_else(|| find(self.gray.versions().first()?))
+        find(version).or_else(|| find(self.gray.config().versions.first()?))
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
