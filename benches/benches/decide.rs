@@ -1,5 +1,6 @@
 //! `Gray::decide` on DESIGN.md's rules, one function per outcome, plus a 100-route config
-//! that matches on its last route. Bar: ≤ 60 ns median each.
+//! that matches on its last route. Bar: ≤ 60 ns median each. `per-request`: what an adapter
+//! does per request, on one thread and on every core at once.
 //!
 //! `cargo bench -p benches --bench decide`
 
@@ -97,5 +98,36 @@ fn decide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide);
+/// What an adapter does per request — decide, take the context twice (extensions and
+/// task-local) and the label value — on every core at once: the per-thread cost when all
+/// threads share one `Gray`. Shared reference counts would make the cores fight over one
+/// cache line; interned contexts and label values leave nothing shared to write.
+fn contended(c: &mut Criterion) {
+    let gray = design();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut group = c.benchmark_group("per-request");
+    for threads in [1, threads] {
+        group.bench_function(format!("{threads}-threads"), |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            let req = request(&[("x-user-id", "user-48213")]);
+                            for _ in 0..iters {
+                                let d = gray.decide(black_box(&req));
+                                let (ctx, value) = (d.context(), d.label_value().clone());
+                                black_box((ctx.clone(), ctx, value));
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decide, contended);
 criterion_main!(benches);

@@ -30,12 +30,16 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                // Cloned once here: `bytes` turns a fresh buffer into a shared one on its
-                // first clone (one allocation), so later clones per request never allocate.
-                let value = http::HeaderValue::from_str(v);
-                if let Ok(value) = &value {
-                    drop(value.clone());
-                }
+                let value = http::HeaderValue::from_str(v).map(|value| {
+                    // Interned: cloning it per request copies a pointer. Past the interner's
+                    // cap, a shared buffer: cloned once here, because `bytes` turns a fresh
+                    // buffer into a shared one on its first clone (one allocation), so
+                    // clones per request never allocate.
+                    crate::intern::header_value(v).unwrap_or_else(|| {
+                        drop(value.clone());
+                        value
+                    })
+                });
                 value.map_err(|_| {
                     Invalid::new(
                         None,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use tokio::task::futures::TaskLocalFuture;
@@ -48,15 +49,25 @@ tokio::task_local! {
 /// # });
 /// ```
 ///
-/// The engine builds one context per route and version when it compiles the rules, so
-/// handing one to a request is a single reference-count increment.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct GrayContext(Arc<Inner>);
+/// The engine builds one context per route and version when it compiles the rules, from
+/// names it keeps for the life of the process, so handing one to a request copies a
+/// pointer: no allocation, no reference count. A context made with [`GrayContext::new`] is
+/// reference-counted. Contexts compare by version and route.
+#[derive(Clone)]
+pub struct GrayContext(Repr);
 
-#[derive(PartialEq, Eq, Hash)]
-struct Inner {
-    version: Arc<str>,
-    route: Option<Arc<str>>,
+#[derive(Clone)]
+enum Repr {
+    /// Built by the engine from interned names.
+    Interned(&'static Names),
+    Shared(Arc<Names>),
+}
+
+/// A context's names.
+#[derive(Debug)]
+pub(crate) struct Names {
+    pub(crate) version: Arc<str>,
+    pub(crate) route: Option<Arc<str>>,
 }
 
 impl GrayContext {
@@ -65,20 +76,33 @@ impl GrayContext {
         Self::from_parts(version.into(), None)
     }
 
+    /// The engine's context for `version` decided by `route`: interned when the interner
+    /// has room, else reference-counted.
     pub(crate) fn from_parts(version: Arc<str>, route: Option<Arc<str>>) -> Self {
-        Self(Arc::new(Inner { version, route }))
+        match crate::intern::context(&version, route.as_ref()) {
+            Some(names) => Self(Repr::Interned(names)),
+            None => Self(Repr::Shared(Arc::new(Names { version, route }))),
+        }
+    }
+
+    #[inline]
+    fn names(&self) -> &Names {
+        match &self.0 {
+            Repr::Interned(names) => names,
+            Repr::Shared(names) => names,
+        }
     }
 
     /// The version, e.g. `"canary"`.
     #[inline]
     pub fn version(&self) -> &str {
-        &self.0.version
+        &self.names().version
     }
 
     /// The route that decided, if a route did.
     #[inline]
     pub fn route(&self) -> Option<&str> {
-        self.0.route.as_deref()
+        self.names().route.as_deref()
     }
 
     /// The context of the request being served by the current task, if any.
@@ -125,6 +149,21 @@ impl fmt::Debug for GrayContext {
 
 impl fmt::Display for GrayContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.version)
+        f.write_str(self.version())
+    }
+}
+
+impl PartialEq for GrayContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.version() == other.version() && self.route() == other.route()
+    }
+}
+
+impl Eq for GrayContext {}
+
+impl Hash for GrayContext {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.version().hash(state);
+        self.route().hash(state);
     }
 }

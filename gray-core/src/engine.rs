@@ -193,6 +193,10 @@ impl Engine {
     #[inline]
     pub(crate) fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Outcome {
         let mut values = Values::new(req, self);
+        // Scanned here, not in `new`: the caller's `values` is filled in place, never moved.
+        if !self.header_names.is_empty() {
+            values.scan(&self.header_names);
+        }
         let mut label_rejected = false;
         if let Some(label) = self.incoming_label(&mut values) {
             match self.version_index(label) {
@@ -309,13 +313,15 @@ struct Values<'r, R: ?Sized> {
     /// Whether `found` holds every rule header of the request.
     scanned: bool,
     found_len: u8,
-    found: [(u32, &'r [u8]); FOUND],
+    /// `(field, value)`; `None` only in the unused tail, which keeps the array all zeroes
+    /// when it is made (a `memset`, not a copy).
+    found: [(u32, Option<&'r [u8]>); FOUND],
 }
 
 impl<'r, R: RequestView + ?Sized> Values<'r, R> {
     #[inline(always)]
     fn new(req: &'r R, engine: &'r Engine) -> Self {
-        let mut values = Self {
+        Self {
             req,
             fields: &engine.fields,
             slots: &engine.slots,
@@ -323,12 +329,8 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             cache: [None; SLOTS],
             scanned: false,
             found_len: 0,
-            found: [(0, &[]); FOUND],
-        };
-        if !engine.header_names.is_empty() {
-            values.scan(&engine.header_names);
+            found: [(0, None); FOUND],
         }
-        values
     }
 
     /// Reads every header a rule uses in one pass over the request's headers.
@@ -346,7 +348,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             }
             match found.get_mut(len) {
                 Some(slot) => {
-                    *slot = (field, value);
+                    *slot = (field, Some(value));
                     len += 1;
                 }
                 None => overflow = true,
@@ -369,7 +371,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
                 return self.found[..usize::from(self.found_len)]
                     .iter()
                     .find(|&&(f, _)| f == field)
-                    .map(|&(_, v)| v);
+                    .and_then(|&(_, v)| v);
             }
             Field::Header(name) => self.req.header(name),
             Field::Cookie(name) => self.req.cookie(name),

@@ -71,6 +71,7 @@ mod context;
 mod engine;
 mod error;
 mod gray;
+mod intern;
 mod matcher;
 mod request;
 #[cfg(feature = "watch")]

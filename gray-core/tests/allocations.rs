@@ -73,7 +73,7 @@ fn five_thousand_decisions_allocate_nothing() {
     for i in 0..5_000 {
         let d = gray.decide(&requests[i % requests.len()]);
         canary += usize::from(d.version() == "canary");
-        let ctx = d.context(); // reference counts only
+        let ctx = d.context(); // a pointer copy
         let label = d.label_value().clone(); // what adapters put on the request
         std::hint::black_box((&ctx, &label));
         let tier = regex.decide(&tiers[i % tiers.len()]);

@@ -44,3 +44,36 @@ fn a_context_matches_its_decision() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+#[test]
+fn contexts_compare_by_version_and_route_across_reloads() {
+    use std::collections::HashSet;
+
+    use gray_core::{Config, GrayContext};
+
+    let rules = "versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n";
+    let g = gray(rules);
+    let first = g.decide(&req("/", &[])).context();
+    // Reloading the same rules hands out equal contexts (interned once, however often).
+    for _ in 0..1_000 {
+        g.reload(Config::from_yaml(rules).unwrap()).unwrap();
+    }
+    let again = g.decide(&req("/", &[])).context();
+    assert_eq!(first, again);
+    let label = g.decide(&req("/", &[]));
+    assert_eq!(label.label_value(), "canary");
+
+    // An engine context and an explicit one with the same names are equal, and hash alike.
+    let explicit = GrayContext::new("canary");
+    assert_ne!(first, explicit, "the engine's context names its route");
+    let unrouted = gray("versions: [canary]\n")
+        .decide(&req("/", &[]))
+        .context();
+    assert_eq!(unrouted, explicit);
+    let set: HashSet<GrayContext> = [unrouted, explicit.clone()].into_iter().collect();
+    assert_eq!(set.len(), 1);
+    assert_eq!(
+        format!("{explicit:?}"),
+        r#"GrayContext { version: "canary", route: None }"#
+    );
+}

@@ -1,0 +1,127 @@
+//! Interned names: the contexts and label values the engine hands out per request are
+//! built from `'static` data, so handing one out copies a pointer — no reference count
+//! touched per request, on any core.
+//!
+//! Each distinct (version, route) pair and each distinct version name is stored once for
+//! the life of the process, however many times the rules are reloaded; the store is capped
+//! ([`MAX_INTERNED_BYTES`]), and past the cap the engine builds reference-counted values
+//! instead (correct, a few nanoseconds slower per request).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::context::Names;
+
+/// Most bytes the interner keeps (names, plus a fixed charge per entry for bookkeeping).
+pub(crate) const MAX_INTERNED_BYTES: usize = 1 << 20;
+
+/// What one entry is charged beyond its names' bytes.
+const ENTRY_OVERHEAD: usize = 64;
+
+type ContextKey = (Box<str>, Option<Box<str>>);
+
+#[derive(Default)]
+struct Store {
+    bytes: usize,
+    contexts: HashMap<ContextKey, &'static Names>,
+    values: HashMap<Box<str>, HeaderValue>,
+}
+
+impl Store {
+    /// Charges `cost` bytes, or refuses when that would pass the cap.
+    fn charge(&mut self, cost: usize) -> bool {
+        match self.bytes.checked_add(cost) {
+            Some(total) if total <= MAX_INTERNED_BYTES => {
+                self.bytes = total;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+static STORE: Mutex<Option<Store>> = Mutex::new(None);
+
+fn with_store<T>(f: impl FnOnce(&mut Store) -> T) -> T {
+    // A poisoned lock only means a panic elsewhere; the maps are always whole.
+    let mut store = STORE.lock().unwrap_or_else(PoisonError::into_inner);
+    f(store.get_or_insert_with(Store::default))
+}
+
+/// The interned names of a context for `version`, decided by `route`; `None` once the
+/// store is full.
+pub(crate) fn context(version: &Arc<str>, route: Option<&Arc<str>>) -> Option<&'static Names> {
+    let key: ContextKey = (version.as_ref().into(), route.map(|r| r.as_ref().into()));
+    with_store(|store| {
+        if let Some(&names) = store.contexts.get(&key) {
+            return Some(names);
+        }
+        let cost = ENTRY_OVERHEAD + 2 * (version.len() + route.map_or(0, |r| r.len()));
+        if !store.charge(cost) {
+            return None;
+        }
+        let names: &'static Names = Box::leak(Box::new(Names {
+            version: Arc::clone(version),
+            route: route.cloned(),
+        }));
+        store.contexts.insert(key, names);
+        Some(names)
+    })
+}
+
+/// `version` as a header value whose bytes are `'static` (cloning it copies a pointer);
+/// `None` when `version` is no valid header value or the store is full.
+pub(crate) fn header_value(version: &str) -> Option<HeaderValue> {
+    with_store(|store| {
+        if let Some(value) = store.values.get(version) {
+            return Some(value.clone());
+        }
+        // Checked before anything is kept.
+        HeaderValue::from_str(version).ok()?;
+        if !store.charge(ENTRY_OVERHEAD + 2 * version.len()) {
+            return None;
+        }
+        let bytes: &'static [u8] = Box::leak(Box::<[u8]>::from(version.as_bytes()));
+        let value = HeaderValue::from_maybe_shared(Bytes::from_static(bytes)).ok()?;
+        store.values.insert(version.into(), value.clone());
+        Some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_names_are_interned_once() {
+        let version: Arc<str> = "intern-test-canary".into();
+        let route: Arc<str> = "intern-test-route".into();
+        let a = context(&version, Some(&route));
+        let b = context(
+            &"intern-test-canary".into(),
+            Some(&"intern-test-route".into()),
+        );
+        assert!(matches!((a, b), (Some(a), Some(b)) if std::ptr::eq(a, b)));
+        let unrouted = context(&version, None);
+        assert!(matches!((a, unrouted), (Some(a), Some(u)) if !std::ptr::eq(a, u)));
+
+        let v1 = header_value("intern-test-canary");
+        let v2 = header_value("intern-test-canary");
+        assert_eq!(v1, v2);
+        assert!(
+            matches!((&v1, &v2), (Some(a), Some(b)) if a.as_bytes().as_ptr() == b.as_bytes().as_ptr())
+        );
+        assert_eq!(header_value("bad\nvalue"), None);
+    }
+
+    #[test]
+    fn the_store_is_capped() {
+        let mut store = Store::default();
+        assert!(store.charge(MAX_INTERNED_BYTES));
+        assert!(!store.charge(1));
+        assert!(!store.charge(usize::MAX));
+    }
+}
