@@ -106,25 +106,30 @@ fn contended(c: &mut Criterion) {
     let gray = design();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut group = c.benchmark_group("per-request");
-    for threads in [1, threads] {
-        group.bench_function(format!("{threads}-threads"), |b| {
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(|| {
-                            let req = request(&[("x-user-id", "user-48213")]);
-                            for _ in 0..iters {
-                                let d = gray.decide(black_box(&req));
-                                let (ctx, value) = (d.context(), d.label_value().clone());
-                                black_box((ctx.clone(), ctx, value));
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            })
-        });
+    let cases = [
+        ("keyed", request(&[("x-user-id", "user-48213")])),
+        ("unkeyed", request(&[])),
+    ];
+    for (case, req) in &cases {
+        for threads in [1, threads] {
+            group.bench_function(format!("{case}-{threads}-threads"), |b| {
+                b.iter_custom(|iters| {
+                    let start = std::time::Instant::now();
+                    std::thread::scope(|s| {
+                        for _ in 0..threads {
+                            s.spawn(|| {
+                                for _ in 0..iters {
+                                    let d = gray.decide(black_box(req));
+                                    let (ctx, value) = (d.context(), d.label_value().clone());
+                                    black_box((ctx.clone(), ctx, value));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
     }
     group.finish();
 }

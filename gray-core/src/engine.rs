@@ -44,7 +44,8 @@ pub(crate) struct Outcome {
     pub(crate) label_rejected: bool,
 }
 
-/// A compiled config. Immutable once built, but for the unkeyed sequence counters.
+/// A compiled config. Immutable once built, but for the unkeyed sequence counters and the
+/// availability marks.
 #[derive(Debug)]
 pub(crate) struct Engine {
     pub(crate) config: Arc<Config>,

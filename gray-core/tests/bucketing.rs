@@ -144,6 +144,27 @@ fn unkeyed_split_is_exact_at_10_100_1000_10000() {
 }
 
 #[test]
+fn unkeyed_split_counts_per_thread_and_stays_exact_across_threads() {
+    let g = unkeyed("{ stable: 90, canary: 10 }");
+    // Each of four threads runs its own exact sequence: each thread's 1,000 requests carry
+    // exactly 100 canaries, whatever the other threads do.
+    let per_thread: Vec<u64> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let request = req("/", &[]);
+                    (0..1_000)
+                        .filter(|_| g.decide(&request).version() == "canary")
+                        .count() as u64
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(per_thread, [100, 100, 100, 100]);
+}
+
+#[test]
 fn unkeyed_three_way_split_stays_within_two_requests() {
     let g = unkeyed("{ stable: 33.33, canary: 33.34, v3: 33.33 }");
     let request = req("/", &[]);
