@@ -1,6 +1,7 @@
 //! One request through an axum `Router` via `oneshot`, bare and behind `GrayLayer`.
 //! Bar: the layer adds ≤ 100 ns median. `noop-layer` is the same router behind a
 //! pass-through layer: what axum's `Router::layer` costs by itself, whatever the layer.
+//! `router-N-threads`: bare and `GrayLayer` on every core at once.
 //!
 //! `cargo bench -p benches --bench layer`
 
@@ -28,12 +29,17 @@ fn request() -> http::Request<Body> {
     }
 }
 
-fn layer(c: &mut Criterion) {
+/// DESIGN.md's rules.
+fn design() -> Gray {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
-    let gray = match Gray::from_path(&path) {
+    match Gray::from_path(&path) {
         Ok(gray) => gray,
         Err(e) => panic!("{}: {e}", path.display()),
-    };
+    }
+}
+
+fn layer(c: &mut Criterion) {
+    let gray = design();
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
         Err(e) => panic!("runtime: {e}"),
@@ -71,5 +77,47 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layer);
+/// The same request on every core at once, each thread with its own current-thread
+/// runtime and its own clone of the app: the per-request time per thread. What the
+/// threads share — the `Gray` and its rules — must not slow them down.
+fn threads(c: &mut Criterion) {
+    let gray = design();
+    let bare: Router = Router::new().route("/ping", get(|| async { "pong" }));
+    let outer = GrayLayer::new(gray).layer(bare.clone());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut group = c.benchmark_group(format!("router-{threads}-threads"));
+    fn run<S>(app: &S, threads: usize, iters: u64) -> std::time::Duration
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync,
+        S::Future: Send,
+        S::Error: std::fmt::Debug,
+    {
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+                        Ok(rt) => rt,
+                        Err(e) => panic!("runtime: {e}"),
+                    };
+                    for _ in 0..iters {
+                        let res = rt.block_on(app.clone().oneshot(request()));
+                        black_box(res.map(|r| r.status()).ok());
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    }
+    group.bench_function("bare", |b| b.iter_custom(|n| run(&bare, threads, n)));
+    group.bench_function("gray-around-router", |b| {
+        b.iter_custom(|n| run(&outer, threads, n))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, layer, threads);
 criterion_main!(benches);
