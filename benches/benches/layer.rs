@@ -52,7 +52,9 @@ fn layer(c: &mut Criterion) {
     let gray_app = bare.clone().layer(GrayLayer::new(gray.clone()));
     // GrayLayer around the whole router (served with `axum::ServiceExt::into_make_service`):
     // no per-route layer boxing.
-    let outer = GrayLayer::new(gray).layer(bare.clone());
+    let outer = GrayLayer::new(gray.clone()).layer(bare.clone());
+    // The same, counting per-version metrics (two clock reads per request).
+    let metered = GrayLayer::new(gray).metrics(true).layer(bare.clone());
 
     let mut group = c.benchmark_group("router");
     for (name, app) in [
@@ -71,6 +73,12 @@ fn layer(c: &mut Criterion) {
     group.bench_function("gray-around-router", |b| {
         b.iter(|| {
             let res = rt.block_on(outer.clone().oneshot(request()));
+            black_box(res.map(|r| r.status()))
+        })
+    });
+    group.bench_function("gray-metrics-around-router", |b| {
+        b.iter(|| {
+            let res = rt.block_on(metered.clone().oneshot(request()));
             black_box(res.map(|r| r.status()))
         })
     });

@@ -52,6 +52,16 @@ async fn demo() -> (SocketAddr, Arc<Proxy>) {
     .await
 }
 
+/// The body of `GET http://{gw}{path}`.
+async fn get_text(client: &reqwest::Client, gw: SocketAddr, path: &str) -> String {
+    let res = client
+        .get(format!("http://{gw}{path}"))
+        .send()
+        .await
+        .unwrap();
+    res.text().await.unwrap()
+}
+
 async fn version_of(client: &reqwest::Client, gw: SocketAddr, headers: &[(&str, &str)]) -> String {
     let mut req = client.get(format!("http://{gw}/hello"));
     for (k, v) in headers {
@@ -99,20 +109,32 @@ async fn status_reports_rules_and_requests_served() {
     for _ in 0..3 {
         version_of(&client, gw, &[("x-app-version", "beta")]).await;
     }
-    let status = client
-        .get(format!("http://{gw}/gray/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = get_text(&client, gw, "/gray/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["versions"], serde_json::json!(["stable", "canary"]));
     assert_eq!(status["routes"][0]["name"], "testers");
     assert_eq!(status["routes"][2]["weights"]["canary"], 10.0);
     assert_eq!(status["served"]["canary"], 3);
     assert_eq!(status["rejected_labels"], 0);
+
+    // The same counts, with status classes and latency, for Prometheus; the gateway's own
+    // endpoints are not counted.
+    let metrics = client
+        .get(format!("http://{gw}/gray/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics.headers()["content-type"],
+        "text/plain; version=0.0.4"
+    );
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("gray_requests_total{version=\"canary\",class=\"2xx\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gray_requests_total{version=\"stable\",class=\"2xx\"} 0\n"));
+    assert!(metrics.contains("gray_request_duration_seconds_count{version=\"canary\"} 3\n"));
 }
 
 #[tokio::test]
@@ -181,6 +203,17 @@ async fn a_dead_or_silent_upstream_gives_502_naming_the_version() {
     assert!(body.contains("v3") && body.contains("timed out"), "{body}");
     // The gateway is fine afterwards.
     assert_eq!(version_of(&client, gw, &[]).await, "stable");
+    // Each failed version shows in its metrics as 5xx, and the 300 ms timeout in its
+    // latency (nothing at or under 250 ms).
+    let metrics = get_text(&client, gw, "/gray/metrics").await;
+    for version in ["canary", "v3"] {
+        let line = format!("gray_requests_total{{version=\"{version}\",class=\"5xx\"}} 1\n");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
+    assert!(
+        metrics.contains("gray_request_duration_seconds_bucket{version=\"v3\",le=\"0.25\"} 0\n")
+    );
+    assert!(metrics.contains("gray_request_duration_seconds_count{version=\"v3\"} 1\n"));
 }
 
 #[tokio::test]
@@ -326,10 +359,13 @@ async fn reloading_the_rules_file_while_requests_flow_fails_none() {
 
 #[tokio::test]
 async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
-    // An upstream that answers after a signal, so a request is in flight at shutdown.
+    // An upstream that says when a request reached it, and answers after a signal, so a
+    // request is in flight at shutdown.
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel();
     let slow = axum::Router::new().fallback(move || {
         let mut release = release_rx.clone();
+        let _ = arrived_tx.send(());
         async move {
             let _ = release.wait_for(|r| *r).await;
             "done"
@@ -361,10 +397,8 @@ async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
             .await
             .unwrap()
     });
-    // Wait until the request has reached the gateway (it is counted before forwarding).
-    while proxy.served.snapshot().values().sum::<u64>() == 0 {
-        tokio::task::yield_now().await;
-    }
+    // Wait until the request has gone through the gateway to the upstream.
+    arrived_rx.recv().await.unwrap();
     stop_tx.send(()).unwrap();
     // New connections are refused once the listener is gone...
     let mut refused = false;

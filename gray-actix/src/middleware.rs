@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
-use gray_core::{Gray, GrayContext};
+use gray_core::{Gray, GrayContext, Measure};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
@@ -41,17 +41,32 @@ use crate::view::ActixRequest;
 pub struct GrayMiddleware {
     gray: Gray,
     echo: bool,
+    metrics: bool,
 }
 
 impl GrayMiddleware {
     /// Middleware deciding with `gray`; header names come from its rules.
     pub fn new(gray: Gray) -> Self {
-        Self { gray, echo: false }
+        Self {
+            gray,
+            echo: false,
+            metrics: false,
+        }
     }
 
     /// Also set the label header on the response (off by default).
     pub fn echo_version(mut self, echo: bool) -> Self {
         self.echo = echo;
+        self
+    }
+
+    /// Also count every request under its version in the `Gray`'s per-version metrics
+    /// ([`Gray::metrics`]): the status class of its response (of the error's response when
+    /// the chain fails) and the time from the decision to the response (off by default: it
+    /// reads the clock twice per request). Serve
+    /// [`Metrics::prometheus`](gray_core::Metrics::prometheus) on a route to scrape them.
+    pub fn metrics(mut self, record: bool) -> Self {
+        self.metrics = record;
         self
     }
 }
@@ -71,6 +86,7 @@ where
             service,
             gray: self.gray.clone(),
             echo: self.echo,
+            metrics: self.metrics,
             labels: Rc::default(),
         }))
     }
@@ -82,6 +98,7 @@ pub struct GrayMiddlewareService<S> {
     service: S,
     gray: Gray,
     echo: bool,
+    metrics: bool,
     labels: Rc<RefCell<Labels>>,
 }
 
@@ -132,13 +149,14 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label) = {
+        let (ctx, label, measure) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
             let label = self
                 .labels
                 .borrow_mut()
                 .get(decision.label_header(), decision.version());
-            (decision.context(), label)
+            let measure = self.metrics.then(|| decision.measure()).flatten();
+            (decision.context(), label, measure)
         };
         if let Some((name, value)) = &label {
             req.headers_mut().insert(name.clone(), value.clone());
@@ -148,16 +166,19 @@ where
         ResponseFuture {
             inner: GrayContext::scope(ctx, future),
             echo: if self.echo { label } else { None },
+            measure,
         }
     }
 }
 
 pin_project! {
-    /// Runs the rest of the chain with the request's [`GrayContext`] as the current one.
+    /// Runs the rest of the chain with the request's [`GrayContext`] as the current one;
+    /// echoes the version and counts the request in the metrics when asked to.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
+        measure: Option<Measure>,
     }
 }
 
@@ -169,7 +190,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut res = ready!(this.inner.poll(cx))?;
+        let result = ready!(this.inner.poll(cx));
+        if let Some(measure) = this.measure.take() {
+            let status = match &result {
+                Ok(res) => res.status(),
+                Err(e) => e.as_response_error().status_code(),
+            };
+            measure.finish(status.as_u16());
+        }
+        let mut res = result?;
         if let Some((name, value)) = this.echo.take() {
             res.headers_mut().insert(name, value);
         }
@@ -181,6 +210,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("echo", &self.echo)
+            .field("measure", &self.measure)
             .finish_non_exhaustive()
     }
 }

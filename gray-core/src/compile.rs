@@ -49,6 +49,8 @@ impl Engine {
                 })
             })
             .collect::<Result<Box<[_]>, _>>()?;
+        // Given by the `Gray` that adopts the engine.
+        let metric_slots = vec![None; versions.len()].into();
         // The default name is static: adapters clone it per request for free.
         let label_header = if config.label.header == crate::DEFAULT_LABEL_HEADER {
             HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)
@@ -97,6 +99,7 @@ impl Engine {
         Ok(Self {
             versions,
             version_values,
+            metric_slots,
             unrouted,
             label_header,
             inherit,

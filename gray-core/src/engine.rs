@@ -54,6 +54,8 @@ pub(crate) struct Engine {
     pub(crate) unrouted: Box<[GrayContext]>,
     /// Each version as a header value, built once (cloning one does not allocate).
     pub(crate) version_values: Box<[HeaderValue]>,
+    /// Each version's counter slot in the per-version metrics, if it has one.
+    pub(crate) metric_slots: Box<[Option<u32>]>,
     pub(crate) label_header: HeaderName,
     /// The label's field, when `inherit: always`.
     pub(crate) inherit: Option<u32>,

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::context::GrayContext;
 use crate::engine::{Engine, Outcome, Source};
 use crate::error::Error;
+use crate::metrics::{Measure, Metrics};
 use crate::request::RequestView;
 
 /// The routing engine: decides which version serves a request.
@@ -60,17 +61,39 @@ struct Shared {
     rejected: AtomicU64,
     /// Versions marked unavailable, by name: carried over to the rules of every reload.
     unavailable: Mutex<BTreeSet<String>>,
+    /// Each version's counter slot in the per-version metrics, by name, in the order
+    /// first declared: carried over to the rules of every reload.
+    metered: Mutex<Vec<(Arc<str>, u32)>>,
+}
+
+/// Gives each version of `engine` its counter slot from `metered`, taking new slots for
+/// names not seen before.
+fn meter(metered: &Mutex<Vec<(Arc<str>, u32)>>, engine: &mut Engine) {
+    // A poisoned lock only means a panic elsewhere; the list itself is always whole.
+    let mut metered = metered.lock().unwrap_or_else(PoisonError::into_inner);
+    let slots = engine.versions.iter().map(|version| {
+        if let Some(&(_, slot)) = metered.iter().find(|(name, _)| name == version) {
+            return Some(slot);
+        }
+        let slot = crate::metrics::new_slot()?;
+        metered.push((Arc::clone(version), slot));
+        Some(slot)
+    });
+    engine.metric_slots = slots.collect();
 }
 
 impl Gray {
     /// Validates and compiles `config`.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let engine = Engine::compile(config)?;
+        let mut engine = Engine::compile(config)?;
+        let metered = Mutex::default();
+        meter(&metered, &mut engine);
         Ok(Self {
             shared: Arc::new(Shared {
                 engine: ArcSwap::from_pointee(engine),
                 rejected: AtomicU64::new(0),
                 unavailable: Mutex::default(),
+                metered,
             }),
         })
     }
@@ -98,7 +121,8 @@ impl Gray {
     /// Replaces the rules, atomically: a decision sees the old rules or the new ones,
     /// never a mix. An invalid config returns its error and changes nothing.
     pub fn reload(&self, config: Config) -> Result<(), Error> {
-        let engine = Engine::compile(config)?;
+        let mut engine = Engine::compile(config)?;
+        meter(&self.shared.metered, &mut engine);
         // Under the lock, so that no `set_available` falls between the copy and the swap.
         let unavailable = self.unavailable_set();
         for version in unavailable.iter() {
@@ -169,6 +193,28 @@ impl Gray {
         let path = path.as_ref();
         self.reload(Config::from_path(path)?)
             .map_err(|e| e.in_file(path))
+    }
+
+    /// The per-version metrics recorded for this `Gray` (by adapters asked to, or with
+    /// [`Decision::measure`]): every version its rules have declared since it was made.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let metrics = gray.metrics();
+    /// assert_eq!(metrics.versions().len(), 2);
+    /// assert_eq!(metrics.version("canary").map(|v| v.total()), Some(0));
+    /// assert!(metrics.prometheus().contains("gray_requests_total{version=\"canary\",class=\"5xx\"} 0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let metered = self
+            .shared
+            .metered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Metrics::read(metered.iter().map(|(name, slot)| (&**name, *slot)))
     }
 
     /// The config in force.
@@ -257,6 +303,20 @@ impl Decision {
     #[inline]
     pub fn label_value(&self) -> &HeaderValue {
         &self.engine.version_values[usize::from(self.outcome.version)]
+    }
+
+    /// Starts measuring the request for the per-version [`Metrics`](crate::Metrics) (reads
+    /// the clock); end it with [`Measure::finish`] and the response status. `None` when
+    /// the process already meters [`MAX_METERED_VERSIONS`](crate::MAX_METERED_VERSIONS)
+    /// other version names.
+    #[inline]
+    pub fn measure(&self) -> Option<Measure> {
+        self.engine
+            .metric_slots
+            .get(usize::from(self.outcome.version))
+            .copied()
+            .flatten()
+            .map(Measure::start)
     }
 
     /// An owned, cheap-to-clone context for the request, to put in request extensions and

@@ -61,6 +61,14 @@
 //! invalid config returns an [`Error`] naming the route and field and changes nothing.
 //! With feature `watch`, `Watcher` reloads from a rules file whenever it changes,
 //! following Kubernetes ConfigMap updates.
+//!
+//! # Metrics
+//! Adapters asked to (`GrayLayer::metrics`, `GrayMiddleware::metrics`) time each request
+//! from its decision to its response ([`Decision::measure`], [`Measure::finish`]) and count
+//! it under its version: requests by status class and a latency histogram, with no lock
+//! and no memory written by two cores. [`Gray::metrics`] reads them (error rate and
+//! latency quantiles per version, to compare a canary with the stable version);
+//! [`Metrics::prometheus`] renders them for a `/metrics` endpoint.
 #![deny(missing_docs)]
 
 mod baggage;
@@ -73,6 +81,7 @@ mod error;
 mod gray;
 mod intern;
 mod matcher;
+mod metrics;
 mod request;
 #[cfg(feature = "watch")]
 mod watch;
@@ -89,6 +98,7 @@ pub use error::{Error, Invalid, Problem};
 pub use gray::{Decision, Gray};
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
+pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
 pub use request::RequestView;
 #[cfg(feature = "watch")]
 pub use watch::{Reloaded, Watcher};

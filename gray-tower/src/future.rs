@@ -4,18 +4,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use gray_core::GrayContext;
+use gray_core::{GrayContext, Measure};
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
 pin_project! {
     /// Runs the inner service's future with the request's [`GrayContext`] as the current
-    /// one, and echoes the version on the response when asked to. Not boxed.
+    /// one, echoes the version on the response and counts the request in the per-version
+    /// metrics when asked to. Not boxed.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
+        measure: Option<Measure>,
     }
 }
 
@@ -23,8 +25,13 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
+        measure: Option<Measure>,
     ) -> Self {
-        Self { inner, echo }
+        Self {
+            inner,
+            echo,
+            measure,
+        }
     }
 }
 
@@ -37,7 +44,12 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut res = ready!(this.inner.poll(cx))?;
+        let result = ready!(this.inner.poll(cx));
+        if let Some(measure) = this.measure.take() {
+            // An error from the inner service becomes a 500 for the client.
+            measure.finish(result.as_ref().map_or(500, |res| res.status().as_u16()));
+        }
+        let mut res = result?;
         if let Some((name, value)) = this.echo.take() {
             res.headers_mut().insert(name, value);
         }
@@ -49,6 +61,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("echo", &self.echo)
+            .field("measure", &self.measure)
             .finish_non_exhaustive()
     }
 }

@@ -52,12 +52,41 @@ use crate::future::ResponseFuture;
 pub struct GrayLayer {
     gray: Gray,
     echo: bool,
+    metrics: bool,
 }
 
 impl GrayLayer {
     /// A layer deciding with `gray`. Header names come from its rules (`label.header`).
     pub fn new(gray: Gray) -> Self {
-        Self { gray, echo: false }
+        Self {
+            gray,
+            echo: false,
+            metrics: false,
+        }
+    }
+
+    /// Also count every request under its version in the `Gray`'s per-version metrics
+    /// ([`Gray::metrics`]): its status class (an inner service error counts as
+    /// 5xx) and the time from the decision to the response (off by default: it reads the
+    /// clock twice per request, ≈ 50 ns in `benches`). A request whose future is dropped before its
+    /// response is not counted.
+    ///
+    /// ```
+    /// # use axum::{Router, routing::get};
+    /// # use gray_core::{Config, Gray};
+    /// use gray_tower::GrayLayer;
+    ///
+    /// # let gray = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let scrape = gray.clone();
+    /// let app: Router = Router::new()
+    ///     .route("/ping", get(|| async { "pong" }))
+    ///     .route("/metrics", get(move || async move { scrape.metrics().prometheus() }))
+    ///     .layer(GrayLayer::new(gray).metrics(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(mut self, record: bool) -> Self {
+        self.metrics = record;
+        self
     }
 
     /// Also set the label header on the response, echoing the version that served it
@@ -76,6 +105,7 @@ impl<S> Layer<S> for GrayLayer {
             inner,
             gray: self.gray.clone(),
             echo: self.echo,
+            metrics: self.metrics,
         }
     }
 }
@@ -86,6 +116,7 @@ pub struct GrayService<S> {
     inner: S,
     gray: Gray,
     echo: bool,
+    metrics: bool,
 }
 
 impl<S> GrayService<S> {
@@ -124,12 +155,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value) = {
+        let (ctx, header, value, measure) = {
             let decision = self.gray.decide(&req);
             (
                 decision.context(),
                 decision.label_header().clone(),
                 decision.label_value().clone(),
+                self.metrics.then(|| decision.measure()).flatten(),
             )
         };
         // The Decision (and its snapshot guard) is dropped here, before any await.
@@ -139,6 +171,6 @@ where
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.
         let future = self.inner.call(req);
-        ResponseFuture::new(GrayContext::scope(ctx, future), echo)
+        ResponseFuture::new(GrayContext::scope(ctx, future), echo, measure)
     }
 }

@@ -16,7 +16,9 @@
 //!   one per core), `--timeout SECS` (upstream response timeout, default 30).
 //!
 //! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
-//! requests served per version since start, and incoming labels refused. An upstream
+//! requests served per version since start, and incoming labels refused; `GET
+//! /gray/metrics` the per-version metrics (requests by status class, latency histogram)
+//! in the Prometheus text format. Neither is counted as traffic. An upstream
 //! that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
 //! accepting, finish in-flight requests.
 
@@ -27,12 +29,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::response::{IntoResponse, Response as AxumResponse};
@@ -120,39 +120,6 @@ fn upstream_uri(url: &str) -> Result<Uri, String> {
     Ok(uri)
 }
 
-/// Requests served per version since start: lock-free to count, a lock only to add a
-/// version that a reload brought.
-#[derive(Debug, Default)]
-pub(crate) struct Served {
-    counts: ArcSwap<Vec<(Arc<str>, Arc<AtomicU64>)>>,
-    adding: Mutex<()>,
-}
-
-impl Served {
-    fn count(&self, version: &str) {
-        if let Some((_, n)) = self.counts.load().iter().find(|(v, _)| &**v == version) {
-            n.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
-        let mut counts = Vec::clone(&self.counts.load());
-        if let Some((_, n)) = counts.iter().find(|(v, _)| &**v == version) {
-            n.fetch_add(1, Ordering::Relaxed); // added meanwhile
-            return;
-        }
-        counts.push((version.into(), Arc::new(AtomicU64::new(1))));
-        self.counts.store(Arc::new(counts));
-    }
-
-    pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counts
-            .load()
-            .iter()
-            .map(|(v, n)| (v.to_string(), n.load(Ordering::Relaxed)))
-            .collect()
-    }
-}
-
 /// A response body: the upstream's, streamed, or one the gateway writes itself.
 pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
 
@@ -171,7 +138,6 @@ pub(crate) struct Proxy {
     gray: Gray,
     upstreams: Vec<Upstream>,
     timeout: Duration,
-    pub(crate) served: Served,
 }
 
 impl Proxy {
@@ -196,7 +162,6 @@ impl Proxy {
             gray,
             upstreams,
             timeout,
-            served: Served::default(),
         }
     }
 
@@ -206,11 +171,24 @@ impl Proxy {
         find(version).or_else(|| find(self.gray.config().versions.first()?))
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
-        if req.uri().path() == "/gray/status" && req.method() == Method::GET {
-            return self.status();
+    /// The gateway's own endpoints (`GET /gray/status`, `GET /gray/metrics`): answered
+    /// before any rule, and not counted as traffic.
+    fn admin(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+        if req.method() != Method::GET {
+            return None;
         }
-        self.forward(req).await
+        match req.uri().path() {
+            "/gray/status" => Some(self.status()),
+            "/gray/metrics" => {
+                let mut res = text(StatusCode::OK, self.gray.metrics().prometheus());
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                Some(res)
+            }
+            _ => None,
+        }
     }
 
     /// Forwards a request to its version's upstream, bodies streamed both ways.
@@ -222,7 +200,6 @@ impl Proxy {
             );
         };
         let version = ctx.version();
-        self.served.count(version);
         let Some(upstream) = self.upstream(version) else {
             return bad_gateway(format!("gray: no upstream for version {version}\n"));
         };
@@ -261,6 +238,12 @@ impl Proxy {
     /// `GET /gray/status`.
     fn status(&self) -> Response<ProxyBody> {
         let config = self.gray.config();
+        let metrics = self.gray.metrics();
+        let served: BTreeMap<&str, u64> = metrics
+            .versions()
+            .iter()
+            .map(|v| (v.version.as_str(), v.total()))
+            .collect();
         let routes: Vec<serde_json::Value> = config
             .routes
             .iter()
@@ -287,7 +270,7 @@ impl Proxy {
             "versions": config.versions,
             "routes": routes,
             "upstreams": upstreams,
-            "served": self.served.snapshot(),
+            "served": served,
             "rejected_labels": self.gray.rejected_labels(),
             "unavailable": self.gray.unavailable_versions(),
         });
@@ -325,7 +308,63 @@ impl tower_service::Service<Request<Incoming>> for ProxyService {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.0);
-        Box::pin(async move { Ok(proxy.handle(req).await) })
+        Box::pin(async move { Ok(proxy.forward(req).await) })
+    }
+}
+
+/// The gateway's front: its own endpoints, else the request through `GrayLayer` to the
+/// proxy.
+#[derive(Clone, Debug)]
+pub(crate) struct Front<S> {
+    proxy: Arc<Proxy>,
+    gray: S,
+}
+
+impl<S> tower_service::Service<Request<Incoming>> for Front<S>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<ProxyBody>>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = S::Error;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.gray.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        match self.proxy.admin(&req) {
+            Some(res) => FrontFuture::Admin { res: Some(res) },
+            None => FrontFuture::Gray {
+                future: self.gray.call(req),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Front`]'s response future.
+    #[project = FrontProj]
+    pub(crate) enum FrontFuture<F> {
+        Admin { res: Option<Response<ProxyBody>> },
+        Gray { #[pin] future: F },
+    }
+}
+
+impl<F, E> Future for FrontFuture<F>
+where
+    F: Future<Output = Result<Response<ProxyBody>, E>>,
+{
+    type Output = Result<Response<ProxyBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FrontProj::Admin { res } => match res.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("`FrontFuture` polled after completion"),
+            },
+            FrontProj::Gray { future } => future.poll(cx),
+        }
     }
 }
 
@@ -336,7 +375,12 @@ pub(crate) async fn serve(
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let service = GrayLayer::new(proxy.gray.clone()).layer(ProxyService(proxy));
+    let service = Front {
+        gray: GrayLayer::new(proxy.gray.clone())
+            .metrics(true)
+            .layer(ProxyService(Arc::clone(&proxy))),
+        proxy,
+    };
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {

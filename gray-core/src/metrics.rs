@@ -1,0 +1,335 @@
+//! Per-version metrics: requests by status class and a latency histogram, recorded by the
+//! server adapters when a response is ready, read as a [`Metrics`] snapshot of one
+//! [`Gray`](crate::Gray) (by version name, across reloads) or as Prometheus text.
+//!
+//! Recording takes no lock and writes no memory another core writes: each thread counts
+//! into its own shard, and a read sums the shards. Each (`Gray`, version name) pair gets a
+//! counter slot when rules declaring the version are first compiled; a process has at most
+//! [`MAX_METERED_VERSIONS`] of them, and versions met after that are served but not counted.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
+use std::time::Instant;
+
+use thread_local::ThreadLocal;
+
+/// Most (`Gray`, version name) pairs counted in one process.
+pub const MAX_METERED_VERSIONS: usize = CHUNK * CHUNKS;
+
+/// Upper bounds of the latency histogram's buckets, in seconds (a last bucket, `+Inf`,
+/// takes the rest): the Prometheus client libraries' default buckets, with three finer
+/// ones below 5 ms, where in-process services answer.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The same bounds in microseconds, as the shards count.
+const BOUNDS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Status classes counted: 1xx to 5xx.
+const CLASSES: usize = 5;
+/// Latency buckets counted: one per bound, and `+Inf`.
+const BUCKETS: usize = LATENCY_BUCKETS.len() + 1;
+
+/// A thread's slots are made in chunks of this many, when first written.
+const CHUNK: usize = 64;
+const CHUNKS: usize = 64;
+
+/// One version's counters in one thread's shard.
+#[derive(Default)]
+struct Counters {
+    classes: [AtomicU64; CLASSES],
+    buckets: [AtomicU64; BUCKETS],
+    sum_us: AtomicU64,
+}
+
+type Chunk = [Counters; CHUNK];
+
+/// One thread's counters. Only that thread writes them (a load and a store, no locked
+/// instruction); readers load.
+struct Shard {
+    chunks: [OnceLock<Box<Chunk>>; CHUNKS],
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            chunks: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
+static SHARDS: LazyLock<ThreadLocal<Shard>> = LazyLock::new(ThreadLocal::new);
+
+static NEXT_SLOT: AtomicU32 = AtomicU32::new(0);
+
+/// A new counter slot; `None` once [`MAX_METERED_VERSIONS`] are taken. Called when rules
+/// are compiled, never per request.
+pub(crate) fn new_slot() -> Option<u32> {
+    NEXT_SLOT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < MAX_METERED_VERSIONS as u32).then_some(n + 1)
+        })
+        .ok()
+}
+
+/// Adds `n` to a counter only this thread writes.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// Where `slot` lives in a shard.
+#[inline]
+fn place(slot: u32) -> (usize, usize) {
+    (slot as usize / CHUNK, slot as usize % CHUNK)
+}
+
+/// A request being measured, from the decision to its response: made with
+/// [`Decision::measure`](crate::Decision::measure) (which reads the clock), ended with
+/// [`finish`](Self::finish). Small and `Copy`: keep it in the response future.
+///
+/// ```
+/// use gray_core::{Config, Gray};
+///
+/// let gray = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+/// let req = http::Request::get("/").body(())?;
+/// let measure = gray.decide(&req).measure();
+/// // … the request is served …
+/// if let Some(measure) = measure {
+///     measure.finish(200);
+/// }
+/// let metrics = gray.metrics();
+/// assert_eq!(metrics.version("stable").map(|v| v.requests), Some([0, 1, 0, 0, 0]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Measure {
+    slot: u32,
+    start: Instant,
+}
+
+impl Measure {
+    #[inline]
+    pub(crate) fn start(slot: u32) -> Self {
+        Self {
+            slot,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts the request under its version: `status`'s class (below 200 counts as 1xx,
+    /// 500 and above as 5xx) and the time since the decision.
+    #[inline]
+    pub fn finish(self, status: u16) {
+        let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let class = usize::from(status / 100).clamp(1, CLASSES) - 1;
+        let bucket = BOUNDS_US
+            .iter()
+            .position(|&bound| micros <= bound)
+            .unwrap_or(BUCKETS - 1);
+        let (chunk, index) = place(self.slot);
+        let Some(chunk) = SHARDS.get_or(Shard::default).chunks.get(chunk) else {
+            return;
+        };
+        let counters = &chunk.get_or_init(new_chunk)[index];
+        bump(&counters.classes[class], 1);
+        bump(&counters.buckets[bucket], 1);
+        bump(&counters.sum_us, micros);
+    }
+}
+
+fn new_chunk() -> Box<Chunk> {
+    Box::new(std::array::from_fn(|_| Counters::default()))
+}
+
+/// One version's totals, summed over every thread.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct VersionMetrics {
+    /// The version, e.g. `"canary"`.
+    pub version: String,
+    /// Requests by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub requests: [u64; CLASSES],
+    /// Requests by latency bucket, not cumulative: `latency[i]` counts requests that took
+    /// at most [`LATENCY_BUCKETS`]`[i]` seconds and more than the bound before; the last
+    /// entry counts the slower ones.
+    pub latency: [u64; BUCKETS],
+    /// Total latency, in seconds.
+    pub latency_sum: f64,
+}
+
+impl VersionMetrics {
+    /// The totals of `slot` over every thread's shard.
+    fn read(version: &str, slot: u32) -> Self {
+        let mut totals = Self {
+            version: version.to_owned(),
+            requests: [0; CLASSES],
+            latency: [0; BUCKETS],
+            latency_sum: 0.0,
+        };
+        let (chunk, index) = place(slot);
+        for shard in SHARDS.iter() {
+            let Some(counters) = shard.chunks.get(chunk).and_then(OnceLock::get) else {
+                continue;
+            };
+            let counters = &counters[index];
+            for (t, c) in totals.requests.iter_mut().zip(&counters.classes) {
+                *t += c.load(Ordering::Relaxed);
+            }
+            for (t, c) in totals.latency.iter_mut().zip(&counters.buckets) {
+                *t += c.load(Ordering::Relaxed);
+            }
+            totals.latency_sum += counters.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        }
+        totals
+    }
+
+    /// All requests counted.
+    pub fn total(&self) -> u64 {
+        self.requests.iter().sum()
+    }
+
+    /// The share of 5xx responses, `0.0` with no requests.
+    pub fn error_rate(&self) -> f64 {
+        match self.total() {
+            0 => 0.0,
+            total => self.requests[4] as f64 / total as f64,
+        }
+    }
+
+    /// An upper bound of the `q` latency quantile (`0.0..=1.0`) in seconds: the bound of
+    /// the bucket it falls in (`f64::INFINITY` past the last one); `None` with no requests.
+    pub fn latency_quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &n) in self.latency.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        Some(f64::INFINITY)
+    }
+}
+
+/// A snapshot of one [`Gray`](crate::Gray)'s per-version metrics, from
+/// [`Gray::metrics`](crate::Gray::metrics): every version its rules have declared since it
+/// was made, in the order first declared, counted by name across reloads.
+///
+/// Adapters record them when asked to (`GrayLayer::metrics`, `GrayMiddleware::metrics`);
+/// a metrics endpoint serves [`Metrics::prometheus`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    versions: Vec<VersionMetrics>,
+}
+
+impl Metrics {
+    /// Reads the counters of `(version, slot)` pairs.
+    pub(crate) fn read<'a>(slots: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+        Self {
+            versions: slots
+                .into_iter()
+                .map(|(version, slot)| VersionMetrics::read(version, slot))
+                .collect(),
+        }
+    }
+
+    /// Every version's totals.
+    pub fn versions(&self) -> &[VersionMetrics] {
+        &self.versions
+    }
+
+    /// The totals of `version`, if the rules ever declared it.
+    pub fn version(&self, version: &str) -> Option<&VersionMetrics> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+
+    /// The metrics in the Prometheus text format: `gray_requests_total{version, class}`
+    /// and the histogram `gray_request_duration_seconds{version}`.
+    pub fn prometheus(&self) -> String {
+        let versions: Vec<(String, &VersionMetrics)> = self
+            .versions
+            .iter()
+            .map(|v| (escape_label(&v.version), v))
+            .collect();
+        let mut out = String::from(
+            "# HELP gray_requests_total Requests served, by version and status class.\n\
+             # TYPE gray_requests_total counter\n",
+        );
+        for (name, v) in &versions {
+            for (i, n) in v.requests.iter().enumerate() {
+                let class = i + 1;
+                let _ = writeln!(
+                    out,
+                    "gray_requests_total{{version=\"{name}\",class=\"{class}xx\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP gray_request_duration_seconds Time from the routing decision to the \
+             response, by version.\n\
+             # TYPE gray_request_duration_seconds histogram\n",
+        );
+        for (name, v) in &versions {
+            let mut cumulative = 0;
+            for (i, n) in v.latency.iter().enumerate() {
+                cumulative += n;
+                let le = LATENCY_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+                let _ = writeln!(
+                    out,
+                    "gray_request_duration_seconds_bucket{{version=\"{name}\",le=\"{le}\"}} \
+                     {cumulative}"
+                );
+            }
+            let sum = v.latency_sum;
+            let _ = writeln!(
+                out,
+                "gray_request_duration_seconds_sum{{version=\"{name}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "gray_request_duration_seconds_count{{version=\"{name}\"}} {cumulative}"
+            );
+        }
+        out
+    }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_label;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("canary"), "canary");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,136 @@
+//! Per-version metrics: counted by status class and latency, per thread, read per `Gray`
+//! as a snapshot and as Prometheus text.
+
+mod common;
+
+use common::{gray, req};
+use gray_core::{Config, Gray, LATENCY_BUCKETS, VersionMetrics};
+
+fn metrics_of(gray: &Gray, version: &str) -> VersionMetrics {
+    gray.metrics()
+        .version(version)
+        .cloned()
+        .unwrap_or_else(|| panic!("{version} is metered"))
+}
+
+#[test]
+fn requests_are_counted_by_version_and_status_class() {
+    let g = gray(
+        "versions: [stable, canary]
+routes:
+  - { name: testers, match: { headers: [{ name: x-app-version, exact: beta }] }, to: canary }",
+    );
+    let (stable, canary) = (req("/", &[]), req("/", &[("x-app-version", "beta")]));
+    for status in [200, 201, 204, 301, 404, 101] {
+        g.decide(&stable).measure().unwrap().finish(status);
+    }
+    for status in [200, 500, 503, 599, 700] {
+        g.decide(&canary).measure().unwrap().finish(status);
+    }
+
+    let s = metrics_of(&g, "stable");
+    assert_eq!(s.requests, [1, 3, 1, 1, 0]);
+    assert_eq!(s.total(), 6);
+    assert_eq!(s.error_rate(), 0.0);
+    let c = metrics_of(&g, "canary");
+    assert_eq!(c.requests, [0, 1, 0, 0, 4], "500, 503, 599 and 700 are 5xx");
+    assert_eq!(c.error_rate(), 0.8);
+    // Nothing here took a second: every request is in a bucket of a second or less.
+    for v in [&s, &c] {
+        assert_eq!(v.latency.iter().sum::<u64>(), v.total());
+        let fast: u64 = v.latency[..LATENCY_BUCKETS.iter().position(|&b| b == 1.0).unwrap() + 1]
+            .iter()
+            .sum();
+        assert_eq!(fast, v.total(), "{v:?}");
+        assert!(v.latency_sum < 1.0);
+        assert!(v.latency_quantile(0.99).unwrap() <= 1.0);
+    }
+}
+
+#[test]
+fn threads_count_into_their_own_shards_and_a_snapshot_sums_them() {
+    let g = gray("versions: [stable]\n");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let r = req("/", &[]);
+                for _ in 0..1_000 {
+                    g.decide(&r).measure().unwrap().finish(200);
+                }
+            });
+        }
+    });
+    assert_eq!(metrics_of(&g, "stable").requests, [0, 4_000, 0, 0, 0]);
+}
+
+#[test]
+fn versions_keep_their_counts_across_reloads_by_name() {
+    let g = gray("versions: [a, b]\n");
+    g.decide(&req("/", &[])).measure().unwrap().finish(200);
+    // b becomes the default: its requests are counted under its own name.
+    g.reload(Config::from_yaml("versions: [b, a]\n").unwrap())
+        .unwrap();
+    g.decide(&req("/", &[])).measure().unwrap().finish(503);
+    assert_eq!(metrics_of(&g, "a").requests, [0, 1, 0, 0, 0]);
+    assert_eq!(metrics_of(&g, "b").requests, [0, 0, 0, 0, 1]);
+}
+
+#[test]
+fn each_gray_counts_its_own_requests() {
+    let (one, two) = (gray("versions: [stable]\n"), gray("versions: [stable]\n"));
+    one.decide(&req("/", &[])).measure().unwrap().finish(200);
+    assert_eq!(metrics_of(&one, "stable").total(), 1);
+    assert_eq!(metrics_of(&two, "stable").total(), 0);
+    // Clones share them.
+    let clone = one.clone();
+    clone.decide(&req("/", &[])).measure().unwrap().finish(200);
+    assert_eq!(metrics_of(&one, "stable").total(), 2);
+}
+
+#[test]
+fn a_quantile_is_the_bound_of_its_bucket() {
+    let g = gray("versions: [stable]\n");
+    let mut v = metrics_of(&g, "stable");
+    assert_eq!(v.latency_quantile(0.5), None);
+    v.latency[0] = 90; // ≤ 0.5 ms
+    v.latency[5] = 9; // ≤ 25 ms
+    v.latency[LATENCY_BUCKETS.len()] = 1; // slower than the last bound
+    assert_eq!(v.latency_quantile(0.5), Some(LATENCY_BUCKETS[0]));
+    assert_eq!(v.latency_quantile(0.95), Some(LATENCY_BUCKETS[5]));
+    assert_eq!(v.latency_quantile(1.0), Some(f64::INFINITY));
+}
+
+#[test]
+fn prometheus_text_is_well_formed() {
+    let g = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
+    for status in [200, 200, 502] {
+        g.decide(&req("/", &[])).measure().unwrap().finish(status);
+    }
+    let text = g.metrics().prometheus();
+    assert!(text.contains("# TYPE gray_requests_total counter\n"));
+    assert!(text.contains("# TYPE gray_request_duration_seconds histogram\n"));
+    assert!(text.contains("gray_requests_total{version=\"canary\",class=\"2xx\"} 2\n"));
+    assert!(text.contains("gray_requests_total{version=\"canary\",class=\"5xx\"} 1\n"));
+    assert!(text.contains("gray_requests_total{version=\"stable\",class=\"2xx\"} 0\n"));
+    assert!(
+        text.contains("gray_request_duration_seconds_bucket{version=\"canary\",le=\"+Inf\"} 3\n")
+    );
+    assert!(text.contains("gray_request_duration_seconds_count{version=\"canary\"} 3\n"));
+
+    // Every sample line is `name{labels} number`, and buckets never decrease.
+    let mut last_bucket: Option<(String, f64)> = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+        let value: f64 = value.parse().expect("the value is a number");
+        assert!(series.contains('{') && series.ends_with('}'), "{line}");
+        if let Some(rest) = series.strip_prefix("gray_request_duration_seconds_bucket{") {
+            let version = rest.split(",le=").next().unwrap().to_owned();
+            if let Some((v, previous)) = &last_bucket
+                && *v == version
+            {
+                assert!(value >= *previous, "{line}");
+            }
+            last_bucket = Some((version, value));
+        }
+    }
+}
