@@ -69,6 +69,13 @@
 //! and no memory written by two cores. [`Gray::metrics`] reads them (error rate and
 //! latency quantiles per version, to compare a canary with the stable version);
 //! [`Metrics::prometheus`] renders them for a `/metrics` endpoint.
+//!
+//! # Staged rollouts
+//! A [`Rollout`] widens a canary in one `split` route stage by stage (5% → 30% → 100%),
+//! judging each stage on the metrics since it began ([`Analysis`]: 5xx rate against a
+//! ceiling and against the default version, a latency quantile against the default
+//! version's), and rolls the canary back to 0% — or pauses — when it is worse. Drive it
+//! with [`Rollout::step`] from a timer; `examples/rollout.rs` runs one end to end.
 #![deny(missing_docs)]
 
 mod baggage;
@@ -83,6 +90,7 @@ mod intern;
 mod matcher;
 mod metrics;
 mod request;
+mod rollout;
 #[cfg(feature = "watch")]
 mod watch;
 
@@ -100,6 +108,7 @@ pub use gray::{Decision, Gray};
 pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
 pub use request::RequestView;
+pub use rollout::{Analysis, OnFailure, Rollout, RolloutError, RolloutStatus, Verdict};
 #[cfg(feature = "watch")]
 pub use watch::{Reloaded, Watcher};
 

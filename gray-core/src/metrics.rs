@@ -167,14 +167,19 @@ pub struct VersionMetrics {
 }
 
 impl VersionMetrics {
-    /// The totals of `slot` over every thread's shard.
-    fn read(version: &str, slot: u32) -> Self {
-        let mut totals = Self {
+    /// No requests yet.
+    pub(crate) fn empty(version: &str) -> Self {
+        Self {
             version: version.to_owned(),
             requests: [0; CLASSES],
             latency: [0; BUCKETS],
             latency_sum: 0.0,
-        };
+        }
+    }
+
+    /// The totals of `slot` over every thread's shard.
+    fn read(version: &str, slot: u32) -> Self {
+        let mut totals = Self::empty(version);
         let (chunk, index) = place(slot);
         for shard in SHARDS.iter() {
             let Some(counters) = shard.chunks.get(chunk).and_then(OnceLock::get) else {
@@ -190,6 +195,33 @@ impl VersionMetrics {
             totals.latency_sum += counters.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         }
         totals
+    }
+
+    /// What was counted after `earlier`, a snapshot of the same version taken before.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml("versions: [stable]\n")?)?;
+    /// let req = http::Request::get("/").body(())?;
+    /// gray.decide(&req).measure().map(|m| m.finish(200));
+    /// let before = gray.metrics();
+    /// gray.decide(&req).measure().map(|m| m.finish(503));
+    /// let now = gray.metrics();
+    /// let window = now.version("stable").zip(before.version("stable")).map(|(n, b)| n.since(b));
+    /// assert_eq!(window.map(|w| w.requests), Some([0, 0, 0, 0, 1]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn since(&self, earlier: &Self) -> Self {
+        let mut out = self.clone();
+        for (n, e) in out.requests.iter_mut().zip(&earlier.requests) {
+            *n = n.saturating_sub(*e);
+        }
+        for (n, e) in out.latency.iter_mut().zip(&earlier.latency) {
+            *n = n.saturating_sub(*e);
+        }
+        out.latency_sum = (self.latency_sum - earlier.latency_sum).max(0.0);
+        out
     }
 
     /// All requests counted.

@@ -1,0 +1,440 @@
+//! [`Rollout`]: widen a canary in stages (5% → 30% → 100%) while its metrics are compared
+//! with the default version's, and roll back (or pause) when it is worse.
+
+use std::fmt;
+
+use crate::error::Error;
+use crate::gray::Gray;
+use crate::metrics::{Metrics, VersionMetrics};
+
+/// When a stage's canary is judged worse than the baseline (the default version).
+///
+/// Every stage is judged on the requests since it began: nothing is decided before the
+/// canary has served `min_requests`. The latency check needs `min_requests` on both sides.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Analysis {
+    /// Canary requests a stage needs before it is judged (default 100).
+    pub min_requests: u64,
+    /// Highest share of 5xx responses the canary may have (default 0.05).
+    pub max_error_rate: f64,
+    /// How much the canary's 5xx share may exceed the baseline's (default 0.01: one point).
+    pub max_error_rate_increase: f64,
+    /// The latency quantile compared (default 0.95). A tail quantile needs many requests
+    /// to mean anything: raise `min_requests` with it.
+    pub quantile: f64,
+    /// How many times the baseline's quantile the canary's may be (default 1.5). Quantiles
+    /// are read from the histogram ([`LATENCY_BUCKETS`](crate::LATENCY_BUCKETS)), so this
+    /// compares bucket bounds.
+    pub max_latency_ratio: f64,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            min_requests: 100,
+            max_error_rate: 0.05,
+            max_error_rate_increase: 0.01,
+            quantile: 0.95,
+            max_latency_ratio: 1.5,
+        }
+    }
+}
+
+/// The outcome of judging one stage.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Not enough canary requests yet.
+    Wait,
+    /// The canary is no worse than the baseline.
+    Pass,
+    /// The canary is worse; the reason says how.
+    Fail(String),
+}
+
+impl Analysis {
+    /// Judges `canary` against `baseline`, each counted over the same stretch of time.
+    pub fn judge(&self, canary: &VersionMetrics, baseline: &VersionMetrics) -> Verdict {
+        if canary.total() < self.min_requests {
+            return Verdict::Wait;
+        }
+        let rate = canary.error_rate();
+        if rate > self.max_error_rate {
+            return Verdict::Fail(format!(
+                "canary 5xx rate {:.2}% over the {:.2}% ceiling",
+                rate * 100.0,
+                self.max_error_rate * 100.0
+            ));
+        }
+        if baseline.total() >= self.min_requests {
+            let base = baseline.error_rate();
+            if rate > base + self.max_error_rate_increase {
+                return Verdict::Fail(format!(
+                    "canary 5xx rate {:.2}% against {:.2}% for {}",
+                    rate * 100.0,
+                    base * 100.0,
+                    baseline.version
+                ));
+            }
+            let quantiles = (
+                canary.latency_quantile(self.quantile),
+                baseline.latency_quantile(self.quantile),
+            );
+            if let (Some(c), Some(b)) = quantiles
+                && c > b * self.max_latency_ratio
+            {
+                return Verdict::Fail(format!(
+                    "canary p{} latency ≤ {c} s against ≤ {b} s for {}",
+                    self.quantile * 100.0,
+                    baseline.version
+                ));
+            }
+        }
+        Verdict::Pass
+    }
+}
+
+/// What to do when a stage fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Set the canary's weight back to 0 (default).
+    #[default]
+    RollBack,
+    /// Keep the stage's weight and stop widening until [`Rollout::resume`].
+    Pause,
+}
+
+/// Where a rollout stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RolloutStatus {
+    /// Not started: the rules are as they were.
+    Pending,
+    /// Serving a stage's weight, collecting requests to judge it.
+    Progressing {
+        /// Index into the stages.
+        stage: usize,
+        /// The canary's weight in force, in percent.
+        weight: f64,
+    },
+    /// A stage failed under [`OnFailure::Pause`]: its weight stays.
+    Paused {
+        /// Index into the stages.
+        stage: usize,
+        /// The canary's weight in force, in percent.
+        weight: f64,
+        /// Why the stage failed.
+        reason: String,
+    },
+    /// A stage failed: the canary's weight is 0.
+    RolledBack {
+        /// Why.
+        reason: String,
+    },
+    /// Every stage passed; the last one's weight stays.
+    Completed {
+        /// The canary's weight in force, in percent.
+        weight: f64,
+    },
+}
+
+/// Why a rollout cannot be set up or moved on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RolloutError {
+    /// The rules in force have no route of that name.
+    #[error("rollout: no route named {0:?}")]
+    UnknownRoute(String),
+    /// The route does not split by weight.
+    #[error("rollout: route {0:?} has no `split` to widen")]
+    NotASplit(String),
+    /// The canary is not a declared version, or is the default version.
+    #[error("rollout: {0:?} is not a declared version other than the default")]
+    BadCanary(String),
+    /// Stages must rise, each above 0 and at most 100 percent.
+    #[error("rollout: stages must rise within (0, 100], got {0:?}")]
+    BadStages(Vec<f64>),
+    /// The weights cannot be set: the other versions of the split leave too little room,
+    /// or the new rules were refused.
+    #[error("rollout: cannot set the weights of route {route:?}: {source}")]
+    Weights {
+        /// The route.
+        route: String,
+        /// What refused them.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// Widens a canary's weight in one `split` route stage by stage, judging each stage with
+/// [`Analysis`] on the per-version [`Metrics`] (recorded by an adapter with
+/// `metrics(true)`), and rolls back or pauses when the canary is worse.
+///
+/// It is driven by [`step`](Self::step), from a timer of your choice: each step judges the
+/// stage on the requests since it began, then widens, finishes, waits, or fails. Weights
+/// change through [`Gray::reload`], so every clone of the `Gray` follows at once, and a
+/// keyed split keeps every user already on the canary there as it widens. A step also puts
+/// the stage's weight back if something else (a rules file reload) changed it.
+///
+/// ```
+/// use gray_core::{Config, Gray, Rollout, RolloutStatus};
+///
+/// let gray = Gray::new(Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: users
+///     split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } }
+/// "#)?)?;
+/// let mut rollout = Rollout::new(gray.clone(), "users", "canary", [5.0, 30.0, 100.0])?;
+/// rollout.start()?;
+/// assert_eq!(rollout.status(), &RolloutStatus::Progressing { stage: 0, weight: 5.0 });
+/// // Every minute, say:
+/// rollout.step()?; // waits until the canary has served enough requests to judge
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Rollout {
+    gray: Gray,
+    route: String,
+    canary: String,
+    stages: Vec<f64>,
+    analysis: Analysis,
+    on_failure: OnFailure,
+    status: RolloutStatus,
+    /// The metrics when the stage in force began.
+    since: Option<Metrics>,
+}
+
+impl Rollout {
+    /// A rollout of `canary` in route `route` of `gray`'s rules, through `stages`
+    /// (percent, rising). Nothing changes until [`start`](Self::start).
+    pub fn new(
+        gray: Gray,
+        route: &str,
+        canary: &str,
+        stages: impl IntoIterator<Item = f64>,
+    ) -> Result<Self, RolloutError> {
+        let stages: Vec<f64> = stages.into_iter().collect();
+        let rising = stages.windows(2).all(|w| w[0] < w[1]);
+        let in_range = stages.iter().all(|&s| s > 0.0 && s <= 100.0);
+        if stages.is_empty() || !rising || !in_range {
+            return Err(RolloutError::BadStages(stages));
+        }
+        let config = gray.config();
+        let found = config.routes.iter().find(|r| r.name == route);
+        let found = found.ok_or_else(|| RolloutError::UnknownRoute(route.to_owned()))?;
+        if found.split.is_none() {
+            return Err(RolloutError::NotASplit(route.to_owned()));
+        }
+        let declared = config.versions.iter().skip(1).any(|v| v == canary);
+        if !declared {
+            return Err(RolloutError::BadCanary(canary.to_owned()));
+        }
+        Ok(Self {
+            gray,
+            route: route.to_owned(),
+            canary: canary.to_owned(),
+            stages,
+            analysis: Analysis::default(),
+            on_failure: OnFailure::default(),
+            status: RolloutStatus::Pending,
+            since: None,
+        })
+    }
+
+    /// How stages are judged (default [`Analysis::default`]).
+    pub fn analysis(mut self, analysis: Analysis) -> Self {
+        self.analysis = analysis;
+        self
+    }
+
+    /// What a failed stage does (default [`OnFailure::RollBack`]).
+    pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.on_failure = on_failure;
+        self
+    }
+
+    /// Where the rollout stands.
+    pub fn status(&self) -> &RolloutStatus {
+        &self.status
+    }
+
+    /// Sets the first stage's weight.
+    pub fn start(&mut self) -> Result<&RolloutStatus, RolloutError> {
+        self.enter(0)?;
+        Ok(&self.status)
+    }
+
+    /// Judges the stage in force on the requests since it began, and moves on: to the
+    /// next stage, to [`RolloutStatus::Completed`] after the last, or to a failure. Waits (no
+    /// change) while the canary has served too few requests, and does nothing unless the
+    /// rollout is progressing.
+    pub fn step(&mut self) -> Result<&RolloutStatus, RolloutError> {
+        let RolloutStatus::Progressing { stage, weight } = self.status else {
+            return Ok(&self.status);
+        };
+        self.set_weight(weight)?; // put back if a reload changed it
+        let (canary, baseline) = self.window();
+        match self.analysis.judge(&canary, &baseline) {
+            Verdict::Wait => {}
+            Verdict::Pass if stage + 1 < self.stages.len() => self.enter(stage + 1)?,
+            Verdict::Pass => self.status = RolloutStatus::Completed { weight },
+            Verdict::Fail(reason) => self.fail(stage, weight, reason)?,
+        }
+        Ok(&self.status)
+    }
+
+    /// Goes on from [`RolloutStatus::Paused`]: the paused stage is judged again on requests
+    /// from now on.
+    pub fn resume(&mut self) -> Result<&RolloutStatus, RolloutError> {
+        if let RolloutStatus::Paused { stage, .. } = self.status {
+            self.enter(stage)?;
+        }
+        Ok(&self.status)
+    }
+
+    /// Sets the canary's weight to 0 now, whatever the stage.
+    pub fn roll_back(&mut self, reason: impl Into<String>) -> Result<&RolloutStatus, RolloutError> {
+        self.set_weight(0.0)?;
+        self.status = RolloutStatus::RolledBack {
+            reason: reason.into(),
+        };
+        Ok(&self.status)
+    }
+
+    fn enter(&mut self, stage: usize) -> Result<(), RolloutError> {
+        let weight = self.stages[stage];
+        self.set_weight(weight)?;
+        self.since = Some(self.gray.metrics());
+        self.status = RolloutStatus::Progressing { stage, weight };
+        Ok(())
+    }
+
+    fn fail(&mut self, stage: usize, weight: f64, reason: String) -> Result<(), RolloutError> {
+        match self.on_failure {
+            OnFailure::RollBack => {
+                self.roll_back(reason)?;
+            }
+            OnFailure::Pause => {
+                self.status = RolloutStatus::Paused {
+                    stage,
+                    weight,
+                    reason,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The canary's and the default version's requests since the stage began.
+    fn window(&self) -> (VersionMetrics, VersionMetrics) {
+        let now = self.gray.metrics();
+        let default = self.gray.config().versions.first().cloned();
+        let delta = |version: &str| {
+            let current = now.version(version);
+            let before = self.since.as_ref().and_then(|m| m.version(version));
+            match (current, before) {
+                (Some(c), Some(b)) => c.since(b),
+                (Some(c), None) => c.clone(),
+                _ => VersionMetrics::empty(version),
+            }
+        };
+        (
+            delta(&self.canary),
+            delta(default.as_deref().unwrap_or_default()),
+        )
+    }
+
+    /// Gives the canary `weight` percent in the route, taken from (or given back to) the
+    /// default version; other versions of the split keep theirs.
+    fn set_weight(&self, weight: f64) -> Result<(), RolloutError> {
+        let err = |source: Error| RolloutError::Weights {
+            route: self.route.clone(),
+            source: Box::new(source),
+        };
+        let mut config = (*self.gray.config()).clone();
+        let default = config.versions.first().cloned().unwrap_or_default();
+        let route = config.routes.iter_mut().find(|r| r.name == self.route);
+        let route = route.ok_or_else(|| RolloutError::UnknownRoute(self.route.clone()))?;
+        let split = route.split.as_mut();
+        let split = split.ok_or_else(|| RolloutError::NotASplit(self.route.clone()))?;
+        let others: f64 = split
+            .weights
+            .iter()
+            .filter(|(v, _)| **v != self.canary && **v != default)
+            .map(|(_, w)| w)
+            .sum();
+        let rest = ((100.0 - others - weight) * 100.0).round() / 100.0;
+        if split.weights.get(&self.canary) == Some(&weight)
+            && split.weights.get(&default).copied().unwrap_or(0.0) == rest
+        {
+            return Ok(()); // already in force
+        }
+        split.weights.insert(self.canary.clone(), weight);
+        split.weights.insert(default, rest);
+        self.gray.reload(config).map_err(err)
+    }
+}
+
+impl fmt::Debug for Rollout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rollout")
+            .field("route", &self.route)
+            .field("canary", &self.canary)
+            .field("stages", &self.stages)
+            .field("analysis", &self.analysis)
+            .field("on_failure", &self.on_failure)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(version: &str, requests: [u64; 5], latency_bucket: usize) -> VersionMetrics {
+        let mut v = VersionMetrics::empty(version);
+        v.requests = requests;
+        v.latency[latency_bucket] = requests.iter().sum();
+        v
+    }
+
+    #[test]
+    fn a_stage_is_judged_on_errors_then_latency() {
+        let a = Analysis::default();
+        let base = counted("stable", [0, 1000, 0, 0, 10], 2);
+        // Too few canary requests.
+        assert_eq!(
+            a.judge(&counted("canary", [0, 99, 0, 0, 0], 2), &base),
+            Verdict::Wait
+        );
+        // As good as the baseline.
+        assert_eq!(
+            a.judge(&counted("canary", [0, 990, 0, 0, 10], 2), &base),
+            Verdict::Pass
+        );
+        // Over the absolute ceiling.
+        let bad = a.judge(&counted("canary", [0, 90, 0, 0, 10], 2), &base);
+        assert!(
+            matches!(&bad, Verdict::Fail(r) if r.contains("ceiling")),
+            "{bad:?}"
+        );
+        // Under the ceiling, but two points worse than the baseline's 1%.
+        let worse = a.judge(&counted("canary", [0, 970, 0, 0, 30], 2), &base);
+        assert!(
+            matches!(&worse, Verdict::Fail(r) if r.contains("against")),
+            "{worse:?}"
+        );
+        // Slower: p99 two buckets up (2.5 ms → 10 ms).
+        let slow = a.judge(&counted("canary", [0, 1000, 0, 0, 0], 4), &base);
+        assert!(
+            matches!(&slow, Verdict::Fail(r) if r.contains("latency")),
+            "{slow:?}"
+        );
+        // With no baseline traffic (100%), only the ceiling counts.
+        let alone = a.judge(
+            &counted("canary", [0, 1000, 0, 0, 0], 4),
+            &VersionMetrics::empty("stable"),
+        );
+        assert_eq!(alone, Verdict::Pass);
+    }
+}
