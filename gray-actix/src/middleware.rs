@@ -42,6 +42,7 @@ pub struct GrayMiddleware {
     gray: Gray,
     echo: bool,
     metrics: bool,
+    trace: bool,
 }
 
 impl GrayMiddleware {
@@ -51,7 +52,16 @@ impl GrayMiddleware {
             gray,
             echo: false,
             metrics: false,
+            trace: false,
         }
+    }
+
+    /// Also serve each request inside a `tracing` span `gray` with the decided `version`
+    /// and `route` ([`GrayContext::span`]), so every event logged while serving it carries
+    /// the version (off by default).
+    pub fn trace(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// Also set the label header on the response (off by default).
@@ -87,6 +97,7 @@ where
             gray: self.gray.clone(),
             echo: self.echo,
             metrics: self.metrics,
+            trace: self.trace,
             labels: Rc::default(),
         }))
     }
@@ -99,6 +110,7 @@ pub struct GrayMiddlewareService<S> {
     gray: Gray,
     echo: bool,
     metrics: bool,
+    trace: bool,
     labels: Rc<RefCell<Labels>>,
 }
 
@@ -162,23 +174,31 @@ where
             req.headers_mut().insert(name.clone(), value.clone());
         }
         req.extensions_mut().insert(ctx.clone());
-        let future = GrayContext::sync_scope(ctx.clone(), || self.service.call(req));
+        let span = self.trace.then(|| ctx.span());
+        let call = || match &span {
+            Some(span) => span.in_scope(|| self.service.call(req)),
+            None => self.service.call(req),
+        };
+        let future = GrayContext::sync_scope(ctx.clone(), call);
         ResponseFuture {
             inner: GrayContext::scope(ctx, future),
             echo: if self.echo { label } else { None },
             measure,
+            span,
         }
     }
 }
 
 pin_project! {
-    /// Runs the rest of the chain with the request's [`GrayContext`] as the current one;
-    /// echoes the version and counts the request in the metrics when asked to.
+    /// Runs the rest of the chain with the request's [`GrayContext`] as the current one (and
+    /// in its `tracing` span when asked to); echoes the version and counts the request in
+    /// the metrics when asked to.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
         measure: Option<Measure>,
+        span: Option<tracing::Span>,
     }
 }
 
@@ -190,6 +210,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _entered = this.span.as_ref().map(tracing::Span::enter);
         let result = ready!(this.inner.poll(cx));
         if let Some(measure) = this.measure.take() {
             let status = match &result {

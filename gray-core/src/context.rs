@@ -105,6 +105,19 @@ impl GrayContext {
         self.names().route.as_deref()
     }
 
+    /// A `tracing` span named `gray`, at `INFO`, with fields `version` and `route`: adapters
+    /// asked to (`GrayLayer::trace`, `GrayMiddleware::trace`) serve the request inside it,
+    /// so every event logged while serving it carries the version.
+    ///
+    /// ```
+    /// let span = gray_core::GrayContext::new("canary").span();
+    /// let _entered = span.enter();
+    /// tracing::info!("this event is in span `gray`, version canary");
+    /// ```
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!("gray", version = self.version(), route = self.route())
+    }
+
     /// The context of the request being served by the current task, if any.
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Self::clone).ok()

@@ -11,13 +11,14 @@ use tokio::task::futures::TaskLocalFuture;
 
 pin_project! {
     /// Runs the inner service's future with the request's [`GrayContext`] as the current
-    /// one, echoes the version on the response and counts the request in the per-version
-    /// metrics when asked to. Not boxed.
+    /// one (and in its `tracing` span when asked to), echoes the version on the response
+    /// and counts the request in the per-version metrics when asked to. Not boxed.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
         measure: Option<Measure>,
+        span: Option<tracing::Span>,
     }
 }
 
@@ -26,11 +27,13 @@ impl<F> ResponseFuture<F> {
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
         measure: Option<Measure>,
+        span: Option<tracing::Span>,
     ) -> Self {
         Self {
             inner,
             echo,
             measure,
+            span,
         }
     }
 }
@@ -44,6 +47,7 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _entered = this.span.as_ref().map(tracing::Span::enter);
         let result = ready!(this.inner.poll(cx));
         if let Some(measure) = this.measure.take() {
             // An error from the inner service becomes a 500 for the client.

@@ -53,6 +53,7 @@ pub struct GrayLayer {
     gray: Gray,
     echo: bool,
     metrics: bool,
+    trace: bool,
 }
 
 impl GrayLayer {
@@ -62,7 +63,19 @@ impl GrayLayer {
             gray,
             echo: false,
             metrics: false,
+            trace: false,
         }
+    }
+
+    /// Also serve each request inside a `tracing` span `gray` with the decided `version`
+    /// and `route` ([`GrayContext::span`]), so every event the handler and everything it
+    /// awaits logs carries the version (off by default).
+    ///
+    /// Under tower-http's `TraceLayer` (applied after this layer, so it runs first), the
+    /// `gray` span is a child of the request's span.
+    pub fn trace(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// Also count every request under its version in the `Gray`'s per-version metrics
@@ -106,6 +119,7 @@ impl<S> Layer<S> for GrayLayer {
             gray: self.gray.clone(),
             echo: self.echo,
             metrics: self.metrics,
+            trace: self.trace,
         }
     }
 }
@@ -117,6 +131,7 @@ pub struct GrayService<S> {
     gray: Gray,
     echo: bool,
     metrics: bool,
+    trace: bool,
 }
 
 impl<S> GrayService<S> {
@@ -168,9 +183,13 @@ where
         let echo = self.echo.then(|| (header.clone(), value.clone()));
         req.headers_mut().insert(header, value);
         req.extensions_mut().insert(ctx.clone());
+        let span = self.trace.then(|| ctx.span());
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.
-        let future = self.inner.call(req);
-        ResponseFuture::new(GrayContext::scope(ctx, future), echo, measure)
+        let future = match &span {
+            Some(span) => span.in_scope(|| self.inner.call(req)),
+            None => self.inner.call(req),
+        };
+        ResponseFuture::new(GrayContext::scope(ctx, future), echo, measure, span)
     }
 }

@@ -37,6 +37,11 @@
 //! In a handler the version is also in the request extensions (`Extension<GrayContext>`)
 //! and, with feature `axum`, in the [`Gray`] extractor.
 //!
+//! # Seeing the versions
+//! `GrayLayer::new(gray).metrics(true)` counts every request under its version (status
+//! class, latency) for `gray.metrics()` and Prometheus; `.trace(true)` serves each request
+//! in a `tracing` span `gray{version, route}`, so every log line carries the version.
+//!
 //! # Spawned tasks
 //! [`GrayContext::current`] reads a tokio task-local, which `tokio::spawn` does not
 //! inherit. Carry the context into the task yourself:

@@ -1,0 +1,97 @@
+//! `GrayLayer::trace`: events logged while serving a request carry its version and route.
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use common::{edge, serve};
+use gray_tower::GrayLayer;
+
+/// Where the subscriber writes: a buffer the test reads.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    /// The lines that mention `what`.
+    fn lines_with(&self, what: &str) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|l| l.contains(what))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+async fn handler() -> &'static str {
+    tracing::info!("before an await");
+    tokio::task::yield_now().await;
+    tracing::info!("after an await");
+    "ok"
+}
+
+/// Serves `layer` and sends one tester request and one user request; returns the logs.
+/// Server and client run on this test's single thread, under a subscriber set for it.
+async fn run(layer: GrayLayer) -> Logs {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let addr = serve(Router::new().route("/", get(handler)).layer(layer)).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/");
+    let tester = client.get(&url).header("x-app-version", "beta");
+    assert_eq!(tester.send().await.unwrap().status(), 200);
+    let user = client.get(&url).header("x-user-id", "user-7");
+    assert_eq!(user.send().await.unwrap().status(), 200);
+    logs
+}
+
+#[tokio::test]
+async fn events_while_serving_carry_the_version_and_route() {
+    let gray = edge();
+    let user_version = common::expected(&gray, &[("x-user-id", "user-7")]);
+    let logs = run(GrayLayer::new(gray).trace(true)).await;
+    for event in ["before an await", "after an await"] {
+        let lines = logs.lines_with(event);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("gray{version=\"canary\" route=\"testers\"}"),
+            "{lines:?}"
+        );
+        let user = format!("gray{{version=\"{user_version}\" route=\"users\"}}");
+        assert!(lines[1].contains(&user), "{lines:?}");
+    }
+}
+
+#[tokio::test]
+async fn without_the_option_there_is_no_span() {
+    let logs = run(GrayLayer::new(edge())).await;
+    let lines = logs.lines_with("after an await");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("gray{")), "{lines:?}");
+}
