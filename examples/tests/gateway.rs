@@ -510,11 +510,24 @@ fn the_command_line_is_checked() {
         "canary=http://10.0.0.9:8080/v2",
         "--threads",
         "1",
+        "--rollout",
+        "users:canary:5,30,100",
+        "--rollout-every",
+        "0.5",
     ])
     .unwrap();
     assert_eq!(ok.listen.port(), 9000);
     assert_eq!(ok.upstreams[0].0, "canary");
     assert_eq!(ok.threads, Some(1));
+    assert_eq!(
+        ok.rollout,
+        Some(gateway::RolloutSpec {
+            route: "users".into(),
+            canary: "canary".into(),
+            stages: vec![5.0, 30.0, 100.0]
+        })
+    );
+    assert_eq!(ok.rollout_every, Duration::from_millis(500));
     for bad in [
         &["--threads", "0"][..],
         &["--upstream", "canary"],
@@ -522,8 +535,68 @@ fn the_command_line_is_checked() {
         &["--upstream", "canary=http://x/?q=1"],
         &["--listen", "nowhere"],
         &["--timeout", "-1"],
+        &["--rollout", "users:canary"],
+        &["--rollout", "users:canary:5,x"],
+        &["--rollout-every", "0"],
         &["--bogus"],
     ] {
         assert!(parse(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[tokio::test]
+async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    // A canary that fails every request.
+    let broken = axum::Router::new()
+        .fallback(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "canary broke") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let canary = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, broken).await.unwrap() });
+    let rules = "versions: [stable, canary]\nroutes:\n  - { name: users, split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } } }\n";
+    let gray = Gray::new(Config::from_yaml(rules).unwrap()).unwrap();
+    let (gw, proxy) = gateway(
+        gray.clone(),
+        vec![("stable", uri(stable)), ("canary", uri(canary))],
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut analysis = gray_core::Analysis::default();
+    analysis.min_requests = 10;
+    let mut rollout = gray_core::Rollout::new(gray, "users", "canary", [20.0, 100.0])
+        .unwrap()
+        .analysis(analysis);
+    rollout.start().unwrap();
+
+    let client = reqwest::Client::new();
+    let status_of = |user: u32| {
+        let req = client
+            .get(format!("http://{gw}/"))
+            .header("x-user-id", user.to_string());
+        async move { req.send().await.unwrap().status() }
+    };
+    let mut failed = 0;
+    for user in 0..200 {
+        failed += usize::from(status_of(user).await == 500);
+    }
+    assert!(
+        (20..=60).contains(&failed),
+        "{failed} of 200 on the 20% canary"
+    );
+
+    // One step of the rollout, as its timer would: the canary is judged and rolled back.
+    assert!(!proxy.step_rollout(&mut rollout), "the rollout is over");
+    let status: serde_json::Value =
+        serde_json::from_str(&get_text(&client, gw, "/gray/status").await).unwrap();
+    assert_eq!(status["rollout"]["state"], "rolled back", "{status}");
+    assert!(
+        status["rollout"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("5xx")
+    );
+    assert_eq!(status["routes"][0]["weights"]["canary"], 0.0);
+    for user in 0..50 {
+        assert_eq!(status_of(user).await, 200, "user {user} after the rollback");
     }
 }

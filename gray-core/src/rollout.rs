@@ -43,6 +43,7 @@ impl Default for Analysis {
 
 /// The outcome of judging one stage.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Not enough canary requests yet.
     Wait,
@@ -96,6 +97,7 @@ impl Analysis {
 
 /// What to do when a stage fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OnFailure {
     /// Set the canary's weight back to 0 (default).
     #[default]
@@ -106,6 +108,7 @@ pub enum OnFailure {
 
 /// Where a rollout stands.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum RolloutStatus {
     /// Not started: the rules are as they were.
     Pending,

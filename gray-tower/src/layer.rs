@@ -71,18 +71,18 @@ impl GrayLayer {
     /// and `route` ([`GrayContext::span`]), so every event the handler and everything it
     /// awaits logs carries the version (off by default).
     ///
-    /// Under tower-http's `TraceLayer` (applied after this layer, so it runs first), the
-    /// `gray` span is a child of the request's span.
+    /// The span is made in `call`, so it is a child of whatever span is entered there: the
+    /// request span of tower-http's `TraceLayer` applied after this layer, for one.
     pub fn trace(mut self, trace: bool) -> Self {
         self.trace = trace;
         self
     }
 
     /// Also count every request under its version in the `Gray`'s per-version metrics
-    /// ([`Gray::metrics`]): its status class (an inner service error counts as
-    /// 5xx) and the time from the decision to the response (off by default: it reads the
-    /// clock twice per request, ≈ 50 ns in `benches`). A request whose future is dropped before its
-    /// response is not counted.
+    /// ([`Gray::metrics`]): its status class (an inner service error counts as 5xx) and
+    /// the time from the decision to the response. Off by default: it reads the clock
+    /// twice per request (≈ 50 ns in `benches/`). A request whose future is dropped before
+    /// its response is not counted.
     ///
     /// ```
     /// # use axum::{Router, routing::get};

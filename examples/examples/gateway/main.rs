@@ -14,6 +14,10 @@
 //!   without one goes to the default version's upstream.
 //! - `--listen ADDR` (default `127.0.0.1:8080`), `--threads N` (worker threads; default:
 //!   one per core), `--timeout SECS` (upstream response timeout, default 30).
+//! - `--rollout ROUTE:CANARY:5,30,100`: a staged rollout of `CANARY` in split route
+//!   `ROUTE`, judged on the per-version metrics every `--rollout-every SECS` (default 60);
+//!   a canary worse than the default version is rolled back to 0%. Its state is in
+//!   `/gray/status`.
 //!
 //! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
 //! requests served per version since start, and incoming labels refused; `GET
@@ -29,7 +33,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,7 +41,7 @@ use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use bytes::Bytes;
-use gray_core::{Config, Gray, GrayContext, Watcher};
+use gray_core::{Config, Gray, GrayContext, Rollout, RolloutStatus, Watcher};
 use gray_tower::GrayLayer;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
@@ -68,6 +72,41 @@ pub(crate) struct Options {
     pub(crate) upstreams: Vec<(String, Uri)>,
     pub(crate) threads: Option<usize>,
     pub(crate) timeout: Duration,
+    pub(crate) rollout: Option<RolloutSpec>,
+    pub(crate) rollout_every: Duration,
+}
+
+/// `--rollout ROUTE:CANARY:STAGE,STAGE…`: a staged rollout of `CANARY` in split route
+/// `ROUTE`, stages in percent.
+#[derive(Debug, PartialEq)]
+pub(crate) struct RolloutSpec {
+    pub(crate) route: String,
+    pub(crate) canary: String,
+    pub(crate) stages: Vec<f64>,
+}
+
+fn rollout_spec(raw: &str) -> Result<RolloutSpec, String> {
+    let bad = || {
+        format!("--rollout {raw:?} is not ROUTE:CANARY:STAGE,STAGE… (e.g. users:canary:5,30,100)")
+    };
+    let mut parts = raw.splitn(3, ':');
+    let (Some(route), Some(canary), Some(stages)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let stages = stages
+        .split(',')
+        .map(|s| s.trim().parse::<f64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad())?;
+    if route.is_empty() || canary.is_empty() {
+        return Err(bad());
+    }
+    Ok(RolloutSpec {
+        route: route.to_owned(),
+        canary: canary.to_owned(),
+        stages,
+    })
 }
 
 pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, lexopt::Error> {
@@ -79,6 +118,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
         upstreams: Vec::new(),
         threads: None,
         timeout: Duration::from_secs(30),
+        rollout: None,
+        rollout_every: Duration::from_secs(60),
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -102,6 +143,17 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                 options.threads = Some(threads);
             }
             Long("timeout") => options.timeout = Duration::from_secs(parser.value()?.parse()?),
+            Long("rollout") => {
+                let raw = parser.value()?.string()?;
+                options.rollout = Some(rollout_spec(&raw).map_err(lexopt::Error::from)?);
+            }
+            Long("rollout-every") => {
+                let secs: f64 = parser.value()?.parse()?;
+                options.rollout_every = Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| lexopt::Error::from("--rollout-every must be above 0"))?;
+            }
             _ => return Err(arg.unexpected()),
         }
     }
@@ -138,6 +190,8 @@ pub(crate) struct Proxy {
     gray: Gray,
     upstreams: Vec<Upstream>,
     timeout: Duration,
+    /// Where the `--rollout` stands, for `/gray/status`.
+    rollout: Mutex<Option<RolloutStatus>>,
 }
 
 impl Proxy {
@@ -162,7 +216,33 @@ impl Proxy {
             gray,
             upstreams,
             timeout,
+            rollout: Mutex::new(None),
         }
+    }
+
+    /// Moves `rollout` on one step (see `gray_core::Rollout::step`), logs a change and
+    /// keeps its status for `/gray/status`. Returns whether it is still going.
+    pub(crate) fn step_rollout(&self, rollout: &mut Rollout) -> bool {
+        let status = match rollout.step() {
+            Ok(status) => status.clone(),
+            Err(e) => {
+                tracing::warn!("rollout: {e}");
+                return true; // the rules may come right; try again next time
+            }
+        };
+        self.set_rollout(status.clone());
+        !matches!(
+            status,
+            RolloutStatus::Completed { .. } | RolloutStatus::RolledBack { .. }
+        )
+    }
+
+    fn set_rollout(&self, status: RolloutStatus) {
+        let mut current = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref() != Some(&status) {
+            tracing::info!("rollout: {status:?}");
+        }
+        *current = Some(status);
     }
 
     /// The upstream of `version`, else the default version's.
@@ -235,6 +315,32 @@ impl Proxy {
         }
     }
 
+    /// The `--rollout`'s status as JSON; `null` without one.
+    fn rollout_json(&self) -> serde_json::Value {
+        let status = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*status {
+            None => serde_json::Value::Null,
+            Some(RolloutStatus::Pending) => serde_json::json!({ "state": "pending" }),
+            Some(RolloutStatus::Progressing { stage, weight }) => {
+                serde_json::json!({ "state": "progressing", "stage": stage, "weight": weight })
+            }
+            Some(RolloutStatus::Paused {
+                stage,
+                weight,
+                reason,
+            }) => serde_json::json!({
+                "state": "paused", "stage": stage, "weight": weight, "reason": reason
+            }),
+            Some(RolloutStatus::RolledBack { reason }) => {
+                serde_json::json!({ "state": "rolled back", "reason": reason })
+            }
+            Some(RolloutStatus::Completed { weight }) => {
+                serde_json::json!({ "state": "completed", "weight": weight })
+            }
+            Some(other) => serde_json::json!({ "state": format!("{other:?}") }),
+        }
+    }
+
     /// `GET /gray/status`.
     fn status(&self) -> Response<ProxyBody> {
         let config = self.gray.config();
@@ -273,6 +379,7 @@ impl Proxy {
             "served": served,
             "rejected_labels": self.gray.rejected_labels(),
             "unavailable": self.gray.unavailable_versions(),
+            "rollout": self.rollout_json(),
         });
         let mut res = text(StatusCode::OK, status.to_string());
         res.headers_mut().insert(
@@ -364,6 +471,18 @@ where
                 None => panic!("`FrontFuture` polled after completion"),
             },
             FrontProj::Gray { future } => future.poll(cx),
+        }
+    }
+}
+
+/// Steps `rollout` every `every` until it completes or rolls back.
+async fn drive_rollout(mut rollout: Rollout, every: Duration, proxy: Arc<Proxy>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await; // the first tick is now: let a stage see traffic first
+    loop {
+        ticks.tick().await;
+        if !proxy.step_rollout(&mut rollout) {
+            break;
         }
     }
 }
@@ -519,6 +638,20 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let proxy = Arc::new(Proxy::new(gray, upstreams, options.timeout));
+    if let Some(spec) = &options.rollout {
+        let mut rollout = Rollout::new(
+            proxy.gray.clone(),
+            &spec.route,
+            &spec.canary,
+            spec.stages.iter().copied(),
+        )?;
+        proxy.set_rollout(rollout.start()?.clone());
+        tokio::spawn(drive_rollout(
+            rollout,
+            options.rollout_every,
+            Arc::clone(&proxy),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     println!("gray gateway on http://{addr}");
