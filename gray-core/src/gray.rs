@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 use http::{HeaderName, HeaderValue};
+use thread_local::ThreadLocal;
 
 use crate::config::Config;
 use crate::context::GrayContext;
@@ -57,8 +58,10 @@ pub struct Gray {
 #[repr(align(128))]
 struct Shared {
     engine: ArcSwap<Engine>,
-    /// Incoming labels refused under `inherit: always` (undeclared or too long).
-    rejected: AtomicU64,
+    /// Incoming labels refused under `inherit: always` (undeclared or too long), counted
+    /// per thread (only the owning thread writes its counter) so that a flood of spoofed
+    /// labels does not make every core write one cache line.
+    rejected: ThreadLocal<AtomicU64>,
     /// Versions marked unavailable, by name: carried over to the rules of every reload.
     unavailable: Mutex<BTreeSet<String>>,
     /// Each version's counter slot in the per-version metrics, by name, in the order
@@ -91,7 +94,7 @@ impl Gray {
         Ok(Self {
             shared: Arc::new(Shared {
                 engine: ArcSwap::from_pointee(engine),
-                rejected: AtomicU64::new(0),
+                rejected: ThreadLocal::new(),
                 unavailable: Mutex::default(),
                 metered,
             }),
@@ -104,7 +107,9 @@ impl Gray {
         Self::new(Config::from_path(path)?).map_err(|e| e.in_file(path))
     }
 
-    /// Decides which version serves `req`. Takes no lock and allocates nothing.
+    /// Decides which version serves `req`. Takes no lock, allocates nothing (but a
+    /// thread's own counters, on its first unkeyed split or refused label), and writes no
+    /// memory that another core writes.
     ///
     /// The [`Decision`] holds a snapshot of the rules it came from; turn it into a
     /// [`GrayContext`] (owned, cheap) to keep it across an `.await`.
@@ -113,7 +118,8 @@ impl Gray {
         let engine = self.shared.engine.load();
         let outcome = engine.decide(req);
         if outcome.label_rejected {
-            self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+            let rejected = self.shared.rejected.get_or(AtomicU64::default);
+            rejected.store(rejected.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         Decision { engine, outcome }
     }
@@ -237,7 +243,11 @@ impl Gray {
     /// attempts, or a caller on rules this service does not have. Shared by all clones;
     /// export it as a metric.
     pub fn rejected_labels(&self) -> u64 {
-        self.shared.rejected.load(Ordering::Relaxed)
+        self.shared
+            .rejected
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Whether `label` names a version declared by the rules in force (and is short enough

@@ -8,7 +8,7 @@
 //! instead (correct, a few nanoseconds slower per request).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -43,12 +43,11 @@ impl Store {
     }
 }
 
-static STORE: Mutex<Option<Store>> = Mutex::new(None);
+static STORE: LazyLock<Mutex<Store>> = LazyLock::new(Mutex::default);
 
 fn with_store<T>(f: impl FnOnce(&mut Store) -> T) -> T {
     // A poisoned lock only means a panic elsewhere; the maps are always whole.
-    let mut store = STORE.lock().unwrap_or_else(PoisonError::into_inner);
-    f(store.get_or_insert_with(Store::default))
+    f(&mut STORE.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// The interned names of a context for `version`, decided by `route`; `None` once the

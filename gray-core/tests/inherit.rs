@@ -151,4 +151,17 @@ fn refused_labels_are_counted() {
     let edge = design(); // inherit: never: labels are not even read, nothing to count
     let _ = edge.decide(&req("/", &[("x-gray-version", "v3")]));
     assert_eq!(edge.rejected_labels(), 0);
+
+    // Each thread counts its own; the total is their sum.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let spoofed = req("/", &[("x-gray-version", "v3")]);
+                for _ in 0..100 {
+                    let _ = g.decide(&spoofed);
+                }
+            });
+        }
+    });
+    assert_eq!(clone.rejected_labels(), 4 + 400);
 }
