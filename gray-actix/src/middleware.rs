@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
-use gray_core::{Gray, GrayContext, Measure};
+use gray_core::{Gray, GrayContext, Telemetry};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
@@ -161,30 +161,26 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label, measure) = {
+        let (ctx, label, telemetry) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
             let label = self
                 .labels
                 .borrow_mut()
                 .get(decision.label_header(), decision.version());
-            let measure = self.metrics.then(|| decision.measure()).flatten();
-            (decision.context(), label, measure)
+            let ctx = decision.context();
+            let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
+            (ctx, label, telemetry)
         };
         if let Some((name, value)) = &label {
             req.headers_mut().insert(name.clone(), value.clone());
         }
         req.extensions_mut().insert(ctx.clone());
-        let span = self.trace.then(|| ctx.span());
-        let call = || match &span {
-            Some(span) => span.in_scope(|| self.service.call(req)),
-            None => self.service.call(req),
-        };
+        let call = || telemetry.in_scope(|| self.service.call(req));
         let future = GrayContext::sync_scope(ctx.clone(), call);
         ResponseFuture {
             inner: GrayContext::scope(ctx, future),
             echo: if self.echo { label } else { None },
-            measure,
-            span,
+            telemetry,
         }
     }
 }
@@ -197,8 +193,7 @@ pin_project! {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
-        measure: Option<Measure>,
-        span: Option<tracing::Span>,
+        telemetry: Telemetry,
     }
 }
 
@@ -210,15 +205,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.as_ref().map(tracing::Span::enter);
-        let result = ready!(this.inner.poll(cx));
-        if let Some(measure) = this.measure.take() {
-            let status = match &result {
-                Ok(res) => res.status(),
-                Err(e) => e.as_response_error().status_code(),
-            };
-            measure.finish(status.as_u16());
-        }
+        let result = {
+            let _entered = this.telemetry.enter();
+            ready!(this.inner.poll(cx))
+        };
+        let status = match &result {
+            Ok(res) => res.status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
+        this.telemetry.finish(status.as_u16());
         let mut res = result?;
         if let Some((name, value)) = this.echo.take() {
             res.headers_mut().insert(name, value);
@@ -231,7 +226,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("echo", &self.echo)
-            .field("measure", &self.measure)
+            .field("telemetry", &self.telemetry)
             .finish_non_exhaustive()
     }
 }

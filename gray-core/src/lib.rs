@@ -91,6 +91,7 @@ mod matcher;
 mod metrics;
 mod request;
 mod rollout;
+mod telemetry;
 #[cfg(feature = "watch")]
 mod watch;
 
@@ -109,6 +110,7 @@ pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
 pub use request::RequestView;
 pub use rollout::{Analysis, OnFailure, Rollout, RolloutError, RolloutStatus, Verdict};
+pub use telemetry::Telemetry;
 #[cfg(feature = "watch")]
 pub use watch::{Reloaded, Watcher};
 

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use gray_core::{GrayContext, Measure};
+use gray_core::{GrayContext, Telemetry};
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
@@ -17,8 +17,7 @@ pin_project! {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
-        measure: Option<Measure>,
-        span: Option<tracing::Span>,
+        telemetry: Telemetry,
     }
 }
 
@@ -26,14 +25,12 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
-        measure: Option<Measure>,
-        span: Option<tracing::Span>,
+        telemetry: Telemetry,
     ) -> Self {
         Self {
             inner,
             echo,
-            measure,
-            span,
+            telemetry,
         }
     }
 }
@@ -47,12 +44,13 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.as_ref().map(tracing::Span::enter);
-        let result = ready!(this.inner.poll(cx));
-        if let Some(measure) = this.measure.take() {
-            // An error from the inner service becomes a 500 for the client.
-            measure.finish(result.as_ref().map_or(500, |res| res.status().as_u16()));
-        }
+        let result = {
+            let _entered = this.telemetry.enter();
+            ready!(this.inner.poll(cx))
+        };
+        // An error from the inner service becomes a 500 for the client.
+        this.telemetry
+            .finish(result.as_ref().map_or(500, |res| res.status().as_u16()));
         let mut res = result?;
         if let Some((name, value)) = this.echo.take() {
             res.headers_mut().insert(name, value);
@@ -65,7 +63,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("echo", &self.echo)
-            .field("measure", &self.measure)
+            .field("telemetry", &self.telemetry)
             .finish_non_exhaustive()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::task::{Context, Poll};
 
-use gray_core::{Gray, GrayContext};
+use gray_core::{Gray, GrayContext, Telemetry};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -170,26 +170,20 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value, measure) = {
+        let (ctx, header, value, telemetry) = {
             let decision = self.gray.decide(&req);
-            (
-                decision.context(),
-                decision.label_header().clone(),
-                decision.label_value().clone(),
-                self.metrics.then(|| decision.measure()).flatten(),
-            )
+            let ctx = decision.context();
+            let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
+            let header = decision.label_header().clone();
+            (ctx, header, decision.label_value().clone(), telemetry)
         };
         // The Decision (and its snapshot guard) is dropped here, before any await.
         let echo = self.echo.then(|| (header.clone(), value.clone()));
         req.headers_mut().insert(header, value);
         req.extensions_mut().insert(ctx.clone());
-        let span = self.trace.then(|| ctx.span());
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.
-        let future = match &span {
-            Some(span) => span.in_scope(|| self.inner.call(req)),
-            None => self.inner.call(req),
-        };
-        ResponseFuture::new(GrayContext::scope(ctx, future), echo, measure, span)
+        let future = telemetry.in_scope(|| self.inner.call(req));
+        ResponseFuture::new(GrayContext::scope(ctx, future), echo, telemetry)
     }
 }
