@@ -4,6 +4,7 @@
 //! cargo run -p examples --example hello
 //! curl -H 'x-app-version: beta' localhost:3000/ping   # {"message":"pong","version":"canary"}
 //! curl -H 'x-user-id: 7' localhost:3000/ping          # {"message":"pong","version":"stable"}
+//! curl localhost:3000/metrics                         # per-version counts, for Prometheus
 //! ```
 //!
 //! Options: `--config FILE` (default: the embedded `examples/rules.yaml`), `--listen ADDR`
@@ -35,14 +36,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => gray_core::Gray::from_path(path)?,
         None => gray_core::Gray::new(Config::from_yaml(include_str!("../rules.yaml"))?)?,
     };
+    let scrape = gray.clone();
     let app = Router::new()
         .route("/ping", get(ping))
-        .layer(GrayLayer::new(gray).echo_version(true));
+        .route(
+            "/metrics",
+            get(move || async move { scrape.metrics().prometheus() }),
+        )
+        .layer(GrayLayer::new(gray).echo_version(true).metrics(true));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}/ping");
     println!("  curl -H 'x-app-version: beta' http://{addr}/ping");
     println!("  curl -H 'x-user-id: 7' http://{addr}/ping");
+    println!("  curl http://{addr}/metrics");
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -664,6 +664,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         println!("  curl -H 'x-user-id: 7' http://{addr}/hello          # a user: stable");
         println!("  curl -H 'x-user-id: 3' http://{addr}/hello          # a user: canary");
         println!("  curl http://{addr}/gray/status");
+        println!("  curl http://{addr}/gray/metrics");
     }
     serve(listener, proxy, shutdown_signal()).await;
     Ok(())
