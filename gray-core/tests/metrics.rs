@@ -98,6 +98,10 @@ fn a_quantile_is_the_bound_of_its_bucket() {
     assert_eq!(v.latency_quantile(0.5), Some(LATENCY_BUCKETS[0]));
     assert_eq!(v.latency_quantile(0.95), Some(LATENCY_BUCKETS[5]));
     assert_eq!(v.latency_quantile(1.0), Some(f64::INFINITY));
+    // Out-of-range quantiles are clamped, and NaN is no panic.
+    assert_eq!(v.latency_quantile(7.0), Some(f64::INFINITY));
+    assert_eq!(v.latency_quantile(-1.0), Some(LATENCY_BUCKETS[0]));
+    assert!(v.latency_quantile(f64::NAN).is_some());
 }
 
 #[test]

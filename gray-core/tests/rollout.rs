@@ -194,7 +194,14 @@ fn bad_rollouts_are_refused_with_a_reason() {
         new("users", "v9", &[5.0]),
         Err(RolloutError::BadCanary(_))
     ));
-    for stages in [&[][..], &[30.0, 5.0], &[0.0, 5.0], &[50.0, 150.0]] {
+    for stages in [
+        &[][..],
+        &[30.0, 5.0],
+        &[0.0, 5.0],
+        &[50.0, 150.0],
+        &[f64::NAN],
+        &[5.0, f64::INFINITY],
+    ] {
         assert!(matches!(
             new("users", "canary", stages),
             Err(RolloutError::BadStages(_))
