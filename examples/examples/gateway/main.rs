@@ -230,11 +230,12 @@ impl Proxy {
                 return true; // the rules may come right; try again next time
             }
         };
-        self.set_rollout(status.clone());
-        !matches!(
+        let going = !matches!(
             status,
             RolloutStatus::Completed { .. } | RolloutStatus::RolledBack { .. }
-        )
+        );
+        self.set_rollout(status);
+        going
     }
 
     fn set_rollout(&self, status: RolloutStatus) {
