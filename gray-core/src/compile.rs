@@ -51,11 +51,13 @@ impl Engine {
             .collect::<Result<Box<[_]>, _>>()?;
         // Given by the `Gray` that adopts the engine.
         let metric_slots = vec![None; versions.len()].into();
-        // The default name is static: adapters clone it per request for free.
+        // Static (the default name, or interned): adapters clone it per request for free.
         let label_header = if config.label.header == crate::DEFAULT_LABEL_HEADER {
             HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)
         } else {
-            header_name(&config.label.header).map_err(|p| Invalid::new(None, "label.header", p))?
+            let parsed = header_name(&config.label.header)
+                .map_err(|p| Invalid::new(None, "label.header", p))?;
+            crate::intern::header_name(&parsed).unwrap_or(parsed)
         };
         let mut fields = Fields::default();
         let inherit = (config.label.inherit == Inherit::Always)

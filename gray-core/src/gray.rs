@@ -301,7 +301,9 @@ impl Decision {
         self.outcome.label_rejected
     }
 
-    /// The header that carries the label, from the same rules as the decision.
+    /// The header that carries the label, from the same rules as the decision. Its name
+    /// is `'static` (the default, or interned when the rules were compiled): cloning it
+    /// copies a pointer.
     #[inline]
     pub fn label_header(&self) -> &HeaderName {
         &self.engine.label_header

@@ -1,8 +1,8 @@
-//! Interned names: the contexts and label values the engine hands out per request are
-//! built from `'static` data, so handing one out copies a pointer — no reference count
-//! touched per request, on any core.
+//! Interned names: the contexts, label values and (non-default) label header name the
+//! engine hands out per request are built from `'static` data, so handing one out copies a
+//! pointer — no reference count touched per request, on any core.
 //!
-//! Each distinct (version, route) pair and each distinct version name is stored once for
+//! Each distinct (version, route) pair, version name and header name is stored once for
 //! the life of the process, however many times the rules are reloaded; the store is capped
 //! ([`MAX_INTERNED_BYTES`]), and past the cap the engine builds reference-counted values
 //! instead (correct, a few nanoseconds slower per request).
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use crate::context::Names;
 
@@ -28,6 +28,7 @@ struct Store {
     bytes: usize,
     contexts: HashMap<ContextKey, &'static Names>,
     values: HashMap<Box<str>, HeaderValue>,
+    names: HashMap<Box<str>, HeaderName>,
 }
 
 impl Store {
@@ -90,6 +91,28 @@ pub(crate) fn header_value(version: &str) -> Option<HeaderValue> {
     })
 }
 
+/// `name` with its bytes `'static` (cloning it copies a pointer); `None` when the store
+/// is full.
+pub(crate) fn header_name(name: &HeaderName) -> Option<HeaderName> {
+    let name = name.as_str();
+    with_store(|store| {
+        if let Some(interned) = store.names.get(name) {
+            return Some(interned.clone());
+        }
+        if !store.charge(ENTRY_OVERHEAD + 2 * name.len()) {
+            return None;
+        }
+        let leaked: &'static str = Box::leak(Box::<str>::from(name));
+        // A parsed `HeaderName`'s text is a valid, lowercase name; checked again rather
+        // than trusted (`from_static` would panic on an invalid one).
+        let interned = HeaderName::from_lowercase(leaked.as_bytes())
+            .ok()
+            .map(|_| HeaderName::from_static(leaked))?;
+        store.names.insert(name.into(), interned.clone());
+        Some(interned)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +137,14 @@ mod tests {
             matches!((&v1, &v2), (Some(a), Some(b)) if a.as_bytes().as_ptr() == b.as_bytes().as_ptr())
         );
         assert_eq!(header_value("bad\nvalue"), None);
+
+        let parsed = HeaderName::from_static("x-intern-test-label");
+        let n1 = header_name(&parsed);
+        let n2 = header_name(&HeaderName::from_static("x-intern-test-label"));
+        assert_eq!(n1.as_ref(), Some(&parsed));
+        assert!(
+            matches!((&n1, &n2), (Some(a), Some(b)) if a.as_str().as_ptr() == b.as_str().as_ptr())
+        );
     }
 
     #[test]

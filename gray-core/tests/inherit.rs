@@ -93,6 +93,15 @@ fn custom_label_header() {
     );
     assert_eq!(g.label_header(), "x-release");
     assert!(g.is_declared(b"b") && !g.is_declared(b"c"));
+
+    // Interned: a reload (or another `Gray`) with the same name hands out the same bytes,
+    // so adapters clone it per request without touching a reference count.
+    let again = gray("label: { header: x-release }\nversions: [a, b]");
+    let d = again.decide(&req("/", &[]));
+    assert_eq!(
+        d.label_header().as_str().as_ptr(),
+        g.label_header().as_str().as_ptr()
+    );
 }
 
 #[test]
