@@ -70,6 +70,12 @@
 //! latency quantiles per version, to compare a canary with the stable version);
 //! [`Metrics::prometheus`] renders them for a `/metrics` endpoint.
 //!
+//! # Outbound calls
+//! [`Propagation`] writes a request's label on an outbound call — the label header and the
+//! `gray` member of W3C `baggage` — so the next service keeps the request on the same
+//! version. `gray_reqwest::GrayPropagation` (reqwest) and `gray_tower::GrayPropagationLayer`
+//! (any tower HTTP client: hyper-util's, tonic's channels) apply it to every call.
+//!
 //! # Staged rollouts
 //! A [`Rollout`] widens a canary in one `split` route stage by stage (5% → 30% → 100%),
 //! judging each stage on the metrics since it began ([`Analysis`]: 5xx rate against a
@@ -89,6 +95,7 @@ mod gray;
 mod intern;
 mod matcher;
 mod metrics;
+mod propagation;
 mod request;
 mod rollout;
 mod telemetry;
@@ -108,6 +115,7 @@ pub use gray::{Decision, Gray};
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
+pub use propagation::Propagation;
 pub use request::RequestView;
 pub use rollout::{Analysis, OnFailure, Rollout, RolloutError, RolloutStatus, Verdict};
 pub use telemetry::Telemetry;

@@ -1,9 +1,7 @@
 //! [`GrayPropagation`]: the request's label on every outbound call.
 
-use gray_core::{
-    BAGGAGE_HEADER as BAGGAGE, BAGGAGE_KEY, DEFAULT_LABEL_HEADER, GrayContext, baggage_with,
-};
-use http::{Extensions, HeaderName, HeaderValue};
+use gray_core::{GrayContext, Propagation};
+use http::{Extensions, HeaderName};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
@@ -27,18 +25,14 @@ use reqwest_middleware::{Middleware, Next, Result};
 /// // `x-gray-version: <the request's version>` and `baggage: gray=<version>`.
 /// # drop(client);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct GrayPropagation {
-    header: Option<HeaderName>,
-    baggage: bool,
+    propagation: Propagation,
 }
 
-impl Default for GrayPropagation {
-    fn default() -> Self {
-        Self {
-            header: Some(HeaderName::from_static(DEFAULT_LABEL_HEADER)),
-            baggage: true,
-        }
+impl From<Propagation> for GrayPropagation {
+    fn from(propagation: Propagation) -> Self {
+        Self { propagation }
     }
 }
 
@@ -50,48 +44,25 @@ impl GrayPropagation {
 
     /// Writes the label to `header` instead of `x-gray-version` (use the same name as the
     /// receiving service's `label.header`; `gray.label_header()` gives a service's own).
-    pub fn header(mut self, header: HeaderName) -> Self {
-        self.header = Some(header);
-        self
+    pub fn header(self, header: HeaderName) -> Self {
+        self.propagation.header(header).into()
     }
 
     /// Writes no label header, only `baggage` (for chains that carry context in W3C
     /// baggage alone, as OpenTelemetry does).
-    pub fn baggage_only(mut self) -> Self {
-        self.header = None;
-        self.baggage = true;
-        self
+    pub fn baggage_only(self) -> Self {
+        self.propagation.baggage_only().into()
     }
 
     /// Whether to also write the `gray` member of W3C `baggage` (default `true`).
-    pub fn baggage(mut self, baggage: bool) -> Self {
-        self.baggage = baggage;
-        self
+    pub fn baggage(self, baggage: bool) -> Self {
+        self.propagation.baggage(baggage).into()
     }
 
-    /// Sets the label of `ctx` on `headers`, as the middleware does. Existing `baggage`
-    /// members are kept (values that are not visible ASCII, which W3C baggage forbids,
-    /// are dropped); an old `gray` member is replaced.
+    /// Sets the label of `ctx` on `headers`, as the middleware does
+    /// ([`Propagation::apply`]).
     pub fn apply(&self, ctx: &GrayContext, headers: &mut http::HeaderMap) {
-        let Ok(value) = HeaderValue::from_str(ctx.version()) else {
-            return; // not a header value: no label rather than a broken one
-        };
-        if let Some(header) = &self.header {
-            headers.insert(header.clone(), value);
-        }
-        if self.baggage {
-            let existing = headers
-                .get_all(BAGGAGE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(",");
-            let existing = (!existing.is_empty()).then_some(existing.as_str());
-            let merged = baggage_with(existing, BAGGAGE_KEY, ctx.version());
-            if let Ok(merged) = HeaderValue::from_str(&merged) {
-                headers.insert(BAGGAGE, merged);
-            }
-        }
+        self.propagation.apply(ctx, headers);
     }
 }
 

@@ -62,9 +62,10 @@
 //! ```
 //!
 //! # Labels on outbound calls
-//! `gray_reqwest::GrayPropagation` on a `reqwest_middleware` client sets the label header
-//! (and W3C `baggage`) from [`GrayContext::current`], so the next service, run with
-//! `label.inherit: always`, keeps the request on the same version.
+//! [`GrayPropagationLayer`] on a tower HTTP client (hyper-util's `Client`, a tonic
+//! `Channel`), or `gray_reqwest::GrayPropagation` on a `reqwest_middleware` client, sets
+//! the label header (and W3C `baggage`) from [`GrayContext::current`], so the next
+//! service, run with `label.inherit: always`, keeps the request on the same version.
 //!
 //! [`GrayContext::current`]: gray_core::GrayContext::current
 #![deny(missing_docs)]
@@ -73,10 +74,12 @@
 mod extract;
 mod future;
 mod layer;
+mod propagation;
 mod split;
 
 #[cfg(feature = "axum")]
 pub use extract::{Gray, MissingGrayLayer};
 pub use future::ResponseFuture;
 pub use layer::{GrayLayer, GrayService};
+pub use propagation::{GrayPropagationLayer, GrayPropagationService};
 pub use split::GraySplit;

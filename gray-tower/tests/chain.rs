@@ -9,11 +9,18 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use bytes::Bytes;
 use common::{INTERNAL, edge, expected, gray, serve};
-use gray_core::GrayContext;
+use gray_core::{GrayContext, Propagation};
 use gray_reqwest::GrayPropagation;
-use gray_tower::GrayLayer;
+use gray_tower::{GrayLayer, GrayPropagationLayer, GrayPropagationService};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use tower::ServiceExt;
+use tower_layer::Layer;
 
 /// Service B: answers with the version it decided and the baggage it got.
 async fn service_b() -> SocketAddr {
@@ -33,25 +40,59 @@ async fn service_b() -> SocketAddr {
     serve(app).await
 }
 
+/// A tower HTTP client (hyper-util's) behind `GrayPropagationLayer`.
+type TowerClient = GrayPropagationService<HyperClient<HttpConnector, Empty<Bytes>>>;
+
+fn tower_client(propagation: Propagation) -> TowerClient {
+    let client = HyperClient::builder(TokioExecutor::new()).build_http();
+    GrayPropagationLayer::from(propagation).layer(client)
+}
+
+/// The propagating client service A calls B with: reqwest's or a tower one.
+#[derive(Clone)]
+enum Outbound {
+    Reqwest(ClientWithMiddleware),
+    Tower(TowerClient),
+}
+
+impl Outbound {
+    /// `GET url` with `baggage: tenant=acme` (and `ctx` in the request, if given); the body.
+    async fn call(&self, url: String, ctx: Option<GrayContext>) -> String {
+        match self {
+            Self::Reqwest(client) => {
+                let mut req = client.get(url).header("baggage", "tenant=acme");
+                if let Some(ctx) = ctx {
+                    req = req.with_extension(ctx);
+                }
+                req.send().await.unwrap().text().await.unwrap()
+            }
+            Self::Tower(client) => {
+                let mut req = http::Request::get(url)
+                    .header("baggage", "tenant=acme")
+                    .body(Empty::new())
+                    .unwrap();
+                if let Some(ctx) = ctx {
+                    req.extensions_mut().insert(ctx);
+                }
+                let res = client.clone().oneshot(req).await.unwrap();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        }
+    }
+}
+
 /// Service A: the edge; its handler calls B through `client` and reports both versions.
-async fn service_a(b: SocketAddr, client: ClientWithMiddleware) -> SocketAddr {
+async fn service_a(b: SocketAddr, client: Outbound) -> SocketAddr {
     let app = Router::new()
         .route(
             "/a",
             get(
-                |State((b, client)): State<(SocketAddr, ClientWithMiddleware)>| async move {
+                |State((b, client)): State<(SocketAddr, Outbound)>| async move {
                     let mine = GrayContext::current()
                         .map(|c| c.version().to_owned())
                         .unwrap_or_default();
-                    let theirs = client
-                        .get(format!("http://{b}/b"))
-                        .header("baggage", "tenant=acme")
-                        .send()
-                        .await
-                        .expect("B answers")
-                        .text()
-                        .await
-                        .expect("B's body");
+                    let theirs = client.call(format!("http://{b}/b"), None).await;
                     format!("{mine}>{theirs}")
                 },
             ),
@@ -61,11 +102,16 @@ async fn service_a(b: SocketAddr, client: ClientWithMiddleware) -> SocketAddr {
     serve(app).await
 }
 
-async fn chain_holds(propagation: GrayPropagation) {
+fn reqwest_client(propagation: GrayPropagation) -> Outbound {
+    Outbound::Reqwest(
+        ClientBuilder::new(reqwest::Client::new())
+            .with(propagation)
+            .build(),
+    )
+}
+
+async fn chain_holds(client: Outbound) {
     let b = service_b().await;
-    let client = ClientBuilder::new(reqwest::Client::new())
-        .with(propagation)
-        .build();
     let a = service_a(b, client).await;
     let rules = edge();
     let outside = reqwest::Client::new();
@@ -104,10 +150,40 @@ async fn chain_holds(propagation: GrayPropagation) {
 
 #[tokio::test]
 async fn two_hops_stay_on_one_version() {
-    chain_holds(GrayPropagation::default()).await;
+    chain_holds(reqwest_client(GrayPropagation::default())).await;
 }
 
 #[tokio::test]
 async fn two_hops_stay_on_one_version_through_baggage_only() {
-    chain_holds(GrayPropagation::new().baggage_only()).await;
+    chain_holds(reqwest_client(GrayPropagation::new().baggage_only())).await;
+}
+
+#[tokio::test]
+async fn two_hops_stay_on_one_version_through_a_tower_client() {
+    chain_holds(Outbound::Tower(tower_client(Propagation::default()))).await;
+}
+
+#[tokio::test]
+async fn two_hops_stay_on_one_version_through_a_tower_client_and_baggage_only() {
+    chain_holds(Outbound::Tower(tower_client(
+        Propagation::new().baggage_only(),
+    )))
+    .await;
+}
+
+#[tokio::test]
+async fn a_tower_client_sends_an_explicit_context_and_nothing_outside_a_request() {
+    let b = service_b().await;
+    let client = Outbound::Tower(tower_client(Propagation::default()));
+    let url = format!("http://{b}/b");
+    // No request being served, nothing given: the call goes out unchanged.
+    assert_eq!(client.call(url.clone(), None).await, "stable|tenant=acme");
+    // A context in the outbound request's extensions is sent, and wins over the current one.
+    let explicit = client.call(url.clone(), Some(GrayContext::new("canary")));
+    assert_eq!(explicit.await, "canary|tenant=acme,gray=canary");
+    let inside = GrayContext::scope(
+        GrayContext::new("stable"),
+        client.call(url, Some(GrayContext::new("canary"))),
+    );
+    assert_eq!(inside.await, "canary|tenant=acme,gray=canary");
 }

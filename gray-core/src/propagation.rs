@@ -1,0 +1,96 @@
+//! [`Propagation`]: how a request's label is written on an outbound call.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::baggage::{BAGGAGE_HEADER, BAGGAGE_KEY, baggage_with};
+use crate::context::GrayContext;
+
+/// How the label of a [`GrayContext`] is written on an outbound request: the label header
+/// (default `x-gray-version`) and, unless turned off, the `gray=<version>` member of the
+/// W3C `baggage` header, merged with the members already there.
+///
+/// The client adapters (`gray_reqwest::GrayPropagation`, `gray_tower::GrayPropagationLayer`)
+/// apply one to every call; use [`apply`](Self::apply) directly with any other client.
+///
+/// ```
+/// use gray_core::{GrayContext, Propagation};
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("baggage", "userId=alice,gray=stable;p=1".parse()?);
+/// Propagation::default().apply(&GrayContext::new("canary"), &mut headers);
+/// assert_eq!(headers["x-gray-version"], "canary");
+/// assert_eq!(headers["baggage"], "userId=alice,gray=canary"); // merged, old member replaced
+///
+/// let mut headers = http::HeaderMap::new();
+/// Propagation::new().baggage(false).apply(&GrayContext::new("v2"), &mut headers);
+/// assert_eq!(headers["x-gray-version"], "v2");
+/// assert!(headers.get("baggage").is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Propagation {
+    header: Option<HeaderName>,
+    baggage: bool,
+}
+
+impl Default for Propagation {
+    fn default() -> Self {
+        Self {
+            header: Some(HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)),
+            baggage: true,
+        }
+    }
+}
+
+impl Propagation {
+    /// The label in `x-gray-version` and in `baggage`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes the label to `header` instead of `x-gray-version` (use the same name as the
+    /// receiving service's `label.header`; `gray.label_header()` gives a service's own).
+    pub fn header(mut self, header: HeaderName) -> Self {
+        self.header = Some(header);
+        self
+    }
+
+    /// Writes no label header, only `baggage` (for chains that carry context in W3C
+    /// baggage alone, as OpenTelemetry does).
+    pub fn baggage_only(mut self) -> Self {
+        self.header = None;
+        self.baggage = true;
+        self
+    }
+
+    /// Whether to also write the `gray` member of W3C `baggage` (default `true`).
+    pub fn baggage(mut self, baggage: bool) -> Self {
+        self.baggage = baggage;
+        self
+    }
+
+    /// Sets the label of `ctx` on `headers`. Existing `baggage` members are kept (values
+    /// that are not visible ASCII, which W3C baggage forbids, are dropped); an old `gray`
+    /// member is replaced. A version that is no valid header value writes nothing.
+    pub fn apply(&self, ctx: &GrayContext, headers: &mut HeaderMap) {
+        let Ok(value) = HeaderValue::from_str(ctx.version()) else {
+            return; // not a header value: no label rather than a broken one
+        };
+        if let Some(header) = &self.header {
+            headers.insert(header.clone(), value);
+        }
+        if self.baggage {
+            let existing = headers
+                .get_all(BAGGAGE_HEADER)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+            let existing = (!existing.is_empty()).then_some(existing.as_str());
+            let merged = baggage_with(existing, BAGGAGE_KEY, ctx.version());
+            if let Ok(merged) = HeaderValue::from_str(&merged) {
+                headers.insert(BAGGAGE_HEADER, merged);
+            }
+        }
+    }
+}
