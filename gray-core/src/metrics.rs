@@ -237,22 +237,42 @@ impl VersionMetrics {
         }
     }
 
-    /// An upper bound of the `q` latency quantile (`0.0..=1.0`) in seconds: the bound of
-    /// the bucket it falls in (`f64::INFINITY` past the last one); `None` with no requests.
+    /// The `q` latency quantile (`0.0..=1.0`, clamped) in seconds, estimated from the
+    /// histogram as Prometheus' `histogram_quantile` does: linear interpolation within the
+    /// bucket the quantile falls in (from 0 in the first bucket), and the last finite bound
+    /// ([`LATENCY_BUCKETS`]) when it falls past it. `None` with no requests, or when `q` is
+    /// NaN.
+    ///
+    /// ```
+    /// # use gray_core::{Config, Gray};
+    /// # let gray = Gray::new(Config::from_yaml("versions: [stable]\n")?)?;
+    /// # let req = http::Request::get("/").body(())?;
+    /// let measure = gray.decide(&req).measure().expect("a metered version");
+    /// measure.finish(200);
+    /// let p99 = gray.metrics().version("stable").and_then(|v| v.latency_quantile(0.99));
+    /// assert!(p99.is_some_and(|s| s <= 0.0005)); // well under half a millisecond
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn latency_quantile(&self, q: f64) -> Option<f64> {
         let total: u64 = self.latency.iter().sum();
-        if total == 0 {
+        if total == 0 || q.is_nan() {
             return None;
         }
-        let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
         for (i, &n) in self.latency.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return Some(LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+            // The first non-empty bucket that reaches the rank.
+            if n > 0 && (below + n) as f64 >= rank {
+                let Some(&upper) = LATENCY_BUCKETS.get(i) else {
+                    break; // past the last bound: that bound, as Prometheus answers
+                };
+                let lower = i.checked_sub(1).map_or(0.0, |j| LATENCY_BUCKETS[j]);
+                let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+                return Some(lower + (upper - lower) * within);
             }
+            below += n;
         }
-        Some(f64::INFINITY)
+        LATENCY_BUCKETS.last().copied()
     }
 }
 

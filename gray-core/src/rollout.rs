@@ -24,8 +24,9 @@ pub struct Analysis {
     /// to mean anything: raise `min_requests` with it.
     pub quantile: f64,
     /// How many times the baseline's quantile the canary's may be (default 1.5). Quantiles
-    /// are read from the histogram ([`LATENCY_BUCKETS`](crate::LATENCY_BUCKETS)), so this
-    /// compares bucket bounds.
+    /// are estimated from the latency histogram as Prometheus does
+    /// ([`VersionMetrics::latency_quantile`]), so a canary whose quantile crosses into
+    /// the next bucket by a little is not judged as if it sat at that bucket's top.
     pub max_latency_ratio: f64,
 }
 
@@ -85,8 +86,10 @@ impl Analysis {
                 && c > b * self.max_latency_ratio
             {
                 return Verdict::Fail(format!(
-                    "canary p{} latency ≤ {c} s against ≤ {b} s for {}",
+                    "canary p{} latency ≈ {:.1} ms against ≈ {:.1} ms for {}",
                     self.quantile * 100.0,
+                    c * 1000.0,
+                    b * 1000.0,
                     baseline.version
                 ));
             }
@@ -427,12 +430,20 @@ mod tests {
             matches!(&worse, Verdict::Fail(r) if r.contains("against")),
             "{worse:?}"
         );
-        // Slower: p99 two buckets up (2.5 ms → 10 ms).
+        // Slower: p95 two buckets up (≈ 2.4 ms → ≈ 9.8 ms).
         let slow = a.judge(&counted("canary", [0, 1000, 0, 0, 0], 4), &base);
         assert!(
-            matches!(&slow, Verdict::Fail(r) if r.contains("latency")),
+            matches!(&slow, Verdict::Fail(r) if r.contains("latency ≈ 9.8 ms against ≈ 2.4 ms")),
             "{slow:?}"
         );
+        // A p95 that only just crosses a bucket bound: ≈ 9.8 ms (all in 5–10 ms) against
+        // ≈ 12.5 ms (6% in 10–25 ms), 1.28×, passes; the buckets' tops (10 and 25 ms) would
+        // have made it 2.5×.
+        let base = counted("stable", [0, 1000, 0, 0, 0], 4);
+        let mut canary = counted("canary", [0, 1000, 0, 0, 0], 4);
+        canary.latency[4] = 940;
+        canary.latency[5] = 60;
+        assert_eq!(a.judge(&canary, &base), Verdict::Pass);
         // With no baseline traffic (100%), only the ceiling counts.
         let alone = a.judge(
             &counted("canary", [0, 1000, 0, 0, 0], 4),

@@ -88,20 +88,28 @@ fn each_gray_counts_its_own_requests() {
 }
 
 #[test]
-fn a_quantile_is_the_bound_of_its_bucket() {
+fn a_quantile_is_interpolated_within_its_bucket_as_prometheus_does() {
     let g = gray("versions: [stable]\n");
     let mut v = metrics_of(&g, "stable");
     assert_eq!(v.latency_quantile(0.5), None);
-    v.latency[0] = 90; // ≤ 0.5 ms
-    v.latency[5] = 9; // ≤ 25 ms
+    v.latency[0] = 90; // 0–0.5 ms
+    v.latency[5] = 9; // 10–25 ms
     v.latency[LATENCY_BUCKETS.len()] = 1; // slower than the last bound
-    assert_eq!(v.latency_quantile(0.5), Some(LATENCY_BUCKETS[0]));
-    assert_eq!(v.latency_quantile(0.95), Some(LATENCY_BUCKETS[5]));
-    assert_eq!(v.latency_quantile(1.0), Some(f64::INFINITY));
-    // Out-of-range quantiles are clamped, and NaN is no panic.
-    assert_eq!(v.latency_quantile(7.0), Some(f64::INFINITY));
-    assert_eq!(v.latency_quantile(-1.0), Some(LATENCY_BUCKETS[0]));
-    assert!(v.latency_quantile(f64::NAN).is_some());
+    let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-12);
+    // Rank 50 of 90 in the first bucket: 50/90 of the way from 0 to 0.5 ms.
+    assert!(close(v.latency_quantile(0.5), 0.0005 * 50.0 / 90.0));
+    // Rank 95: the 5th of 9 in 10–25 ms.
+    assert!(close(v.latency_quantile(0.95), 0.010 + 0.015 * 5.0 / 9.0));
+    // Rank 99 is the top of that bucket; past it, the last finite bound.
+    assert!(close(v.latency_quantile(0.99), 0.025));
+    assert_eq!(v.latency_quantile(1.0), Some(10.0));
+    // Empty buckets are passed over: the minimum is at the first non-empty one's start.
+    v.latency[0] = 0;
+    assert!(close(v.latency_quantile(0.0), 0.010));
+    // Out-of-range quantiles are clamped; NaN has no answer, and no panic.
+    assert_eq!(v.latency_quantile(7.0), Some(10.0));
+    assert!(close(v.latency_quantile(-1.0), 0.010));
+    assert_eq!(v.latency_quantile(f64::NAN), None);
 }
 
 #[test]
