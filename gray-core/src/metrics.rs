@@ -244,13 +244,15 @@ impl VersionMetrics {
     /// NaN.
     ///
     /// ```
-    /// # use gray_core::{Config, Gray};
+    /// # use gray_core::{Config, Gray, LATENCY_BUCKETS};
     /// # let gray = Gray::new(Config::from_yaml("versions: [stable]\n")?)?;
-    /// # let req = http::Request::get("/").body(())?;
-    /// let measure = gray.decide(&req).measure().expect("a metered version");
-    /// measure.finish(200);
-    /// let p99 = gray.metrics().version("stable").and_then(|v| v.latency_quantile(0.99));
-    /// assert!(p99.is_some_and(|s| s <= 0.0005)); // well under half a millisecond
+    /// let mut stable = gray.metrics().version("stable").cloned().expect("declared");
+    /// assert_eq!(stable.latency_quantile(0.5), None); // no requests yet
+    ///
+    /// assert_eq!((LATENCY_BUCKETS[3], LATENCY_BUCKETS[4]), (0.005, 0.01));
+    /// stable.latency[4] = 100; // 100 requests that took 5 to 10 ms
+    /// let median = stable.latency_quantile(0.5).expect("some requests");
+    /// assert!((median - 0.0075).abs() < 1e-12); // halfway through the bucket
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn latency_quantile(&self, q: f64) -> Option<f64> {
