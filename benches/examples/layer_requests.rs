@@ -1,8 +1,10 @@
 //! `N` requests through an axum router via `oneshot`, bare or behind `GrayLayer` (around
 //! the router, DESIGN.md's rules): the workload `benches/load/instructions.sh` counts
 //! instructions of, where the clock is too noisy to resolve tens of nanoseconds.
+//! `gray-internal` is an internal service instead (`inherit: always`), the request
+//! carrying its label.
 //!
-//! `cargo run --release -p benches --example layer_requests -- bare|gray|gray-metrics N`
+//! `cargo run --release -p benches --example layer_requests -- bare|gray|gray-metrics|gray-internal N`
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use gray_core::Gray;
+use gray_core::{Config, Gray};
 use gray_tower::GrayLayer;
 use tower::ServiceExt;
 use tower_layer::Layer;
@@ -28,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let variant = args.next().unwrap_or_default();
     let n: u64 = args
         .next()
-        .ok_or("usage: bare|gray|gray-metrics N")?
+        .ok_or("usage: bare|gray|gray-metrics|gray-internal N")?
         .parse()?;
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
     let gray = Gray::from_path(rules)?;
@@ -47,7 +49,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 black_box(rt.block_on(app.clone().oneshot(request()?))?.status());
             }
         }
-        other => return Err(format!("unknown variant {other:?}: bare|gray|gray-metrics").into()),
+        "gray-internal" => {
+            let internal = Gray::new(Config::from_yaml(
+                "label: { inherit: always }\nversions: [stable, canary]\n",
+            )?)?;
+            let app = GrayLayer::new(internal).layer(bare);
+            for _ in 0..n {
+                let mut req = request()?;
+                req.headers_mut()
+                    .insert("x-gray-version", http::HeaderValue::from_static("canary"));
+                black_box(rt.block_on(app.clone().oneshot(req))?.status());
+            }
+        }
+        other => {
+            let usage = "bare|gray|gray-metrics|gray-internal";
+            return Err(format!("unknown variant {other:?}: {usage}").into());
+        }
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 # Instructions per request through an axum router, bare and behind GrayLayer (around the
 # router), counted by valgrind's callgrind: deterministic where the clock is noisy. Each
 # variant runs N and 2N requests; the difference divided by N is the cost of one request,
-# start-up excluded. Installs valgrind with apt-get when missing.
+# start-up excluded. `gray-internal` is an internal service (`inherit: always`) and a
+# request carrying its label (one header more than the others' requests). Installs valgrind
+# with apt-get when missing.
 #
 #   benches/load/instructions.sh        # N=1000
 set -euo pipefail
@@ -23,7 +25,7 @@ count() { # variant requests -> instructions of the whole run
 }
 
 declare -A per_request
-for variant in bare gray gray-metrics; do
+for variant in bare gray gray-metrics gray-internal; do
     one=$(count "$variant" "$N")
     two=$(count "$variant" $((2 * N)))
     per_request[$variant]=$(( (two - one) / N ))

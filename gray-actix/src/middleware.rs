@@ -161,7 +161,7 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label, telemetry) = {
+        let (ctx, label, in_place, telemetry) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
             let label = self
                 .labels
@@ -169,9 +169,9 @@ where
                 .get(decision.label_header(), decision.version());
             let ctx = decision.context();
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
-            (ctx, label, telemetry)
+            (ctx, label, decision.label_in_place(), telemetry)
         };
-        if let Some((name, value)) = &label {
+        if let Some((name, value)) = label.as_ref().filter(|_| !in_place) {
             req.headers_mut().insert(name.clone(), value.clone());
         }
         req.extensions_mut().insert(ctx.clone());

@@ -42,6 +42,8 @@ pub(crate) struct Outcome {
     pub(crate) route: Option<u32>,
     pub(crate) source: Source,
     pub(crate) label_rejected: bool,
+    /// The request's label header already says exactly this version, once.
+    pub(crate) label_in_place: bool,
 }
 
 /// A compiled config. Immutable once built, but for the unkeyed sequence counters and the
@@ -170,6 +172,7 @@ impl Engine {
             route: None,
             source: Source::Fallback,
             label_rejected: outcome.label_rejected,
+            label_in_place: false,
         }
     }
 
@@ -201,7 +204,7 @@ impl Engine {
             values.scan(&self.header_names);
         }
         let mut label_rejected = false;
-        if let Some(label) = self.incoming_label(&mut values) {
+        if let Some((label, in_header)) = self.incoming_label(&mut values) {
             match self.version_index(label) {
                 Some(version) => {
                     let outcome = Outcome {
@@ -209,6 +212,7 @@ impl Engine {
                         route: None,
                         source: Source::Inherited,
                         label_rejected,
+                        label_in_place: in_header,
                     };
                     return self.available_or_default(outcome);
                 }
@@ -230,6 +234,7 @@ impl Engine {
                     route: Some(index as u32),
                     source: Source::Route,
                     label_rejected,
+                    label_in_place: false,
                 };
                 return self.available_or_default(outcome);
             }
@@ -239,22 +244,25 @@ impl Engine {
             route: None,
             source: Source::Default,
             label_rejected,
+            label_in_place: false,
         }
     }
 
     /// The incoming label, when `inherit: always`: the label header, else the `gray` member
-    /// of a W3C `baggage` header (when `label.baggage` is on).
+    /// of a W3C `baggage` header (when `label.baggage` is on). With it, whether it is the
+    /// label header's one and only value (known when the headers were read in one pass).
     #[inline]
     fn incoming_label<'r, R: RequestView + ?Sized>(
         &self,
         values: &mut Values<'r, R>,
-    ) -> Option<&'r [u8]> {
+    ) -> Option<(&'r [u8], bool)> {
         let field = self.inherit?;
         if let Some(label) = values.get(field) {
-            return Some(label);
+            return Some((label, values.only_once(field)));
         }
         let baggage = values.get(self.baggage?)?;
-        crate::baggage::member(baggage, crate::baggage::BAGGAGE_KEY)
+        let label = crate::baggage::member(baggage, crate::baggage::BAGGAGE_KEY)?;
+        Some((label, false))
     }
 
     /// The prebuilt context of an outcome.
@@ -316,6 +324,8 @@ struct Values<'r, R: ?Sized> {
     /// Whether `found` holds every rule header of the request.
     scanned: bool,
     found_len: u8,
+    /// Bit `i` is set when the header of `found[i]` came more than once.
+    repeated: u8,
     /// `(field, value)`; `None` only in the unused tail, which keeps the array all zeroes
     /// when it is made (a `memset`, not a copy).
     found: [(u32, Option<&'r [u8]>); FOUND],
@@ -332,6 +342,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             cache: [None; SLOTS],
             scanned: false,
             found_len: 0,
+            repeated: 0,
             found: [(0, None); FOUND],
         }
     }
@@ -341,13 +352,15 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
     fn scan(&mut self, names: &HeaderNames) {
         let mut len = 0usize;
         let mut overflow = false;
+        let mut repeated = 0u8;
         let found = &mut self.found;
         let listed = self.req.for_each_header(|name, value| {
             let Some(field) = names.field(name) else {
                 return;
             };
-            if found[..len].iter().any(|&(f, _)| f == field) {
-                return; // a repeated header: the first value counts
+            if let Some(i) = found[..len].iter().position(|&(f, _)| f == field) {
+                repeated |= 1 << i; // the first value counts
+                return;
             }
             match found.get_mut(len) {
                 Some(slot) => {
@@ -360,6 +373,18 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         self.scanned = listed && !overflow;
         // `len <= FOUND`, which fits in a byte.
         self.found_len = len as u8;
+        self.repeated = repeated;
+    }
+
+    /// Whether header `field` came exactly once; `false` when that is not known (the
+    /// headers were not read in one pass).
+    #[inline]
+    fn only_once(&self, field: u32) -> bool {
+        self.scanned
+            && self.found[..usize::from(self.found_len)]
+                .iter()
+                .position(|&(f, v)| f == field && v.is_some())
+                .is_some_and(|i| self.repeated & (1 << i) == 0)
     }
 
     #[inline(always)]

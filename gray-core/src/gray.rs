@@ -301,6 +301,34 @@ impl Decision {
         self.outcome.label_rejected
     }
 
+    /// Whether the request's label header already holds exactly this decision's version,
+    /// once: an inherited label, honoured as it came. Adapters then leave the header as it
+    /// is instead of setting it again. `false` whenever that is not certain (a label read
+    /// from `baggage`, a repeated header, a fallback, any routed decision).
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(
+    ///     "label: { inherit: always }\nversions: [stable, canary]\n",
+    /// )?)?;
+    /// let labelled = http::Request::get("/").header("x-gray-version", "canary").body(())?;
+    /// assert!(gray.decide(&labelled).label_in_place());
+    ///
+    /// let twice = http::Request::get("/")
+    ///     .header("x-gray-version", "canary")
+    ///     .header("x-gray-version", "stable")
+    ///     .body(())?;
+    /// let d = gray.decide(&twice);
+    /// assert_eq!(d.version(), "canary"); // the first value counts…
+    /// assert!(!d.label_in_place()); // …and the header is set again, to that one value
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn label_in_place(&self) -> bool {
+        self.outcome.label_in_place
+    }
+
     /// The header that carries the label, from the same rules as the decision. Its name
     /// is `'static` (the default, or interned when the rules were compiled): cloning it
     /// copies a pointer.
@@ -347,6 +375,7 @@ impl fmt::Debug for Decision {
             .field("route", &self.route())
             .field("source", &self.source())
             .field("label_rejected", &self.label_rejected())
+            .field("label_in_place", &self.label_in_place())
             .finish()
     }
 }

@@ -174,3 +174,60 @@ fn refused_labels_are_counted() {
     });
     assert_eq!(clone.rejected_labels(), 4 + 400);
 }
+
+#[test]
+fn a_label_is_in_place_only_when_it_came_once_and_was_honoured() {
+    let g = gray(INTERNAL);
+    let in_place = |headers: &[(&str, &str)]| g.decide(&req("/", headers)).label_in_place();
+    assert!(in_place(&[("x-gray-version", "canary")]));
+    assert!(in_place(&[
+        ("x-gray-version", "stable"),
+        ("x-user-id", "7")
+    ]));
+    // Not when the header has to be written: from baggage, repeated, refused, absent.
+    assert!(!in_place(&[("baggage", "gray=canary")]));
+    assert!(!in_place(&[
+        ("x-gray-version", "canary"),
+        ("x-gray-version", "canary")
+    ]));
+    assert!(!in_place(&[("x-gray-version", "v9")]));
+    assert!(!in_place(&[("x-app-version", "beta")]));
+    assert!(!in_place(&[]));
+    // Nor when an unavailable version falls back to the default.
+    g.set_available("canary", false);
+    assert!(!in_place(&[("x-gray-version", "canary")]));
+    // Nor at an edge, which never reads the label.
+    let edge = design();
+    assert!(
+        !edge
+            .decide(&req("/", &[("x-gray-version", "stable")]))
+            .label_in_place()
+    );
+}
+
+#[test]
+fn a_label_header_is_in_place_through_a_lookup_view_never() {
+    // A view that cannot list its headers: whether the header came once is unknown.
+    struct Lookup(http::Request<()>);
+    impl gray_core::RequestView for Lookup {
+        fn header(&self, name: &http::HeaderName) -> Option<&[u8]> {
+            self.0.headers().get(name).map(|v| v.as_bytes())
+        }
+        fn header_all<'a>(&'a self, name: &'a http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
+            self.0.headers().get_all(name).iter().map(|v| v.as_bytes())
+        }
+        fn path(&self) -> &str {
+            self.0.uri().path()
+        }
+        fn query(&self) -> Option<&str> {
+            self.0.uri().query()
+        }
+        fn method(&self) -> &str {
+            self.0.method().as_str()
+        }
+    }
+    let g = gray(INTERNAL);
+    let d = g.decide(&Lookup(req("/", &[("x-gray-version", "canary")])));
+    assert_eq!(d.version(), "canary");
+    assert!(!d.label_in_place());
+}

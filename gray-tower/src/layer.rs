@@ -16,7 +16,9 @@ use crate::future::ResponseFuture;
 ///    of W3C `baggage`, is only trusted where the rules say so);
 /// 2. puts the [`GrayContext`] in the request extensions (`Extension<GrayContext>` in axum);
 /// 3. sets the label header (`x-gray-version` unless the rules name another) to the decided
-///    version, overwriting what came in, so a proxy forwards the right one;
+///    version, overwriting what came in, so a proxy forwards the right one (an honoured
+///    label that came once, already the decided version, is left as it is:
+///    [`Decision::label_in_place`](gray_core::Decision::label_in_place));
 /// 4. calls the inner service exactly once and runs its future inside
 ///    [`GrayContext::scope`], so the handler and everything it awaits see
 ///    [`GrayContext::current`] — an outbound client with `gray_reqwest::GrayPropagation`
@@ -170,16 +172,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value, telemetry) = {
+        let (ctx, header, value, in_place, telemetry) = {
             let decision = self.gray.decide(&req);
             let ctx = decision.context();
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let header = decision.label_header().clone();
-            (ctx, header, decision.label_value().clone(), telemetry)
+            let value = decision.label_value().clone();
+            (ctx, header, value, decision.label_in_place(), telemetry)
         };
         // The Decision (and its snapshot guard) is dropped here, before any await.
         let echo = self.echo.then(|| (header.clone(), value.clone()));
-        req.headers_mut().insert(header, value);
+        if !in_place {
+            req.headers_mut().insert(header, value);
+        }
         req.extensions_mut().insert(ctx.clone());
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.

@@ -14,7 +14,7 @@ use gray_core::GrayContext;
 use gray_tower::{Gray, GrayLayer};
 use tower::ServiceExt;
 
-/// Answers `extractor|extension|current|label header seen`.
+/// Answers `extractor|extension|current|label header values seen`.
 async fn who(
     Gray(by_extractor): Gray,
     Extension(by_extension): Extension<GrayContext>,
@@ -25,10 +25,16 @@ async fn who(
     tokio::task::yield_now().await;
     let later = GrayContext::current().map(|c| c.version().to_owned());
     assert_eq!(current, later);
-    let label = headers
-        .get("x-gray-version")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let labels: Vec<&str> = headers
+        .get_all("x-gray-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let label = if labels.is_empty() {
+        "-".to_owned()
+    } else {
+        labels.join(",")
+    };
     format!(
         "{}|{}|{}|{label}",
         by_extractor.version(),
@@ -121,6 +127,11 @@ async fn an_internal_service_honours_declared_labels_only() {
     let res = common::get(&client, url.clone(), &[("x-gray-version", "canary")]).await;
     assert_eq!(body(res).await, "canary|canary|canary|canary");
     let res = common::get(&client, url.clone(), &[("baggage", "k=v, gray=canary")]).await;
+    assert_eq!(body(res).await, "canary|canary|canary|canary");
+    // A repeated label header: the first value decides, and the handler (or a proxy
+    // forwarding the request) sees that one value only.
+    let twice = [("x-gray-version", "canary"), ("x-gray-version", "stable")];
+    let res = common::get(&client, url.clone(), &twice).await;
     assert_eq!(body(res).await, "canary|canary|canary|canary");
     // Undeclared: ignored, decided here (no route matches: the default version).
     let res = common::get(&client, url.clone(), &[("x-gray-version", "v9")]).await;
