@@ -83,6 +83,45 @@ async fn the_handler_sees_the_decision_every_way() {
 }
 
 #[actix_web::test]
+async fn an_internal_service_keeps_a_label_that_came_once_and_normalises_a_repeated_one() {
+    let internal = gray_core::Gray::new(
+        Config::from_yaml("label: { inherit: always }\nversions: [stable, canary]\n").unwrap(),
+    )
+    .unwrap();
+    let labels = |req: HttpRequest| async move {
+        let all: Vec<String> = req
+            .headers()
+            .get_all("x-gray-version")
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        format!(
+            "{}|{}",
+            GrayContext::current().unwrap().version(),
+            all.join(",")
+        )
+    };
+    let app = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(internal))
+            .route("/labels", web::get().to(labels)),
+    )
+    .await;
+    let once = test::TestRequest::get()
+        .uri("/labels")
+        .insert_header(("x-gray-version", "canary"))
+        .to_request();
+    assert_eq!(test::call_and_read_body(&app, once).await, "canary|canary");
+    let twice = test::TestRequest::get()
+        .uri("/labels")
+        .append_header(("x-gray-version", "canary"))
+        .append_header(("x-gray-version", "stable"))
+        .to_request();
+    assert_eq!(test::call_and_read_body(&app, twice).await, "canary|canary");
+    let none = test::TestRequest::get().uri("/labels").to_request();
+    assert_eq!(test::call_and_read_body(&app, none).await, "stable|stable");
+}
+
+#[actix_web::test]
 async fn echo_is_off_by_default_and_the_next_service_is_called_once() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
