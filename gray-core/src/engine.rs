@@ -383,7 +383,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         self.scanned
             && self.found[..usize::from(self.found_len)]
                 .iter()
-                .position(|&(f, v)| f == field && v.is_some())
+                .position(|&(f, _)| f == field)
                 .is_some_and(|i| self.repeated & (1 << i) == 0)
     }
 
