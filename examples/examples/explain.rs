@@ -25,7 +25,7 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use gray_core::{Gray, Source};
+use gray_core::{Gray, Inherit, Source};
 
 const USAGE: &str = "usage: explain --config FILE [-H 'name: value']... [--path PATH] \
 [--method METHOD] [--sample N [--key-header NAME]]";
@@ -142,10 +142,11 @@ fn explain_one(gray: &Gray, req: &http::Request<()>, out: &mut impl Write) -> io
         (None, _) => writeln!(out, "route:   (none matched: the default version)")?,
     }
     if decision.label_rejected() {
-        writeln!(
-            out,
-            "note:    the incoming label was ignored (undeclared or too long)"
-        )?;
+        let why = match gray.config().label.inherit {
+            Inherit::Never => "this service is an edge (`inherit: never`)",
+            Inherit::Always => "it names no declared version, or is too long",
+        };
+        writeln!(out, "note:    the incoming label was refused: {why}")?;
     }
     Ok(())
 }

@@ -41,6 +41,22 @@ fn prints_the_version_and_the_route() {
 
     let (_, out, _) = explain(&["--config", &rules, "-H", "x-user-id: 7"]);
     assert_eq!(out, "version: stable\nroute:   users\n");
+
+    // A label sent to this edge is refused, and the dry run says why.
+    let spoofed = [
+        "--config",
+        &rules,
+        "-H",
+        "x-user-id: 7",
+        "-H",
+        "x-gray-version: canary",
+    ];
+    let (_, out, _) = explain(&spoofed);
+    assert_eq!(
+        out,
+        "version: stable\nroute:   users\n\
+         note:    the incoming label was refused: this service is an edge (`inherit: never`)\n"
+    );
 }
 
 #[test]

@@ -135,6 +135,19 @@ async fn status_reports_rules_and_requests_served() {
     );
     assert!(metrics.contains("gray_requests_total{version=\"stable\",class=\"2xx\"} 0\n"));
     assert!(metrics.contains("gray_request_duration_seconds_count{version=\"canary\"} 3\n"));
+    assert!(metrics.contains("\ngray_rejected_labels_total 0\n"));
+
+    // A client trying to pick its version at this edge: overwritten, and counted.
+    let spoofed = [("x-app-version", "beta"), ("x-gray-version", "stable")];
+    assert_eq!(version_of(&client, gw, &spoofed).await, "canary");
+    let status = get_text(&client, gw, "/gray/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["rejected_labels"], 1);
+    let metrics = get_text(&client, gw, "/gray/metrics").await;
+    assert!(
+        metrics.contains("\ngray_rejected_labels_total 1\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -49,9 +49,10 @@ async fn who(Gray(ctx): Gray, req: HttpRequest, data: web::ReqData<GrayContext>)
 
 #[actix_web::test]
 async fn the_handler_sees_the_decision_every_way() {
+    let rules = edge();
     let app = test::init_service(
         App::new()
-            .wrap(GrayMiddleware::new(edge()))
+            .wrap(GrayMiddleware::new(rules.clone()))
             .route("/who", web::get().to(who)),
     )
     .await;
@@ -80,6 +81,8 @@ async fn the_handler_sees_the_decision_every_way() {
             "user {id}"
         );
     }
+    // Read from actix's headers, each spoofed label was refused and counted.
+    assert_eq!(rules.rejected_labels(), 50);
 }
 
 #[actix_web::test]

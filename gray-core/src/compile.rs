@@ -60,10 +60,6 @@ impl Engine {
             crate::intern::header_name(&parsed).unwrap_or(parsed)
         };
         let mut fields = Fields::default();
-        let inherit = (config.label.inherit == Inherit::Always)
-            .then(|| fields.intern(Field::Header(label_header.clone())));
-        let baggage = (inherit.is_some() && config.label.baggage)
-            .then(|| fields.intern(Field::Header(crate::BAGGAGE_HEADER)));
 
         let mut names = HashSet::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -84,6 +80,14 @@ impl Engine {
                 compile_route(route, &config.versions, &mut fields).map_err(|(f, p)| err(&f, p))?,
             );
         }
+        // Incoming labels are looked at to honour them (`inherit: always`), and at an edge
+        // to count them as refused — unless a route reads the label header itself (say, to
+        // let testers force a version): there it is a rule's input, not a refused label.
+        let inherit = config.label.inherit == Inherit::Always;
+        let label_field = Field::Header(label_header.clone());
+        let label = (inherit || !fields.contains(&label_field)).then(|| fields.intern(label_field));
+        let baggage = (label.is_some() && config.label.baggage)
+            .then(|| fields.intern(Field::Header(crate::BAGGAGE_HEADER)));
         for route in &mut routes {
             let name = Some(Arc::clone(&route.name));
             let context = |v: &Arc<str>| GrayContext::from_parts(Arc::clone(v), name.clone());
@@ -104,6 +108,11 @@ impl Engine {
             metric_slots,
             unrouted,
             label_header,
+            label,
+            label_bits: label
+                .into_iter()
+                .chain(baggage)
+                .fold(0, |bits, field| bits | crate::engine::field_bit(field)),
             inherit,
             baggage,
             fields,
@@ -371,6 +380,10 @@ struct Fields {
 }
 
 impl Fields {
+    fn contains(&self, field: &Field) -> bool {
+        self.index.contains_key(field)
+    }
+
     fn intern(&mut self, field: Field) -> u32 {
         if let Some(&i) = self.index.get(&field) {
             self.uses[i as usize] += 1;

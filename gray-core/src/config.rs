@@ -82,6 +82,8 @@ impl Default for LabelConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Inherit {
     /// Decide here and overwrite any incoming label: the edge of the system (default).
+    /// An incoming label is counted as refused (`Gray::rejected_labels`), unless a route
+    /// reads the label header itself.
     #[default]
     Never,
     /// Honour an incoming label when it names a declared version (at most 64 bytes);

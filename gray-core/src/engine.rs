@@ -59,9 +59,15 @@ pub(crate) struct Engine {
     /// Each version's counter slot in the per-version metrics, if it has one.
     pub(crate) metric_slots: Box<[Option<u32>]>,
     pub(crate) label_header: HeaderName,
-    /// The label's field, when `inherit: always`.
-    pub(crate) inherit: Option<u32>,
-    /// The `baggage` header's field, when `inherit: always` and `label.baggage` is on.
+    /// The label header's field, when incoming labels are looked at: to honour them
+    /// (`inherit: always`), or to count them at an edge whose rules do not read that header.
+    pub(crate) label: Option<u32>,
+    /// The bits of `label` and `baggage` in a decision's set of headers present.
+    pub(crate) label_bits: u64,
+    /// `inherit: always`: a declared incoming label decides.
+    pub(crate) inherit: bool,
+    /// The `baggage` header's field, when incoming labels are looked at and
+    /// `label.baggage` is on.
     pub(crate) baggage: Option<u32>,
     pub(crate) fields: Box<[Field]>,
     /// Cache slot of each field (`NO_SLOT`: read at most once, so not cached).
@@ -118,6 +124,13 @@ impl HeaderNames {
     fn is_empty(&self) -> bool {
         self.lengths == 0
     }
+}
+
+/// Field `field`'s bit in a decision's set of headers present (fields past 63 share bits:
+/// a set bit means "maybe present", a clear one "absent").
+#[inline(always)]
+pub(crate) fn field_bit(field: u32) -> u64 {
+    1 << (field & 63)
 }
 
 /// A request value that rules read.
@@ -205,7 +218,14 @@ impl Engine {
         }
         let mut label_rejected = false;
         if let Some((label, in_header)) = self.incoming_label(&mut values) {
-            match self.version_index(label) {
+            // At an edge (`inherit: never`) every incoming label is refused: the adapters
+            // overwrite it.
+            let honoured = if self.inherit {
+                self.version_index(label)
+            } else {
+                None
+            };
+            match honoured {
                 Some(version) => {
                     let outcome = Outcome {
                         version,
@@ -248,15 +268,19 @@ impl Engine {
         }
     }
 
-    /// The incoming label, when `inherit: always`: the label header, else the `gray` member
-    /// of a W3C `baggage` header (when `label.baggage` is on). With it, whether it is the
-    /// label header's one and only value (known when the headers were read in one pass).
+    /// The incoming label, when labels are looked at: the label header, else the `gray`
+    /// member of a W3C `baggage` header (when `label.baggage` is on). With it, whether it is
+    /// the label header's one and only value (known when the headers were read in one pass).
     #[inline]
     fn incoming_label<'r, R: RequestView + ?Sized>(
         &self,
         values: &mut Values<'r, R>,
     ) -> Option<(&'r [u8], bool)> {
-        let field = self.inherit?;
+        let field = self.label?;
+        // Most requests carry no label: one bit test.
+        if values.scanned && values.present & self.label_bits == 0 {
+            return None;
+        }
         if let Some(label) = values.get(field) {
             return Some((label, values.only_once(field)));
         }
@@ -326,6 +350,8 @@ struct Values<'r, R: ?Sized> {
     found_len: u8,
     /// Bit `i` is set when the header of `found[i]` came more than once.
     repeated: u8,
+    /// Bit `f % 64` is set for each field `f` in `found`: a clear bit means absent.
+    present: u64,
     /// `(field, value)`; `None` only in the unused tail, which keeps the array all zeroes
     /// when it is made (a `memset`, not a copy).
     found: [(u32, Option<&'r [u8]>); FOUND],
@@ -343,6 +369,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             scanned: false,
             found_len: 0,
             repeated: 0,
+            present: 0,
             found: [(0, None); FOUND],
         }
     }
@@ -353,6 +380,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         let mut len = 0usize;
         let mut overflow = false;
         let mut repeated = 0u8;
+        let mut present = 0u64;
         let found = &mut self.found;
         let listed = self.req.for_each_header(|name, value| {
             let Some(field) = names.field(name) else {
@@ -365,6 +393,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             match found.get_mut(len) {
                 Some(slot) => {
                     *slot = (field, Some(value));
+                    present |= field_bit(field);
                     len += 1;
                 }
                 None => overflow = true,
@@ -374,6 +403,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         // `len <= FOUND`, which fits in a byte.
         self.found_len = len as u8;
         self.repeated = repeated;
+        self.present = present;
     }
 
     /// Whether header `field` came exactly once; `false` when that is not known (the
@@ -396,6 +426,9 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         }
         let value = match self.fields.get(index)? {
             Field::Header(_) if self.scanned => {
+                if self.present & field_bit(field) == 0 {
+                    return None;
+                }
                 return self.found[..usize::from(self.found_len)]
                     .iter()
                     .find(|&&(f, _)| f == field)

@@ -58,7 +58,7 @@ pub struct Gray {
 #[repr(align(128))]
 struct Shared {
     engine: ArcSwap<Engine>,
-    /// Incoming labels refused under `inherit: always` (undeclared or too long), counted
+    /// Incoming labels refused (at an edge, or undeclared or too long), counted
     /// per thread (only the owning thread writes its counter) so that a flood of spoofed
     /// labels does not make every core write one cache line.
     rejected: ThreadLocal<AtomicU64>,
@@ -220,7 +220,8 @@ impl Gray {
             .metered
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Metrics::read(metered.iter().map(|(name, slot)| (&**name, *slot)))
+        let slots = metered.iter().map(|(name, slot)| (&**name, *slot));
+        Metrics::read(slots, self.rejected_labels())
     }
 
     /// The config in force.
@@ -238,10 +239,24 @@ impl Gray {
         self.shared.engine.load().label_header.clone()
     }
 
-    /// How many incoming labels were refused since this `Gray` was made: under
-    /// `inherit: always`, labels that name no declared version or are too long — spoofing
-    /// attempts, or a caller on rules this service does not have. Shared by all clones;
-    /// export it as a metric.
+    /// How many incoming labels were refused since this `Gray` was made
+    /// ([`Decision::label_rejected`]): at an edge (`inherit: never`), every label that
+    /// arrived — clients trying to pick their version; under `inherit: always`, labels
+    /// that name no declared version or are too long — spoofing attempts, or a caller on
+    /// rules this service does not have. Shared by all clones; [`Metrics::prometheus`]
+    /// exports it as `gray_rejected_labels_total`.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let edge = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let spoofed = http::Request::get("/").header("x-gray-version", "canary").body(())?;
+    /// assert_eq!(edge.decide(&spoofed).version(), "stable"); // overwritten, and counted
+    /// assert_eq!(edge.rejected_labels(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Metrics::prometheus`]: crate::Metrics::prometheus
     pub fn rejected_labels(&self) -> u64 {
         self.shared
             .rejected
@@ -294,8 +309,10 @@ impl Decision {
         self.outcome.source
     }
 
-    /// Whether the request carried a label that was refused (not declared, or too long)
-    /// under `inherit: always`. Adapters count these.
+    /// Whether the request carried a label (in the label header, or the `gray` member of
+    /// `baggage`) that was refused: any label at an edge (`inherit: never`), whose rules
+    /// do not read the label header themselves; an undeclared or too long one under
+    /// `inherit: always`. Counted in [`Gray::rejected_labels`].
     #[inline]
     pub fn label_rejected(&self) -> bool {
         self.outcome.label_rejected

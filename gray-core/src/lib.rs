@@ -12,7 +12,7 @@
 //! let gray = Gray::new(Config::from_yaml(r#"
 //! label:
 //!   header: x-gray-version   # carries the version between services
-//!   inherit: never           # the edge: decide here, ignore incoming labels
+//!   inherit: never           # the edge: decide here, overwrite (and count) incoming labels
 //! versions: [stable, canary] # the first is the default
 //! routes:
 //!   - name: testers
@@ -48,7 +48,9 @@
 //!    decision says so ([`Decision::label_rejected`]; [`Gray::rejected_labels`] counts
 //!    them). When the label header is absent, the `gray` member of a W3C `baggage` header
 //!    is read instead (`label.baggage`, on by default), so OpenTelemetry-instrumented
-//!    services interoperate.
+//!    services interoperate. At an edge (`inherit: never`, the default) no label is
+//!    honoured, and one that arrives is counted the same way — unless a route reads the
+//!    label header itself (testers forcing a version with it).
 //! 2. Routes are tried in order; the first whose conditions all hold decides, with `to` a
 //!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
 //!    low-discrepancy sequence used when there is no key).

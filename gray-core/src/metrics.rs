@@ -287,17 +287,27 @@ impl VersionMetrics {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metrics {
     versions: Vec<VersionMetrics>,
+    rejected_labels: u64,
 }
 
 impl Metrics {
     /// Reads the counters of `(version, slot)` pairs.
-    pub(crate) fn read<'a>(slots: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+    pub(crate) fn read<'a>(
+        slots: impl IntoIterator<Item = (&'a str, u32)>,
+        rejected_labels: u64,
+    ) -> Self {
         Self {
             versions: slots
                 .into_iter()
                 .map(|(version, slot)| VersionMetrics::read(version, slot))
                 .collect(),
+            rejected_labels,
         }
+    }
+
+    /// Incoming labels refused so far ([`Gray::rejected_labels`](crate::Gray::rejected_labels)).
+    pub fn rejected_labels(&self) -> u64 {
+        self.rejected_labels
     }
 
     /// Every version's totals.
@@ -310,8 +320,9 @@ impl Metrics {
         self.versions.iter().find(|v| v.version == version)
     }
 
-    /// The metrics in the Prometheus text format: `gray_requests_total{version, class}`
-    /// and the histogram `gray_request_duration_seconds{version}`.
+    /// The metrics in the Prometheus text format: `gray_requests_total{version, class}`,
+    /// the histogram `gray_request_duration_seconds{version}` and the counter
+    /// `gray_rejected_labels_total`.
     pub fn prometheus(&self) -> String {
         let versions: Vec<(String, &VersionMetrics)> = self
             .versions
@@ -359,6 +370,14 @@ impl Metrics {
                 "gray_request_duration_seconds_count{{version=\"{name}\"}} {cumulative}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP gray_rejected_labels_total Incoming labels refused: any at an edge, \
+             undeclared or too long ones where labels are inherited.\n\
+             # TYPE gray_rejected_labels_total counter\n\
+             gray_rejected_labels_total {}",
+            self.rejected_labels
+        );
         out
     }
 }

@@ -22,7 +22,10 @@ fn never_ignores_an_incoming_label() {
         ));
         assert_eq!(d.route(), Some("users"));
         assert_ne!(d.source(), Source::Inherited);
-        assert!(!d.label_rejected(), "never does not even read the label");
+        assert!(
+            d.label_rejected(),
+            "an edge refuses every incoming label, and says so"
+        );
     }
     // user 7 is on stable by its bucket: the spoofed label changed nothing.
     assert_eq!(
@@ -136,10 +139,38 @@ fn baggage_is_ignored_at_the_edge_and_when_turned_off() {
     let edge = design();
     let d = edge.decide(&req("/", &[("baggage", "gray=canary"), ("x-user-id", "7")]));
     assert_eq!((d.version(), d.route()), ("stable", Some("users")));
+    assert!(d.label_rejected(), "refused, and counted");
+    let d = edge.decide(&req(
+        "/",
+        &[("baggage", "userId=alice"), ("x-user-id", "7")],
+    ));
+    assert!(!d.label_rejected(), "no gray member: no label");
 
     let off = gray("label: { inherit: always, baggage: false }\nversions: [stable, canary]\n");
     let d = off.decide(&req("/", &[("baggage", "gray=canary")]));
     assert_eq!((d.version(), d.source()), ("stable", Source::Default));
+}
+
+#[test]
+fn an_edge_whose_rules_read_the_label_header_does_not_count_it() {
+    // Testers force a version with the label header itself (nginx's
+    // `map $http_x_gray_version`): there the header is a rule's input, not a refused label.
+    let edge = gray(
+        r#"
+versions: [stable, canary]
+routes:
+  - { name: forced, match: { headers: [{ name: x-gray-version, exact: v2 }] }, to: canary }
+"#,
+    );
+    let d = edge.decide(&req("/", &[("x-gray-version", "v2")]));
+    assert_eq!((d.version(), d.route()), ("canary", Some("forced")));
+    let d = edge.decide(&req("/", &[("x-gray-version", "canary")]));
+    assert_eq!((d.version(), d.source()), ("stable", Source::Default));
+    assert!(!d.label_rejected());
+    // Baggage is not read as a label there either.
+    let d = edge.decide(&req("/", &[("baggage", "gray=canary")]));
+    assert!(!d.label_rejected());
+    assert_eq!(edge.rejected_labels(), 0);
 }
 
 #[test]
@@ -157,9 +188,16 @@ fn refused_labels_are_counted() {
         "v3, oversize, Canary and the baggage one"
     );
 
-    let edge = design(); // inherit: never: labels are not even read, nothing to count
-    let _ = edge.decide(&req("/", &[("x-gray-version", "v3")]));
+    // At an edge (inherit: never) every incoming label is refused — declared or not, in
+    // the label header or in baggage — and counted: that is where spoofed labels arrive.
+    let edge = design();
+    let _ = edge.decide(&req("/", &[("x-user-id", "7")]));
     assert_eq!(edge.rejected_labels(), 0);
+    for label in ["v3", "canary", "stable"] {
+        let _ = edge.decide(&req("/", &[("x-gray-version", label)]));
+    }
+    let _ = edge.decide(&req("/", &[("baggage", "gray=canary")]));
+    assert_eq!(edge.rejected_labels(), 4);
 
     // Each thread counts its own; the total is their sum.
     std::thread::scope(|s| {

@@ -128,13 +128,26 @@ fn prometheus_text_is_well_formed() {
         text.contains("gray_request_duration_seconds_bucket{version=\"canary\",le=\"+Inf\"} 3\n")
     );
     assert!(text.contains("gray_request_duration_seconds_count{version=\"canary\"} 3\n"));
+    assert!(
+        text.contains("# TYPE gray_rejected_labels_total counter\ngray_rejected_labels_total 0\n")
+    );
+    // A label arriving at this edge is refused and counted.
+    g.decide(&req("/", &[("x-gray-version", "canary")]));
+    let metrics = g.metrics();
+    assert_eq!(metrics.rejected_labels(), 1);
+    assert!(
+        metrics
+            .prometheus()
+            .contains("\ngray_rejected_labels_total 1\n")
+    );
 
     // Every sample line is `name{labels} number`, and buckets never decrease.
     let mut last_bucket: Option<(String, f64)> = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
         let value: f64 = value.parse().expect("the value is a number");
-        assert!(series.contains('{') && series.ends_with('}'), "{line}");
+        let labelled = series.contains('{') && series.ends_with('}');
+        assert!(labelled || series == "gray_rejected_labels_total", "{line}");
         if let Some(rest) = series.strip_prefix("gray_request_duration_seconds_bucket{") {
             let version = rest.split(",le=").next().unwrap().to_owned();
             if let Some((v, previous)) = &last_bucket

@@ -115,6 +115,8 @@ async fn an_edge_ignores_a_spoofed_label() {
         stable_users > 50,
         "the spoof would have moved these to canary"
     );
+    // Each spoofed request is counted (`expected` decides on requests without a label).
+    assert_eq!(rules.rejected_labels(), 100);
 }
 
 #[tokio::test]
