@@ -67,6 +67,23 @@
 //! the label header (and W3C `baggage`) from [`GrayContext::current`], so the next
 //! service, run with `label.inherit: always`, keeps the request on the same version.
 //!
+//! # gRPC (tonic)
+//! A tonic server is a tower service over `http` requests, and a tonic `Channel` a tower
+//! HTTP client, so both sides of a gRPC hop work as they do over HTTP; the label travels
+//! as metadata, and handlers read it from [`GrayContext::current`] or the request's
+//! extensions (`tests/grpc.rs` runs such a chain):
+//!
+//! ```ignore
+//! // The server: every call decided, its handler run inside the decision.
+//! tonic::transport::Server::builder()
+//!     .layer(GrayLayer::new(gray))
+//!     .add_service(GreeterServer::new(greeter))
+//!     .serve(addr).await?;
+//! // The client: every call carries the label of the request being served.
+//! let channel = GrayPropagationLayer::default().layer(Endpoint::from_static(url).connect().await?);
+//! let mut client = GreeterClient::new(channel);
+//! ```
+//!
 //! [`GrayContext::current`]: gray_core::GrayContext::current
 #![deny(missing_docs)]
 

@@ -43,16 +43,16 @@ async fn service_b() -> SocketAddr {
 /// A tower HTTP client (hyper-util's) behind `GrayPropagationLayer`.
 type TowerClient = GrayPropagationService<HyperClient<HttpConnector, Empty<Bytes>>>;
 
-fn tower_client(propagation: Propagation) -> TowerClient {
+fn tower_client(propagation: Propagation) -> Box<TowerClient> {
     let client = HyperClient::builder(TokioExecutor::new()).build_http();
-    GrayPropagationLayer::from(propagation).layer(client)
+    Box::new(GrayPropagationLayer::from(propagation).layer(client))
 }
 
 /// The propagating client service A calls B with: reqwest's or a tower one.
 #[derive(Clone)]
 enum Outbound {
     Reqwest(ClientWithMiddleware),
-    Tower(TowerClient),
+    Tower(Box<TowerClient>),
 }
 
 impl Outbound {

@@ -1,0 +1,178 @@
+//! gRPC with tonic: `GrayLayer` on a tonic server and `GrayPropagationLayer` on a tonic
+//! `Channel` keep a call chain on one version, as over plain HTTP. Real servers on
+//! 127.0.0.1:0 speaking HTTP/2; the messages are protobuf strings (no code generation).
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+mod common;
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use common::{INTERNAL, edge, expected, gray};
+use gray_core::{Gray, GrayContext, Propagation};
+use gray_tower::{GrayLayer, GrayPropagationLayer, GrayPropagationService};
+use tonic::server::{NamedService, UnaryService};
+use tonic::transport::Channel;
+use tonic_prost::ProstCodec;
+use tower_layer::Layer;
+
+/// `test.Who/Say`: answers with what the handler sees — the label header as it reached
+/// the handler (`-`: none), its `GrayContext::current()` and the context in its request
+/// extensions — as `a|b|c`.
+#[derive(Clone)]
+struct Who;
+
+impl UnaryService<String> for Who {
+    type Response = String;
+    type Future = Ready<Result<tonic::Response<String>, tonic::Status>>;
+
+    fn call(&mut self, req: tonic::Request<String>) -> Self::Future {
+        let label = req.metadata().get("x-gray-version");
+        let label = label.and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let current = GrayContext::current().map(|c| c.version().to_owned());
+        let extension = req.extensions().get::<GrayContext>().map(|c| c.version());
+        let seen = format!(
+            "{label}|{}|{}",
+            current.unwrap_or_default(),
+            extension.unwrap_or_default()
+        );
+        ready(Ok(tonic::Response::new(seen)))
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send>>;
+
+/// What tonic's code generator writes for a service, by hand for one unary method.
+impl tower_service::Service<http::Request<tonic::body::Body>> for Who {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(ProstCodec::<String, String>::default());
+            Ok(grpc.unary(Who, req).await)
+        })
+    }
+}
+
+impl NamedService for Who {
+    const NAME: &'static str = "test.Who";
+}
+
+/// A tonic server with `GrayLayer` deciding with `rules`; without one when `None` (its
+/// handler sees the metadata exactly as the client sent it).
+async fn grpc_server(rules: Option<Gray>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        let mut server = tonic::transport::Server::builder();
+        match rules {
+            Some(rules) => {
+                let mut server = server.layer(GrayLayer::new(rules));
+                server.add_service(Who).serve_with_incoming(incoming).await
+            }
+            None => server.add_service(Who).serve_with_incoming(incoming).await,
+        }
+        .unwrap()
+    });
+    addr
+}
+
+type Client = tonic::client::Grpc<GrayPropagationService<Channel>>;
+
+/// A tonic client whose every call carries the current label.
+async fn grpc_client(addr: SocketAddr, propagation: Propagation) -> Client {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic::client::Grpc::new(GrayPropagationLayer::from(propagation).layer(channel))
+}
+
+/// Calls `test.Who/Say` with `metadata`; what the server's handler saw.
+async fn say(client: &mut Client, metadata: &[(&'static str, &str)]) -> String {
+    client.ready().await.unwrap();
+    let mut req = tonic::Request::new("hi".to_owned());
+    for (key, value) in metadata {
+        req.metadata_mut().insert(*key, value.parse().unwrap());
+    }
+    let path = http::uri::PathAndQuery::from_static("/test.Who/Say");
+    let codec = ProstCodec::<String, String>::default();
+    client.unary(req, path, codec).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_grpc_call_chain_stays_on_the_edge_version() {
+    let internal = grpc_server(Some(gray(INTERNAL))).await;
+    let mut client = grpc_client(internal, Propagation::default()).await;
+    let edge = edge();
+    let mut on_canary = 0;
+    for user in 0..200 {
+        let id = format!("user-{user}");
+        // The edge's decision for this user, as its `GrayLayer` would make it.
+        let want = expected(&edge, &[("x-user-id", &id)]);
+        on_canary += usize::from(want == "canary");
+        let ctx = GrayContext::new(want.as_str());
+        let seen = GrayContext::scope(ctx, say(&mut client, &[])).await;
+        // The label arrived as metadata, was honoured, and the handler sees it both ways.
+        assert_eq!(seen, format!("{want}|{want}|{want}"), "{id}");
+    }
+    assert!(
+        on_canary > 0 && on_canary < 200,
+        "both versions were exercised"
+    );
+}
+
+#[tokio::test]
+async fn outside_a_request_a_grpc_call_carries_no_label() {
+    // A server without GrayLayer sees the metadata exactly as sent.
+    let bare = grpc_server(None).await;
+    let mut client = grpc_client(bare, Propagation::default()).await;
+    assert_eq!(say(&mut client, &[]).await, "-||");
+    let inside = GrayContext::scope(GrayContext::new("canary"), say(&mut client, &[])).await;
+    assert_eq!(
+        inside, "canary||",
+        "inside a request, the client sends the label"
+    );
+    // An explicit context in the call's extensions wins over the current one.
+    let mut req = tonic::Request::new("hi".to_owned());
+    req.extensions_mut().insert(GrayContext::new("v2"));
+    client.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/test.Who/Say");
+    let codec = ProstCodec::<String, String>::default();
+    let call = client.unary(req, path, codec);
+    let explicit = GrayContext::scope(GrayContext::new("canary"), call).await;
+    assert_eq!(explicit.unwrap().into_inner(), "v2||");
+}
+
+#[tokio::test]
+async fn a_grpc_edge_decides_and_overwrites_a_spoofed_label() {
+    let rules = edge();
+    let server = grpc_server(Some(rules.clone())).await;
+    let mut client = grpc_client(server, Propagation::default()).await;
+    let tester = say(&mut client, &[("x-app-version", "beta")]).await;
+    assert_eq!(tester, "canary|canary|canary");
+    let spoofed = [("x-gray-version", "canary"), ("x-user-id", "7")];
+    // User 7 is on stable by its bucket; the handler sees the label GrayLayer set.
+    assert_eq!(say(&mut client, &spoofed).await, "stable|stable|stable");
+    assert_eq!(rules.rejected_labels(), 1);
+}
+
+#[tokio::test]
+async fn a_grpc_label_can_travel_in_baggage_only() {
+    let internal = grpc_server(Some(gray(INTERNAL))).await;
+    let mut client = grpc_client(internal, Propagation::new().baggage_only()).await;
+    let seen = GrayContext::scope(GrayContext::new("canary"), say(&mut client, &[])).await;
+    // No label header went out; GrayLayer read `baggage` and wrote the label header.
+    assert_eq!(seen, "canary|canary|canary");
+}
