@@ -1,0 +1,87 @@
+//! `examples/k8s/shop.yaml`: the rules in its ConfigMap are valid and do what the comments
+//! say, and its Deployment mounts them the way `gray_core::Watcher` needs.
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+use std::path::PathBuf;
+
+use gray_core::{Config, Gray};
+use serde_json::Value;
+
+fn manifests() -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/shop.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap()
+}
+
+fn decide(gray: &Gray, headers: &[(&str, &str)]) -> String {
+    let mut req = http::Request::get("/");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    gray.decide(&req.body(()).unwrap()).version().to_owned()
+}
+
+#[test]
+fn the_configmap_holds_valid_rules() {
+    let docs = manifests();
+    let rules = of_kind(&docs, "ConfigMap")["data"]["rules.yaml"]
+        .as_str()
+        .unwrap();
+    let gray = Gray::new(Config::from_yaml(rules).unwrap()).unwrap();
+    assert_eq!(decide(&gray, &[("x-app-version", "beta")]), "canary");
+    // The edge overwrites a label sent from outside.
+    let spoofed = [("x-gray-version", "canary"), ("x-user-id", "7")];
+    assert_eq!(
+        decide(&gray, &spoofed),
+        decide(&gray, &[("x-user-id", "7")])
+    );
+    // 5% of users on canary: 500 of 10,000, sigma ≈ 22.
+    let canary = (0..10_000)
+        .filter(|u| decide(&gray, &[("x-user-id", &format!("user-{u}"))]) == "canary")
+        .count();
+    assert!((390..=610).contains(&canary), "{canary} of 10000");
+}
+
+#[test]
+fn the_deployment_mounts_the_configmap_as_a_directory() {
+    let docs = manifests();
+    let configmap = of_kind(&docs, "ConfigMap");
+    let pod = &of_kind(&docs, "Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["configMap"]["name"] == configmap["metadata"]["name"])
+        .expect("a volume of the ConfigMap");
+    let container = &pod["containers"][0];
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the ConfigMap volume is mounted");
+    // With `subPath` the kubelet never updates the file: the rules would never reload.
+    assert!(mount.get("subPath").is_none(), "{mount}");
+    // The path the service reads is the ConfigMap's key inside the mounted directory.
+    let rules_path = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "GRAY_RULES")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = configmap["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap();
+    let dir = mount["mountPath"].as_str().unwrap();
+    assert_eq!(rules_path, format!("{dir}/{key}"));
+}
