@@ -5,7 +5,10 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use http::HeaderValue;
 use tokio::task::futures::TaskLocalFuture;
+
+use crate::baggage::BAGGAGE_KEY;
 
 tokio::task_local! {
     static CURRENT: GrayContext;
@@ -68,6 +71,10 @@ enum Repr {
 pub(crate) struct Names {
     pub(crate) version: Arc<str>,
     pub(crate) route: Option<Arc<str>>,
+    /// Interned contexts only: the version as a header value, and as the `gray` member of
+    /// W3C baggage, with `'static` bytes, for outbound calls to write without allocating.
+    pub(crate) label: Option<HeaderValue>,
+    pub(crate) baggage: Option<HeaderValue>,
 }
 
 impl GrayContext {
@@ -81,7 +88,12 @@ impl GrayContext {
     pub(crate) fn from_parts(version: Arc<str>, route: Option<Arc<str>>) -> Self {
         match crate::intern::context(&version, route.as_ref()) {
             Some(names) => Self(Repr::Interned(names)),
-            None => Self(Repr::Shared(Arc::new(Names { version, route }))),
+            None => Self(Repr::Shared(Arc::new(Names {
+                version,
+                route,
+                label: None,
+                baggage: None,
+            }))),
         }
     }
 
@@ -103,6 +115,26 @@ impl GrayContext {
     #[inline]
     pub fn route(&self) -> Option<&str> {
         self.names().route.as_deref()
+    }
+
+    /// The version as a label header value; `None` when it is no valid header value.
+    /// Prebuilt for the engine's contexts (a clone copies a pointer).
+    pub(crate) fn label_value(&self) -> Option<HeaderValue> {
+        let names = self.names();
+        match &names.label {
+            Some(value) => Some(value.clone()),
+            None => HeaderValue::from_str(&names.version).ok(),
+        }
+    }
+
+    /// `gray=<version>`, the context's W3C baggage member, prebuilt for the engine's
+    /// contexts.
+    pub(crate) fn baggage_value(&self) -> Option<HeaderValue> {
+        let names = self.names();
+        match &names.baggage {
+            Some(value) => Some(value.clone()),
+            None => HeaderValue::from_str(&format!("{BAGGAGE_KEY}={}", names.version)).ok(),
+        }
     }
 
     /// A `tracing` span named `gray`, at `INFO`, with fields `version` and `route`: adapters

@@ -13,6 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
+use crate::baggage::BAGGAGE_KEY;
 use crate::context::Names;
 
 /// Most bytes the interner keeps (names, plus a fixed charge per entry for bookkeeping).
@@ -32,6 +33,23 @@ struct Store {
 }
 
 impl Store {
+    /// `text` as a header value whose bytes are `'static`, kept once; `None` when it is no
+    /// valid header value or the store is full.
+    fn value(&mut self, text: &str) -> Option<HeaderValue> {
+        if let Some(value) = self.values.get(text) {
+            return Some(value.clone());
+        }
+        // Checked before anything is kept.
+        HeaderValue::from_str(text).ok()?;
+        if !self.charge(ENTRY_OVERHEAD + 2 * text.len()) {
+            return None;
+        }
+        let bytes: &'static [u8] = Box::leak(Box::<[u8]>::from(text.as_bytes()));
+        let value = HeaderValue::from_maybe_shared(Bytes::from_static(bytes)).ok()?;
+        self.values.insert(text.into(), value.clone());
+        Some(value)
+    }
+
     /// Charges `cost` bytes, or refuses when that would pass the cap.
     fn charge(&mut self, cost: usize) -> bool {
         match self.bytes.checked_add(cost) {
@@ -63,9 +81,15 @@ pub(crate) fn context(version: &Arc<str>, route: Option<&Arc<str>>) -> Option<&'
         if !store.charge(cost) {
             return None;
         }
+        let label = store.value(version);
+        let baggage = label
+            .as_ref()
+            .and_then(|_| store.value(&format!("{BAGGAGE_KEY}={version}")));
         let names: &'static Names = Box::leak(Box::new(Names {
             version: Arc::clone(version),
             route: route.cloned(),
+            label,
+            baggage,
         }));
         store.contexts.insert(key, names);
         Some(names)
@@ -75,20 +99,7 @@ pub(crate) fn context(version: &Arc<str>, route: Option<&Arc<str>>) -> Option<&'
 /// `version` as a header value whose bytes are `'static` (cloning it copies a pointer);
 /// `None` when `version` is no valid header value or the store is full.
 pub(crate) fn header_value(version: &str) -> Option<HeaderValue> {
-    with_store(|store| {
-        if let Some(value) = store.values.get(version) {
-            return Some(value.clone());
-        }
-        // Checked before anything is kept.
-        HeaderValue::from_str(version).ok()?;
-        if !store.charge(ENTRY_OVERHEAD + 2 * version.len()) {
-            return None;
-        }
-        let bytes: &'static [u8] = Box::leak(Box::<[u8]>::from(version.as_bytes()));
-        let value = HeaderValue::from_maybe_shared(Bytes::from_static(bytes)).ok()?;
-        store.values.insert(version.into(), value.clone());
-        Some(value)
-    })
+    with_store(|store| store.value(version))
 }
 
 /// `name` with its bytes `'static` (cloning it copies a pointer); `None` when the store

@@ -72,14 +72,23 @@ impl Propagation {
     /// Sets the label of `ctx` on `headers`. Existing `baggage` members are kept (values
     /// that are not visible ASCII, which W3C baggage forbids, are dropped); an old `gray`
     /// member is replaced. A version that is no valid header value writes nothing.
+    ///
+    /// With a context the engine decided and no `baggage` on the request yet, nothing is
+    /// allocated: both values are prebuilt.
     pub fn apply(&self, ctx: &GrayContext, headers: &mut HeaderMap) {
-        let Ok(value) = HeaderValue::from_str(ctx.version()) else {
+        let Some(value) = ctx.label_value() else {
             return; // not a header value: no label rather than a broken one
         };
         if let Some(header) = &self.header {
             headers.insert(header.clone(), value);
         }
         if self.baggage {
+            if !headers.contains_key(BAGGAGE_HEADER) {
+                if let Some(member) = ctx.baggage_value() {
+                    headers.insert(BAGGAGE_HEADER, member);
+                }
+                return;
+            }
             let existing = headers
                 .get_all(BAGGAGE_HEADER)
                 .iter()

@@ -1,4 +1,5 @@
-//! `decide` allocates nothing: a counting global allocator over 5,000 decisions.
+//! `decide` allocates nothing, nor does writing its label on an outbound request: a
+//! counting global allocator over 5,000 decisions.
 //!
 //! This file is its own test binary, so the allocator counts only what its one test does.
 #![allow(unsafe_code)] // a GlobalAlloc impl is unsafe by definition; it only forwards to System.
@@ -69,6 +70,10 @@ fn five_thousand_decisions_allocate_nothing() {
         let _ = regex.decide(r);
     }
 
+    // An outbound request's headers, reused (a client builds a fresh map per call).
+    let mut outbound = http::HeaderMap::with_capacity(8);
+    let propagation = gray_core::Propagation::default();
+
     COUNTING.store(true, Ordering::SeqCst);
     let mut canary = 0;
     for i in 0..5_000 {
@@ -77,12 +82,20 @@ fn five_thousand_decisions_allocate_nothing() {
         let ctx = d.context(); // a pointer copy
         let label = d.label_value().clone(); // what adapters put on the request
         std::hint::black_box((&ctx, &label));
+        // What a client adapter does inside the request: label header and baggage.
+        outbound.clear();
+        propagation.apply(&ctx, &mut outbound);
+        assert_eq!(outbound.len(), 2);
         let tier = regex.decide(&tiers[i % tiers.len()]);
         canary += usize::from(tier.version() == "canary");
     }
     COUNTING.store(false, Ordering::SeqCst);
 
-    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "decide allocated");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "decide or the outbound label allocated"
+    );
     assert!(
         canary >= 5_000,
         "testers and premium-active alone are half: {canary}"
