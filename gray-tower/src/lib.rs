@@ -84,6 +84,10 @@
 //! let mut client = GreeterClient::new(channel);
 //! ```
 //!
+//! Where each version of the next service has its own address, put one `Channel` per
+//! version behind [`GraySplit`]: each call goes to the current version's
+//! ([`GraySplit`'s client-side example](GraySplit#on-the-client-side-one-upstream-per-version)).
+//!
 //! [`GrayContext::current`]: gray_core::GrayContext::current
 #![deny(missing_docs)]
 

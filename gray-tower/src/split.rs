@@ -38,6 +38,41 @@ use tower_service::Service;
 /// All the services have one type `S`: routers are, and services of different types can
 /// be made one with `tower::util::BoxCloneService` or `tower::util::Either`.
 ///
+/// # On the client side: one upstream per version
+/// Where each version of the next service has its own address (full-link gray), make one
+/// client per version — a tonic `Channel`, a hyper-util client bound to one host — and
+/// split them: inside a request, each call goes to the current version's upstream, and
+/// with [`GrayPropagationLayer`](crate::GrayPropagationLayer) in front it carries the
+/// label too (`tests/grpc.rs` runs this with tonic channels).
+///
+/// ```
+/// use gray_core::GrayContext;
+/// use gray_tower::{GrayPropagationLayer, GraySplit};
+/// use http::{Request, Response};
+/// use tower::{ServiceExt, service_fn, util::BoxCloneService};
+/// use tower_layer::Layer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Stand-ins for two clients, each bound to one version's address.
+/// let upstream = |name: &'static str| {
+///     BoxCloneService::new(service_fn(move |_: Request<()>| async move {
+///         Ok::<_, std::convert::Infallible>(Response::new(name))
+///     }))
+/// };
+/// let clients = GraySplit::new(upstream("stable.shop.svc"))
+///     .version("canary", upstream("canary.shop.svc"));
+/// let client = GrayPropagationLayer::default().layer(clients);
+///
+/// let call = client.clone().oneshot(Request::new(()));
+/// let res = GrayContext::scope(GrayContext::new("canary"), call).await?;
+/// assert_eq!(*res.body(), "canary.shop.svc");
+/// let res = client.oneshot(Request::new(())).await?; // outside a request: the default
+/// assert_eq!(*res.body(), "stable.shop.svc");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Readiness
 /// Which service a request goes to is only known in `call`, so `poll_ready` polls every
 /// service and is ready when all of them are (as `tower::steer::Steer` does). An axum

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use common::{INTERNAL, edge, expected, gray};
 use gray_core::{Gray, GrayContext, Propagation};
-use gray_tower::{GrayLayer, GrayPropagationLayer, GrayPropagationService};
+use gray_tower::{GrayLayer, GrayPropagationLayer, GrayPropagationService, GraySplit};
 use tonic::server::{NamedService, UnaryService};
 use tonic::transport::Channel;
 use tonic_prost::ProstCodec;
@@ -21,9 +21,9 @@ use tower_layer::Layer;
 
 /// `test.Who/Say`: answers with what the handler sees — the label header as it reached
 /// the handler (`-`: none), its `GrayContext::current()` and the context in its request
-/// extensions — as `a|b|c`.
+/// extensions — as `a|b|c`, after `name:` when the server has a name.
 #[derive(Clone)]
-struct Who;
+struct Who(&'static str);
 
 impl UnaryService<String> for Who {
     type Response = String;
@@ -34,8 +34,13 @@ impl UnaryService<String> for Who {
         let label = label.and_then(|v| v.to_str().ok()).unwrap_or("-");
         let current = GrayContext::current().map(|c| c.version().to_owned());
         let extension = req.extensions().get::<GrayContext>().map(|c| c.version());
+        let server = if self.0.is_empty() {
+            String::new()
+        } else {
+            format!("{}:", self.0)
+        };
         let seen = format!(
-            "{label}|{}|{}",
+            "{server}{label}|{}|{}",
             current.unwrap_or_default(),
             extension.unwrap_or_default()
         );
@@ -56,9 +61,10 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Who {
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        let who = self.clone();
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(ProstCodec::<String, String>::default());
-            Ok(grpc.unary(Who, req).await)
+            Ok(grpc.unary(who, req).await)
         })
     }
 }
@@ -70,6 +76,11 @@ impl NamedService for Who {
 /// A tonic server with `GrayLayer` deciding with `rules`; without one when `None` (its
 /// handler sees the metadata exactly as the client sent it).
 async fn grpc_server(rules: Option<Gray>) -> SocketAddr {
+    named_grpc_server("", rules).await
+}
+
+/// The same, answering with its `name` first.
+async fn named_grpc_server(name: &'static str, rules: Option<Gray>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -78,9 +89,17 @@ async fn grpc_server(rules: Option<Gray>) -> SocketAddr {
         match rules {
             Some(rules) => {
                 let mut server = server.layer(GrayLayer::new(rules));
-                server.add_service(Who).serve_with_incoming(incoming).await
+                server
+                    .add_service(Who(name))
+                    .serve_with_incoming(incoming)
+                    .await
             }
-            None => server.add_service(Who).serve_with_incoming(incoming).await,
+            None => {
+                server
+                    .add_service(Who(name))
+                    .serve_with_incoming(incoming)
+                    .await
+            }
         }
         .unwrap()
     });
@@ -89,18 +108,29 @@ async fn grpc_server(rules: Option<Gray>) -> SocketAddr {
 
 type Client = tonic::client::Grpc<GrayPropagationService<Channel>>;
 
-/// A tonic client whose every call carries the current label.
-async fn grpc_client(addr: SocketAddr, propagation: Propagation) -> Client {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+async fn channel(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A tonic client whose every call carries the current label.
+async fn grpc_client(addr: SocketAddr, propagation: Propagation) -> Client {
+    let channel = channel(addr).await;
     tonic::client::Grpc::new(GrayPropagationLayer::from(propagation).layer(channel))
 }
 
 /// Calls `test.Who/Say` with `metadata`; what the server's handler saw.
-async fn say(client: &mut Client, metadata: &[(&'static str, &str)]) -> String {
+async fn say<S>(client: &mut tonic::client::Grpc<S>, metadata: &[(&'static str, &str)]) -> String
+where
+    S: tonic::client::GrpcService<tonic::body::Body>,
+    S::Error: std::fmt::Debug,
+    S::ResponseBody: tonic::transport::Body<Data = bytes::Bytes> + Send + 'static,
+    <S::ResponseBody as tonic::transport::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     client.ready().await.unwrap();
     let mut req = tonic::Request::new("hi".to_owned());
     for (key, value) in metadata {
@@ -175,4 +205,26 @@ async fn a_grpc_label_can_travel_in_baggage_only() {
     let seen = GrayContext::scope(GrayContext::new("canary"), say(&mut client, &[])).await;
     // No label header went out; GrayLayer read `baggage` and wrote the label header.
     assert_eq!(seen, "canary|canary|canary");
+}
+
+#[tokio::test]
+async fn per_version_upstreams_with_one_channel_per_version() {
+    // Full-link gray where each version of the next service has its own address: one
+    // Channel per version behind `GraySplit`, which picks by the current context.
+    let stable = named_grpc_server("stable-pool", Some(gray(INTERNAL))).await;
+    let canary = named_grpc_server("canary-pool", Some(gray(INTERNAL))).await;
+    let split = GraySplit::new(channel(stable).await).version("canary", channel(canary).await);
+    let mut client = tonic::client::Grpc::new(GrayPropagationLayer::default().layer(split));
+    for version in ["canary", "stable", "canary"] {
+        let seen = GrayContext::scope(GrayContext::new(version), say(&mut client, &[])).await;
+        assert_eq!(
+            seen,
+            format!("{version}-pool:{version}|{version}|{version}")
+        );
+    }
+    // Outside a request: the default version's upstream, no label.
+    assert_eq!(
+        say(&mut client, &[]).await,
+        "stable-pool:stable|stable|stable"
+    );
 }
