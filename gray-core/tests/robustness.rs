@@ -1,4 +1,5 @@
-//! No input panics: odd header values, huge and repeated headers, arbitrary config text.
+//! No input panics: odd header values, huge and repeated headers, arbitrary config text,
+//! and real rules files edited at random.
 
 mod common;
 
@@ -26,6 +27,59 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
         Just(b"canary".to_vec()),
         Just(b"uid=\"\"; s; =; uid=".to_vec()),
     ]
+}
+
+/// What a random edit of a rules file puts in: the schema's words, syntax, odd values.
+#[rustfmt::skip]
+fn mutation() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "", "{", "}", "[", "]", ":", ",", "\n", "\n  - ", "\"", "'", "=", " ", "#",
+        "regex: \"(\"", "regex: \"^a{1000000}$\"", "present: true", "invert: true",
+        "exact: \"\"", "prefix: x", "weights", "100", "-1", "0.001", "1e309", ".nan", "nan",
+        "NaN", "inf", "to: v9", "to: canary", "by", "cookie", "query", "header", "salt: s",
+        "versions", "routes", "name", "match", "split", "label", "inherit: always",
+        "baggage: false", "method", "path", "x-gray-version", "\u{0}", "é", "🙂",
+    ])
+}
+
+/// The byte ranges of the words and numbers of `text` (at least one: the empty end).
+fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        let in_word = c.is_alphanumeric() || c == '-' || c == '_' || c == '.';
+        match (start, in_word) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                words.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if words.is_empty() {
+        words.push((text.len(), text.len()));
+    }
+    words
+}
+
+/// What replaces a word of a rules file: names, versions, numbers, odd values.
+#[rustfmt::skip]
+fn word() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "", "stable", "canary", "v2", "v9", "0", "100", "-1", "0.001", "99.999", "1e309",
+        ".nan", "NaN", ".inf", "true", "null", "x-gray-version", "baggage", "cookie", "query",
+        "header", "exact", "prefix", "regex", "present", "invert", "always", "never", "GET",
+        "é", "🙂",
+        "a-very-long-name-that-is-still-a-valid-header-name-but-longer-than-sixty-four-bytes",
+    ])
+}
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(path).expect("fixture readable")
 }
 
 fn header_name() -> impl Strategy<Value = &'static str> {
@@ -69,6 +123,57 @@ proptest! {
             if let Ok(config) = Config::from_str_as(&text, format) {
                 let _ = Gray::new(config);
             }
+        }
+    }
+
+    /// Real rules files, each edited at random — spans cut out, schema words and odd values
+    /// put in — then loaded and, when they load, used: the inputs that reach validation
+    /// and the engine with almost-valid rules, as a slip in a hand edit would.
+    #[test]
+    fn mutated_rules_never_panic(
+        which in 0..3usize,
+        edits in prop::collection::vec(
+            (any::<bool>(), any::<prop::sample::Index>(), 0..12usize, mutation(), word()),
+            1..3,
+        ),
+        requests in prop::collection::vec(prop::collection::vec((header_name(), header_value()), 0..4), 1..4),
+    ) {
+        let (mut text, format) = match which {
+            0 => (EVERYTHING.to_owned(), Format::Yaml),
+            1 => (fixture("rules.toml"), Format::Toml),
+            _ => (fixture("rules.json"), Format::Json),
+        };
+        for (whole_word, at, cut, splice, word) in edits {
+            let (start, end, insert) = if whole_word {
+                // A word or number swapped for another: the structure mostly survives.
+                let words = words(&text);
+                let (start, end) = words[at.index(words.len())];
+                (start, end, word)
+            } else {
+                // Any span cut, anything put in.
+                let mut start = at.index(text.len() + 1);
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let mut end = (start + cut).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                (start, end, splice)
+            };
+            text.replace_range(start..end, insert);
+        }
+        let Ok(config) = Config::from_str_as(&text, format) else { return Ok(()) };
+        let Ok(gray) = Gray::new(config) else { return Ok(()) };
+        for headers in requests {
+            let mut req = Request::get("/x/42?k=v").body(()).expect("request builds");
+            for (name, value) in headers {
+                if let Ok(value) = HeaderValue::from_bytes(&value) {
+                    req.headers_mut().append(HeaderName::from_static(name), value);
+                }
+            }
+            let d = gray.decide(&req);
+            let _ = (d.version(), d.route(), d.context(), d.label_value());
         }
     }
 
