@@ -3,6 +3,13 @@
 # doing the same routing, one worker each, same backends, same wrk load, loopback only.
 #
 #   benches/load/run.sh              # DURATION=10 CONNECTIONS=64 by default
+#   MODE=instructions benches/load/run.sh   # user-space instructions per request instead
+#
+# MODE=instructions runs each front under valgrind's callgrind for N and 2N requests
+# (N=2000; benches/load/requests.py, keep-alive, the same headers as load.lua) and prints
+# the difference over N: the instructions each front executes per proxied request, start-up
+# excluded. Deterministic where the load test's CPU times swing by ±15% on a shared machine;
+# kernel time (most of the total, and about the same for both) is not counted.
 #
 # Installs nginx and wrk with apt-get when missing. The front (nginx or the gateway) is
 # pinned to CPU 0; wrk and the backends share CPU 1 (set FRONT_CPU / LOAD_CPU to change).
@@ -29,9 +36,12 @@ if ! need nginx || ! need wrk || ! need curl; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "== building examples/gateway (release)"
-cargo build --release -q -p examples --example gateway
-GATEWAY=$ROOT/target/release/examples/gateway
+# The gateway as one would ship it (the workspace's `release-lto` profile); PROFILE=release
+# for the plain release build.
+PROFILE=${PROFILE:-release-lto}
+echo "== building examples/gateway (--profile $PROFILE)"
+cargo build --profile "$PROFILE" -q -p examples --example gateway
+GATEWAY=$ROOT/target/$PROFILE/examples/gateway
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -148,6 +158,50 @@ run() {
     printf '%-8s %12s %10s %10s %14s %14s %s\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" "$share%" "$errors"
     echo "$name $rps $p50 $p99 $cpu_us $share" >> "$WORK/results"
 }
+
+if [ "${MODE:-load}" = instructions ]; then
+    if ! command -v valgrind >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        $SUDO apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q valgrind python3
+    fi
+    N=${N:-2000}
+    # count NAME PORT REQUESTS STOP-SIGNAL COMMAND...: instructions of a whole run.
+    count() {
+        local name=$1 port=$2 requests=$3 signal=$4 pid
+        shift 4
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" > "$WORK/$name.cg" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        for _ in $(seq 1 300); do
+            if curl -s -o /dev/null "http://127.0.0.1:$port/"; then break; fi
+            sleep 0.1
+        done
+        python3 "$HERE/requests.py" "$requests" "$port"
+        kill "-$signal" "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$WORK/$name.cg"
+    }
+    nginx_front=("$NGINX" -p "$WORK/front" -c "$WORK/front/nginx.conf" -g 'daemon off; master_process off;')
+    gray_front=("$GATEWAY" --threads 1 --listen "127.0.0.1:$PORT_GRAY" --config "$HERE/rules.yaml"
+        --upstream "stable=http://127.0.0.1:$PORT_STABLE" --upstream "canary=http://127.0.0.1:$PORT_CANARY")
+    echo "== user-space instructions per proxied request (callgrind, $N and $((2 * N)) requests)"
+    declare -A per
+    for front in nginx gray; do
+        # nginx stops gracefully on QUIT; the gateway on TERM.
+        if [ "$front" = nginx ]; then
+            port=$PORT_NGINX signal=QUIT cmd=("${nginx_front[@]}")
+        else
+            port=$PORT_GRAY signal=TERM cmd=("${gray_front[@]}")
+        fi
+        one=$(count "$front" "$port" "$N" "$signal" "${cmd[@]}")
+        two=$(count "$front" "$port" $((2 * N)) "$signal" "${cmd[@]}")
+        per[$front]=$(( (two - one) / N ))
+        printf '%-8s %8d instructions per request\n' "$front" "${per[$front]}"
+    done
+    awk -v g="${per[gray]}" -v n="${per[nginx]}" 'BEGIN { printf "gray/nginx: %.2fx\n", g / n }'
+    exit 0
+fi
 
 ROUNDS=${ROUNDS:-3}
 echo "== load: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating,"
