@@ -613,3 +613,41 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
         assert_eq!(status_of(user).await, 200, "user {user} after the rollback");
     }
 }
+
+#[tokio::test]
+async fn the_upstream_gets_origin_form_under_its_base_path() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let base: Uri = format!("http://{canary}/base/").parse().unwrap();
+    let (gw, _) = gateway(
+        design(),
+        vec![("stable", uri(stable)), ("canary", base)],
+        Duration::from_secs(10),
+    )
+    .await;
+    // Under a base path: prefixed.
+    let res = reqwest::Client::new()
+        .get(format!("http://{gw}/hello?q=1"))
+        .header("x-app-version", "beta")
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["path"], "/base/hello");
+    // A request in absolute-form (as sent to a forward proxy) goes out in origin-form.
+    let mut stream = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let head = "GET http://shop.example/hello HTTP/1.1\r\nhost: shop.example\r\n\
+                x-user-id: 7\r\nconnection: close\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.ends_with(r#"{"path":"/hello","version":"stable"}"#),
+        "{response}"
+    );
+}

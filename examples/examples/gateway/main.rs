@@ -285,21 +285,21 @@ impl Proxy {
             return bad_gateway(format!("gray: no upstream for version {version}\n"));
         };
         let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let base_path = upstream.base.path().trim_end_matches('/');
-        let uri = if base_path.is_empty() {
-            Uri::try_from(path)
-        } else {
-            Uri::try_from(format!("{base_path}{path}"))
-        };
-        let Ok(uri) = uri else {
-            return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
-        };
+        // The request goes out in origin-form (the connection is already to the upstream).
+        // It usually came in that form: then it is sent on as it is, nothing parsed again.
+        let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
+        if !(base_path.is_empty() && origin_form) {
+            let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let Ok(uri) = Uri::try_from(format!("{base_path}{path}")) else {
+                return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
+            };
+            parts.uri = uri;
+        }
         strip_hop_by_hop(&mut parts.headers);
         if let Some(host) = &upstream.host {
             parts.headers.insert(header::HOST, host.clone());
         }
-        parts.uri = uri; // origin-form: the connection is already to the upstream
         parts.version = http::Version::HTTP_11;
         let call = upstream.pool.send(Request::from_parts(parts, body));
         match tokio::time::timeout(self.timeout, call).await {
