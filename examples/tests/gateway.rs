@@ -116,6 +116,7 @@ async fn status_reports_rules_and_requests_served() {
     assert_eq!(status["routes"][2]["weights"]["canary"], 10.0);
     assert_eq!(status["served"]["canary"], 3);
     assert_eq!(status["rejected_labels"], 0);
+    assert_eq!(status["waiting_for_upstreams"], 0);
 
     // The same counts, with status classes and latency, for Prometheus; the gateway's own
     // endpoints are not counted.
@@ -650,4 +651,46 @@ async fn the_upstream_gets_origin_form_under_its_base_path() {
         response.ends_with(r#"{"path":"/hello","version":"stable"}"#),
         "{response}"
     );
+}
+
+#[tokio::test]
+async fn an_upstream_deadline_is_never_early_and_late_by_at_most_a_tick() {
+    use gateway::deadline::{Deadlines, TICK};
+    let deadlines = Arc::new(Deadlines::default());
+    deadlines.start();
+    deadlines.start(); // a second start does not sweep twice as fast
+    let timeout = Duration::from_millis(300);
+
+    let start = std::time::Instant::now();
+    let never = deadlines.within(timeout, std::future::pending::<()>());
+    assert!(never.await.is_err(), "a request that never answers is cut");
+    let waited = start.elapsed();
+    assert!(waited >= timeout, "early: {waited:?}");
+    // Due within a tick of the deadline; the rest is this machine's scheduling.
+    assert!(
+        waited < timeout + 2 * TICK + Duration::from_secs(1),
+        "{waited:?}"
+    );
+
+    // In time: not cut, even by a sweep that falls while it waits.
+    let in_time = deadlines.within(timeout, tokio::time::sleep(Duration::from_millis(150)));
+    assert!(in_time.await.is_ok());
+
+    // Nothing stays in the table: answered, cut or dropped while waiting.
+    let mut dropped = Box::pin(deadlines.within(timeout, std::future::pending::<()>()));
+    assert!(futures_poll_once(dropped.as_mut()).await.is_none());
+    assert_eq!(deadlines.waiting(), 1);
+    drop(dropped);
+    assert_eq!(deadlines.waiting(), 0);
+}
+
+/// Polls `future` once: its output if it was ready.
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut future: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }

@@ -13,14 +13,16 @@
 //! - `--upstream VERSION=URL`: where each version's traffic goes (repeatable). A version
 //!   without one goes to the default version's upstream.
 //! - `--listen ADDR` (default `127.0.0.1:8080`), `--threads N` (worker threads; default:
-//!   one per core), `--timeout SECS` (upstream response timeout, default 30).
+//!   one per core), `--timeout SECS` (how long to wait for an upstream's response head,
+//!   default 30; checked every 100 ms).
 //! - `--rollout ROUTE:CANARY:5,30,100`: a staged rollout of `CANARY` in split route
 //!   `ROUTE`, judged on the per-version metrics every `--rollout-every SECS` (default 60);
 //!   a canary worse than the default version is rolled back to 0%. Its state is in
 //!   `/gray/status`.
 //!
 //! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
-//! requests served per version since start, and incoming labels refused; `GET
+//! requests served per version since start, incoming labels refused and requests waiting
+//! for an upstream's response; `GET
 //! /gray/metrics` the per-version metrics (requests by status class, latency histogram)
 //! in the Prometheus text format. Neither is counted as traffic. An upstream
 //! that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
@@ -53,9 +55,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower_layer::Layer as _;
 
+#[path = "deadline.rs"]
+pub(crate) mod deadline;
 #[path = "pool.rs"]
 mod pool;
 
+use deadline::Deadlines;
 use pool::{Pool, PooledBody};
 
 /// A proxy allocates per request (headers, buffers, futures); mimalloc keeps that cheap.
@@ -190,6 +195,8 @@ pub(crate) struct Proxy {
     gray: Gray,
     upstreams: Vec<Upstream>,
     timeout: Duration,
+    /// Requests waiting for an upstream's response head, with their `timeout`.
+    deadlines: Arc<Deadlines>,
     /// Where the `--rollout` stands, for `/gray/status`.
     rollout: Mutex<Option<RolloutStatus>>,
 }
@@ -216,6 +223,7 @@ impl Proxy {
             gray,
             upstreams,
             timeout,
+            deadlines: Arc::default(),
             rollout: Mutex::new(None),
         }
     }
@@ -302,7 +310,7 @@ impl Proxy {
         }
         parts.version = http::Version::HTTP_11;
         let call = upstream.pool.send(Request::from_parts(parts, body));
-        match tokio::time::timeout(self.timeout, call).await {
+        match self.deadlines.within(self.timeout, call).await {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -379,6 +387,7 @@ impl Proxy {
             "upstreams": upstreams,
             "served": served,
             "rejected_labels": self.gray.rejected_labels(),
+            "waiting_for_upstreams": self.deadlines.waiting(),
             "unavailable": self.gray.unavailable_versions(),
             "rollout": self.rollout_json(),
         });
@@ -495,6 +504,7 @@ pub(crate) async fn serve(
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,
 ) {
+    proxy.deadlines.start();
     let service = Front {
         gray: GrayLayer::new(proxy.gray.clone())
             .metrics(true)
