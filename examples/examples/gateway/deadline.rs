@@ -7,11 +7,12 @@
 //! `benches/README.md`). A gateway's upstream timeout needs no millisecond precision: a
 //! request here registers its deadline, in ticks, in a table that one task sweeps every
 //! tick, waking the requests that are due. A deadline fires between its time and one tick
-//! later, never early.
+//! later, never early. The table is sharded by thread, so that worker threads do not
+//! queue on one lock.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -22,17 +23,32 @@ use pin_project_lite::pin_project;
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// The requests waiting for an upstream, with their deadlines.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Deadlines {
-    state: Mutex<State>,
+    /// Ticks since the sweep began.
+    now: AtomicU64,
+    shards: Box<[Mutex<slab::Slab<Entry>>]>,
     sweeping: AtomicBool,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// Ticks since the sweep began.
-    now: u64,
-    entries: slab::Slab<Entry>,
+impl Default for Deadlines {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            now: AtomicU64::new(0),
+            shards: (0..threads).map(|_| Mutex::default()).collect(),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+}
+
+/// This thread's shard (threads are numbered as they first register a deadline).
+fn shard_of_this_thread(shards: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static THREAD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    THREAD.with(|n| n % shards)
 }
 
 #[derive(Debug)]
@@ -47,9 +63,11 @@ struct Entry {
 pub(crate) struct Elapsed;
 
 impl Deadlines {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn shard(&self, shard: usize) -> std::sync::MutexGuard<'_, slab::Slab<Entry>> {
         // A poisoned lock only means a panic elsewhere; the table is always whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `future`, or [`Elapsed`] once `timeout` has passed (rounded up to whole ticks).
@@ -66,18 +84,18 @@ impl Deadlines {
 
     /// How many requests are waiting.
     pub(crate) fn waiting(&self) -> usize {
-        self.state().entries.len()
+        (0..self.shards.len()).map(|i| self.shard(i).len()).sum()
     }
 
     /// Advances the clock by a tick and wakes every request now due.
     fn sweep(&self) {
-        let mut state = self.state();
-        state.now += 1;
-        let now = state.now;
-        for (_, entry) in state.entries.iter_mut() {
-            if entry.due <= now && !entry.expired {
-                entry.expired = true;
-                entry.waker.wake_by_ref();
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        for shard in 0..self.shards.len() {
+            for (_, entry) in self.shard(shard).iter_mut() {
+                if entry.due <= now && !entry.expired {
+                    entry.expired = true;
+                    entry.waker.wake_by_ref();
+                }
             }
         }
     }
@@ -111,14 +129,15 @@ pin_project! {
         inner: F,
         deadlines: &'a Deadlines,
         ticks: u64,
-        key: Option<usize>,
+        // The shard and slot of its entry, once registered.
+        key: Option<(usize, usize)>,
     }
 
     impl<'a, F> PinnedDrop for Within<'a, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(key) = this.key.take() {
-                this.deadlines.state().entries.try_remove(key);
+            if let Some((shard, key)) = this.key.take() {
+                this.deadlines.shard(shard).try_remove(key);
             }
         }
     }
@@ -132,17 +151,22 @@ impl<F: Future> Future for Within<'_, F> {
         if let Poll::Ready(output) = this.inner.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        let mut state = this.deadlines.state();
         match *this.key {
             None => {
-                let due = state.now.saturating_add(*this.ticks);
-                *this.key = Some(state.entries.insert(Entry {
+                let deadlines = *this.deadlines;
+                let due = deadlines
+                    .now
+                    .load(Ordering::Relaxed)
+                    .saturating_add(*this.ticks);
+                let shard = shard_of_this_thread(deadlines.shards.len());
+                let key = deadlines.shard(shard).insert(Entry {
                     due,
                     waker: cx.waker().clone(),
                     expired: false,
-                }));
+                });
+                *this.key = Some((shard, key));
             }
-            Some(key) => match state.entries.get_mut(key) {
+            Some((shard, key)) => match this.deadlines.shard(shard).get_mut(key) {
                 Some(entry) if entry.expired => return Poll::Ready(Err(Elapsed)),
                 Some(entry) if !entry.waker.will_wake(cx.waker()) => {
                     entry.waker = cx.waker().clone();
