@@ -89,7 +89,7 @@ impl Deadlines {
 
     /// Advances the clock by a tick and wakes every request now due.
     fn sweep(&self) {
-        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.now.fetch_add(1, Ordering::AcqRel) + 1;
         for shard in 0..self.shards.len() {
             for (_, entry) in self.shard(shard).iter_mut() {
                 if entry.due <= now && !entry.expired {
@@ -154,9 +154,11 @@ impl<F: Future> Future for Within<'_, F> {
         match *this.key {
             None => {
                 let deadlines = *this.deadlines;
+                // A sweep that runs between this read and the insertion below takes one
+                // tick off the wait: the `+ 1` in `within` covers it.
                 let due = deadlines
                     .now
-                    .load(Ordering::Relaxed)
+                    .load(Ordering::Acquire)
                     .saturating_add(*this.ticks);
                 let shard = shard_of_this_thread(deadlines.shards.len());
                 let key = deadlines.shard(shard).insert(Entry {
