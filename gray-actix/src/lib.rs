@@ -37,9 +37,19 @@
 //!
 //! Inside the middleware the rest of the chain runs in
 //! [`GrayContext::scope`](gray_core::GrayContext::scope): a `gray_reqwest::GrayPropagation`
-//! client called from a handler carries the label to the next service. actix-web 4 is on
-//! `http` 0.2; [`ActixRequest`] bridges its request to gray-core's `RequestView`, and all
-//! routing logic stays in gray-core.
+//! client called from a handler carries the label to the next service. actix's own client,
+//! `awc`, has no middleware gray plugs into; there, set the label header from the current
+//! context yourself (name and version are both valid header text):
+//!
+//! ```ignore
+//! let mut call = awc::Client::default().get("http://orders/api");
+//! if let Some(ctx) = gray_core::GrayContext::current() {
+//!     call = call.insert_header(("x-gray-version", ctx.version()));
+//! }
+//! ```
+//!
+//! actix-web 4 is on `http` 0.2; [`ActixRequest`] bridges its request to gray-core's
+//! `RequestView`, and all routing logic stays in gray-core.
 #![deny(missing_docs)]
 
 mod extract;
