@@ -694,3 +694,29 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(mut future: F) -> Opt
     })
     .await
 }
+
+#[test]
+fn upstreams_are_checked_against_the_rules() {
+    use gateway::check_upstreams;
+    let versions: Vec<std::sync::Arc<str>> = vec!["stable".into(), "canary".into()];
+    let up = |v: &str| (v.to_owned(), "http://127.0.0.1:9/".parse::<Uri>().unwrap());
+
+    assert_eq!(
+        check_upstreams(&versions, &[up("stable"), up("canary")]),
+        Ok(vec![])
+    );
+    // A typo: canary's traffic would silently go to stable's upstream. Both are said.
+    let warnings = check_upstreams(&versions, &[up("stable"), up("canry")]).unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("declare no version `canry`"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("`canary` has no --upstream"),
+        "{warnings:?}"
+    );
+    // Nothing for the default version, which every version without one falls back to.
+    let err = check_upstreams(&versions, &[up("canary")]).unwrap_err();
+    assert!(err.contains("default version `stable`"), "{err}");
+}

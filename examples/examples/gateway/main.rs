@@ -11,7 +11,9 @@
 //! - `--config FILE`: rules from a file, watched and hot-reloaded; a bad edit is logged and
 //!   the rules in force stay. Without `--upstream`, each version gets a built-in responder.
 //! - `--upstream VERSION=URL`: where each version's traffic goes (repeatable). A version
-//!   without one goes to the default version's upstream.
+//!   without one goes to the default version's upstream, which must be given; an upstream
+//!   for a version the rules do not declare, or a version without one, is warned about at
+//!   start.
 //! - `--listen ADDR` (default `127.0.0.1:8080`), `--threads N` (worker threads; default:
 //!   one per core), `--timeout SECS` (how long to wait for an upstream's response head,
 //!   default 30; checked every 100 ms).
@@ -627,6 +629,40 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Checks `--upstream`s against the rules' `versions` before serving: an error when the
+/// default version (the first) has none, since it also serves every version without one;
+/// otherwise the warnings worth printing — an upstream for a version the rules do not
+/// declare (a typo, or a version still to come), a version that borrows the default's.
+pub(crate) fn check_upstreams(
+    versions: &[Arc<str>],
+    upstreams: &[(String, Uri)],
+) -> Result<Vec<String>, String> {
+    let has = |v: &str| upstreams.iter().any(|(u, _)| u == v);
+    let Some(default) = versions.first() else {
+        return Ok(Vec::new());
+    };
+    if !has(default) {
+        return Err(format!(
+            "no --upstream for the default version `{default}`, which also serves every \
+             version without an upstream of its own"
+        ));
+    }
+    let mut warnings: Vec<String> = upstreams
+        .iter()
+        .filter(|(v, _)| !versions.iter().any(|d| **d == **v))
+        .map(|(v, _)| {
+            format!("--upstream {v}: the rules declare no version `{v}`; it gets no traffic until they do")
+        })
+        .collect();
+    warnings.extend(
+        versions
+            .iter()
+            .filter(|v| !has(v))
+            .map(|v| format!("version `{v}` has no --upstream: its requests go to `{default}`'s")),
+    );
+    Ok(warnings)
+}
+
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let demo = options.config.is_none() && options.upstreams.is_empty();
     let gray = match &options.config {
@@ -647,6 +683,9 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             let addr = responder(version.to_string()).await?;
             upstreams.push((version.to_string(), format!("http://{addr}").parse()?));
         }
+    }
+    for warning in check_upstreams(&gray.versions(), &upstreams)? {
+        tracing::warn!("{warning}");
     }
     let proxy = Arc::new(Proxy::new(gray, upstreams, options.timeout));
     if let Some(spec) = &options.rollout {
