@@ -79,8 +79,20 @@ pub(crate) struct Names {
 
 impl GrayContext {
     /// A context for `version`, decided by no route (an explicit choice, a test).
+    ///
+    /// Reference-counted, never interned: the names it is given — from a caller, a test,
+    /// a message — must not use up the room the engine's own contexts are interned in.
     pub fn new(version: impl Into<Arc<str>>) -> Self {
-        Self::from_parts(version.into(), None)
+        Self::shared(version.into(), None)
+    }
+
+    fn shared(version: Arc<str>, route: Option<Arc<str>>) -> Self {
+        Self(Repr::Shared(Arc::new(Names {
+            version,
+            route,
+            label: None,
+            baggage: None,
+        })))
     }
 
     /// The engine's context for `version` decided by `route`: interned when the interner
@@ -88,12 +100,7 @@ impl GrayContext {
     pub(crate) fn from_parts(version: Arc<str>, route: Option<Arc<str>>) -> Self {
         match crate::intern::context(&version, route.as_ref()) {
             Some(names) => Self(Repr::Interned(names)),
-            None => Self(Repr::Shared(Arc::new(Names {
-                version,
-                route,
-                label: None,
-                baggage: None,
-            }))),
+            None => Self::shared(version, route),
         }
     }
 
@@ -115,6 +122,28 @@ impl GrayContext {
     #[inline]
     pub fn route(&self) -> Option<&str> {
         self.names().route.as_deref()
+    }
+
+    /// The version as a `&'static str`, when this is one of the engine's contexts (built
+    /// from names interned for the life of the process); `None` for one made with
+    /// [`GrayContext::new`]. For adapters that build header values of their own types
+    /// without copying the bytes or counting references per request.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, GrayContext};
+    ///
+    /// let gray = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let ctx = gray.decide(&http::Request::get("/").body(())?).context();
+    /// assert_eq!(ctx.static_version(), Some("stable"));
+    /// assert_eq!(GrayContext::new("canary").static_version(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn static_version(&self) -> Option<&'static str> {
+        match &self.0 {
+            Repr::Interned(names) => Some(&names.version),
+            Repr::Shared(_) => None,
+        }
     }
 
     /// The version as a label header value; `None` when it is no valid header value.
