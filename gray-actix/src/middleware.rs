@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use gray_core::{Gray, GrayContext, Telemetry};
 use pin_project_lite::pin_project;
@@ -114,7 +115,9 @@ pub struct GrayMiddlewareService<S> {
     labels: Rc<RefCell<Labels>>,
 }
 
-/// The label header and values in actix's `http` 0.2 types, built once per worker.
+/// The label header and values in actix's `http` 0.2 types, built once per worker. The
+/// default header name and the engine's versions are built on `'static` bytes, so cloning
+/// them per request copies a pointer (no reference count).
 #[derive(Debug, Default)]
 struct Labels {
     name: Option<(gray_core::http::HeaderName, HeaderName)>,
@@ -125,20 +128,31 @@ impl Labels {
     fn get(
         &mut self,
         name: &gray_core::http::HeaderName,
-        version: &str,
+        ctx: &GrayContext,
     ) -> Option<(HeaderName, HeaderValue)> {
         let header = match &self.name {
             Some((core, actix)) if core == name => actix.clone(),
             _ => {
-                let actix = HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
+                let actix = if name == gray_core::DEFAULT_LABEL_HEADER {
+                    HeaderName::from_static(gray_core::DEFAULT_LABEL_HEADER)
+                } else {
+                    HeaderName::from_bytes(name.as_str().as_bytes()).ok()?
+                };
                 self.name = Some((name.clone(), actix.clone()));
                 actix
             }
         };
+        let version = ctx.version();
         let value = match self.values.iter().find(|(v, _)| &**v == version) {
             Some((_, value)) => value.clone(),
             None => {
-                let value = HeaderValue::from_str(version).ok()?;
+                let value = match ctx.static_version() {
+                    Some(version) => {
+                        HeaderValue::from_maybe_shared(Bytes::from_static(version.as_bytes()))
+                    }
+                    None => HeaderValue::from_str(version),
+                }
+                .ok()?;
                 if self.values.len() >= gray_core::MAX_VERSIONS {
                     self.values.clear(); // versions changed by reloads: start over
                 }
@@ -163,11 +177,8 @@ where
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let (ctx, label, in_place, telemetry) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
-            let label = self
-                .labels
-                .borrow_mut()
-                .get(decision.label_header(), decision.version());
             let ctx = decision.context();
+            let label = self.labels.borrow_mut().get(decision.label_header(), &ctx);
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             (ctx, label, decision.label_in_place(), telemetry)
         };
