@@ -19,16 +19,29 @@
 //! - `-H 'name: value'` — a request header, repeatable. `--path /p?q=1`, `--method POST`.
 //! - `--sample N [--key-header NAME]` — simulate N users (keys `1..=N` in the key header,
 //!   `x-user-id` by default) on top of the other headers and print each version's share.
+//! - `--why` — also list the routes tried, in order, each with the first of its conditions
+//!   that failed (`Gray::explain`):
+//!
+//! ```text
+//! cargo run -p examples --example explain -- --config examples/rules.yaml --why \
+//!     -H 'x-user-tier: premium' -H 'x-activity-level: low'
+//! version: stable
+//! route:   users
+//! why:
+//!   testers          no: match.headers[0] {"name":"x-app-version","exact":"beta"}
+//!   premium-active   no: match.headers[1] {"name":"x-activity-level","regex":"^high"}
+//!   users            yes
+//! ```
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use gray_core::{Gray, Inherit, Source};
+use gray_core::{Config, Gray, Inherit, Source};
 
 const USAGE: &str = "usage: explain --config FILE [-H 'name: value']... [--path PATH] \
-[--method METHOD] [--sample N [--key-header NAME]]";
+[--method METHOD] [--why] [--sample N [--key-header NAME]]";
 
 fn main() -> ExitCode {
     let code = run(
@@ -48,6 +61,7 @@ struct Args {
     method: Option<String>,
     sample: Option<u64>,
     key_header: Option<String>,
+    why: bool,
 }
 
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
@@ -69,6 +83,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error
             Long("method") => args.method = Some(parser.value()?.string()?),
             Long("sample") => args.sample = Some(parser.value()?.parse()?),
             Long("key-header") => args.key_header = Some(parser.value()?.string()?),
+            Long("why") => args.why = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -118,7 +133,7 @@ pub(crate) fn run(
     let written = match args.sample {
         None => request(None)
             .map_err(io::Error::other)
-            .and_then(|req| explain_one(&gray, &req, out)),
+            .and_then(|req| explain_one(&gray, &req, args.why, out)),
         Some(n) => {
             let key = args.key_header.as_deref().unwrap_or("x-user-id");
             sample(&gray, n, key, out, |id| request(Some((key, id))).ok())
@@ -133,7 +148,12 @@ pub(crate) fn run(
     }
 }
 
-fn explain_one(gray: &Gray, req: &http::Request<()>, out: &mut impl Write) -> io::Result<()> {
+fn explain_one(
+    gray: &Gray,
+    req: &http::Request<()>,
+    why: bool,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let decision = gray.decide(req);
     writeln!(out, "version: {}", decision.version())?;
     match (decision.route(), decision.source()) {
@@ -142,13 +162,52 @@ fn explain_one(gray: &Gray, req: &http::Request<()>, out: &mut impl Write) -> io
         (None, _) => writeln!(out, "route:   (none matched: the default version)")?,
     }
     if decision.label_rejected() {
-        let why = match gray.config().label.inherit {
+        let reason = match gray.config().label.inherit {
             Inherit::Never => "this service is an edge (`inherit: never`)",
             Inherit::Always => "it names no declared version, or is too long",
         };
-        writeln!(out, "note:    the incoming label was refused: {why}")?;
+        writeln!(out, "note:    the incoming label was refused: {reason}")?;
+    }
+    if why {
+        let config = gray.config();
+        writeln!(out, "why:")?;
+        for check in gray.explain(req) {
+            match &check.failed {
+                None => writeln!(out, "  {:<16} yes", check.route)?,
+                Some(at) => {
+                    let condition = condition_text(&config, &check.route, at).unwrap_or_default();
+                    writeln!(out, "  {:<16} no: {at} {condition}", check.route)?;
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// The condition at `at` (`match.headers[0]`, `match.path` …) of `route`, as written in
+/// the rules (JSON).
+fn condition_text(config: &Config, route: &str, at: &str) -> Option<String> {
+    let m = config
+        .routes
+        .iter()
+        .find(|r| r.name == route)?
+        .matches
+        .as_ref()?;
+    match at.strip_prefix("match.")? {
+        "path" => serde_json::to_string(m.path.as_ref()?).ok(),
+        "method" => m.method.clone(),
+        list => {
+            let (kind, index) = list.split_once('[')?;
+            let index: usize = index.strip_suffix(']')?.parse().ok()?;
+            let list = match kind {
+                "headers" => &m.headers,
+                "query" => &m.query,
+                "cookies" => &m.cookies,
+                _ => return None,
+            };
+            serde_json::to_string(list.get(index)?).ok()
+        }
+    }
 }
 
 fn sample(

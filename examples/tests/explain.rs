@@ -108,3 +108,31 @@ fn bad_usage_exits_2() {
     assert_eq!(explain(&["--config", &rules(), "--sample", "many"]).0, 2);
     assert_eq!(explain(&["--config", &rules(), "--bogus"]).0, 2);
 }
+
+#[test]
+fn why_lists_the_routes_tried_and_the_condition_that_failed() {
+    let rules = rules();
+    let (code, out, _) = explain(&[
+        "--config",
+        &rules,
+        "--why",
+        "-H",
+        "x-user-tier: premium",
+        "-H",
+        "x-activity-level: low",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "version: stable\nroute:   users\nwhy:\n\
+         \x20 testers          no: match.headers[0] {\"name\":\"x-app-version\",\"exact\":\"beta\"}\n\
+         \x20 premium-active   no: match.headers[1] {\"name\":\"x-activity-level\",\"regex\":\"^high\"}\n\
+         \x20 users            yes\n"
+    );
+    // The first route takes it: nothing after it is tried.
+    let (_, out, _) = explain(&["--config", &rules, "--why", "-H", "x-app-version: beta"]);
+    assert_eq!(
+        out,
+        "version: canary\nroute:   testers\nwhy:\n  testers          yes\n"
+    );
+}

@@ -166,9 +166,9 @@ fn compile_route(
     versions: &[String],
     fields: &mut Fields,
 ) -> Result<CompiledRoute, FieldError> {
-    let conditions = match &route.matches {
+    let (conditions, condition_paths) = match &route.matches {
         Some(m) => compile_match(m, fields)?,
-        None => Box::default(),
+        None => Default::default(),
     };
     let action = match (&route.to, &route.split) {
         (Some(to), None) => {
@@ -180,13 +180,18 @@ fn compile_route(
     Ok(CompiledRoute {
         name: Arc::from(route.name.as_str()),
         conditions,
+        condition_paths,
         action,
         contexts: Box::default(),
     })
 }
 
-fn compile_match(m: &Match, fields: &mut Fields) -> Result<Box<[Condition]>, FieldError> {
+/// A match's conditions, in the order written, each with where it is in the config.
+type Conditions = (Box<[Condition]>, Box<[Box<str>]>);
+
+fn compile_match(m: &Match, fields: &mut Fields) -> Result<Conditions, FieldError> {
     let mut out = Vec::new();
+    let mut paths: Vec<Box<str>> = Vec::new();
     for (kind, list) in [
         ("headers", &m.headers),
         ("query", &m.query),
@@ -211,6 +216,7 @@ fn compile_match(m: &Match, fields: &mut Fields) -> Result<Box<[Condition]>, Fie
                 pattern,
                 invert,
             });
+            paths.push(at.into());
         }
     }
     if let Some(path) = &m.path {
@@ -226,6 +232,7 @@ fn compile_match(m: &Match, fields: &mut Fields) -> Result<Box<[Condition]>, Fie
             pattern,
             invert: path.invert != flip,
         });
+        paths.push("match.path".into());
     }
     if let Some(method) = &m.method {
         http::Method::from_bytes(method.as_bytes()).map_err(|_| {
@@ -235,8 +242,9 @@ fn compile_match(m: &Match, fields: &mut Fields) -> Result<Box<[Condition]>, Fie
             )
         })?;
         out.push(Condition::Method(method.as_str().into()));
+        paths.push("match.method".into());
     }
-    Ok(out.into())
+    Ok((out.into(), paths.into()))
 }
 
 fn value_pattern(vm: &ValueMatch) -> Result<(Pattern, bool), (&'static str, Problem)> {

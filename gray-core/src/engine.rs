@@ -121,7 +121,7 @@ impl HeaderNames {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lengths == 0
     }
 }
@@ -145,6 +145,8 @@ pub(crate) enum Field {
 pub(crate) struct CompiledRoute {
     pub(crate) name: Arc<str>,
     pub(crate) conditions: Box<[Condition]>,
+    /// Where each condition is in the config (`match.headers[0]`), for explanations.
+    pub(crate) condition_paths: Box<[Box<str>]>,
     pub(crate) action: Action,
     /// The contexts this route hands out: one for `to`, one per version for a split.
     pub(crate) contexts: Box<[GrayContext]>,
@@ -320,7 +322,7 @@ impl Engine {
 
 impl Condition {
     #[inline]
-    fn holds<R: RequestView + ?Sized>(&self, values: &mut Values<'_, R>) -> bool {
+    pub(crate) fn holds<R: RequestView + ?Sized>(&self, values: &mut Values<'_, R>) -> bool {
         match self {
             Self::Value {
                 field,
@@ -339,7 +341,7 @@ impl Condition {
 ///
 /// Headers are read in one pass when the request can list them: each request header
 /// whose name a rule uses is kept in `found`, and a header not found is known absent.
-struct Values<'r, R: ?Sized> {
+pub(crate) struct Values<'r, R: ?Sized> {
     req: &'r R,
     fields: &'r [Field],
     slots: &'r [u8],
@@ -359,7 +361,7 @@ struct Values<'r, R: ?Sized> {
 
 impl<'r, R: RequestView + ?Sized> Values<'r, R> {
     #[inline(always)]
-    fn new(req: &'r R, engine: &'r Engine) -> Self {
+    pub(crate) fn new(req: &'r R, engine: &'r Engine) -> Self {
         Self {
             req,
             fields: &engine.fields,
@@ -376,7 +378,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
 
     /// Reads every header a rule uses in one pass over the request's headers.
     #[inline]
-    fn scan(&mut self, names: &HeaderNames) {
+    pub(crate) fn scan(&mut self, names: &HeaderNames) {
         let mut len = 0usize;
         let mut overflow = false;
         let mut repeated = 0u8;

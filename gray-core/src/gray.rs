@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::context::GrayContext;
 use crate::engine::{Engine, Outcome, Source};
 use crate::error::Error;
+use crate::explain::RouteCheck;
 use crate::metrics::{Measure, Metrics};
 use crate::request::RequestView;
 
@@ -263,6 +264,40 @@ impl Gray {
             .iter()
             .map(|n| n.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Why `req` is decided as it is, route by route: each route tried, in order, up to the
+    /// one that takes it, with the first of its conditions that failed. For dry runs and
+    /// debugging (the `explain` example's `--why`); it allocates, unlike [`decide`](Self::decide).
+    /// When an incoming label decides ([`Source::Inherited`](crate::Source::Inherited)) no
+    /// route is tried, and the list is empty.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: testers
+    ///     match: { headers: [{ name: x-app-version, exact: beta }] }
+    ///     to: canary
+    ///   - name: everyone
+    ///     split: { weights: { stable: 90, canary: 10 } }
+    /// "#)?)?;
+    /// let req = http::Request::get("/").header("x-app-version", "alpha").body(())?;
+    /// let why = gray.explain(&req);
+    /// assert_eq!(why[0].route, "testers");
+    /// assert_eq!(why[0].failed.as_deref(), Some("match.headers[0]"));
+    /// assert_eq!((why[1].route.as_str(), why[1].failed.as_deref()), ("everyone", None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn explain<R: RequestView + ?Sized>(&self, req: &R) -> Vec<RouteCheck> {
+        // The same snapshot for both, and nothing counted: a dry run.
+        let engine = self.shared.engine.load();
+        if engine.decide(req).source == Source::Inherited {
+            return Vec::new();
+        }
+        engine.explain(req)
     }
 
     /// Whether `label` names a version declared by the rules in force (and is short enough

@@ -58,6 +58,9 @@
 //! 4. A version marked unavailable ([`Gray::set_available`], after a failed health check,
 //!    say) gives way to the default version ([`Source::Fallback`]).
 //!
+//! [`Gray::explain`] shows it for one request: the routes tried, in order, and the
+//! condition that stopped each ([`RouteCheck`]).
+//!
 //! # Reloading
 //! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an
 //! invalid config returns an [`Error`] naming the route and field and changes nothing.
@@ -93,6 +96,7 @@ mod config;
 mod context;
 mod engine;
 mod error;
+mod explain;
 mod gray;
 mod intern;
 mod matcher;
@@ -113,6 +117,7 @@ pub use config::{
 pub use context::GrayContext;
 pub use engine::{MAX_LABEL_LEN, Source};
 pub use error::{Error, Invalid, Problem};
+pub use explain::RouteCheck;
 pub use gray::{Decision, Gray};
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
