@@ -114,6 +114,7 @@ proptest! {
             let d = g.decide(&req);
             prop_assert!(["stable", "canary", "v2"].contains(&d.version()));
             let _ = d.context();
+            let _ = g.explain(&req);
         }
     }
 
@@ -174,6 +175,7 @@ proptest! {
             }
             let d = gray.decide(&req);
             let _ = (d.version(), d.route(), d.context(), d.label_value());
+            let _ = gray.explain(&req);
         }
     }
 
