@@ -170,9 +170,9 @@ if [ "${MODE:-load}" = instructions ]; then
     count() {
         local name=$1 port=$2 requests=$3 signal=$4 pid
         shift 4
+        # Run inside $(...): a subshell, so it stops its own front rather than via PIDS.
         valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" > "$WORK/$name.cg" 2>&1 &
         pid=$!
-        PIDS+=("$pid")
         for _ in $(seq 1 300); do
             if curl -s -o /dev/null "http://127.0.0.1:$port/"; then break; fi
             sleep 0.1
