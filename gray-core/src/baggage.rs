@@ -45,7 +45,8 @@ pub(crate) fn member<'a>(header: &'a [u8], key: &str) -> Option<&'a [u8]> {
 }
 
 /// `existing` baggage with the member `key=value` set: an old member of that key is
-/// replaced in place, every other member is kept as it was, and a new member is appended.
+/// dropped (with its properties), every other member is kept as it was and in its order,
+/// and `key=value` is appended (W3C baggage gives the order of members no meaning).
 ///
 /// ```
 /// use gray_core::baggage_with;
@@ -56,6 +57,7 @@ pub(crate) fn member<'a>(header: &'a [u8], key: &str) -> Option<&'a [u8]> {
 ///     "userId=alice,gray=canary"
 /// );
 /// assert_eq!(baggage_with(Some("a=1"), "gray", "v2"), "a=1,gray=v2");
+/// assert_eq!(baggage_with(Some("a=1,gray=v1,b=2"), "gray", "v2"), "a=1,b=2,gray=v2");
 /// ```
 pub fn baggage_with(existing: Option<&str>, key: &str, value: &str) -> String {
     let existing = existing.unwrap_or_default();
