@@ -577,7 +577,7 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     .await;
     let mut analysis = gray_core::Analysis::default();
     analysis.min_requests = 10;
-    let mut rollout = gray_core::Rollout::new(gray, "users", "canary", [20.0, 100.0])
+    let mut rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [20.0, 100.0])
         .unwrap()
         .analysis(analysis);
     rollout.start().unwrap();
@@ -589,10 +589,15 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
             .header("x-user-id", user.to_string());
         async move { req.send().await.unwrap().status() }
     };
-    let mut failed = 0;
-    for user in 0..200 {
-        failed += usize::from(status_of(user).await == 500);
-    }
+    // How many of users 0..200 the broken canary answered.
+    let failures = || async {
+        let mut failed = 0;
+        for user in 0..200 {
+            failed += usize::from(status_of(user).await == 500);
+        }
+        failed
+    };
+    let failed = failures().await;
     assert!(
         (20..=60).contains(&failed),
         "{failed} of 200 on the 20% canary"
@@ -613,6 +618,21 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     for user in 0..50 {
         assert_eq!(status_of(user).await, 200, "user {user} after the rollback");
     }
+
+    // The rules file edited afterwards, its split still at 90/10: the rolled-back canary
+    // stays out while the rollout holds it.
+    let edited = rules.replace("stable: 100, canary: 0", "stable: 90, canary: 10");
+    gray.reload(Config::from_yaml(&edited).unwrap()).unwrap();
+    for user in 0..50 {
+        assert_eq!(status_of(user).await, 200, "user {user} after the edit");
+    }
+    drop(rollout);
+    gray.reload(Config::from_yaml(&edited).unwrap()).unwrap();
+    let failed = failures().await;
+    assert!(
+        (5..=40).contains(&failed),
+        "{failed} of 200 once the rollout let go"
+    );
 }
 
 #[tokio::test]

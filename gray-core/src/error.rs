@@ -186,6 +186,20 @@ pub enum Problem {
     /// A method name that is not an HTTP token.
     #[error("{0:?} is not a valid HTTP method")]
     BadMethod(String),
+    /// A [`Rollout`](crate::Rollout) holds the canary at a weight that the split's other
+    /// versions leave no room for (their weights changed in a reload mid-rollout).
+    #[error(
+        "a rollout holds {canary:?} at {weight}%, and the other versions' {others}% leave no room \
+         for it: keep their weights, or end the rollout first"
+    )]
+    HeldByRollout {
+        /// The rollout's canary.
+        canary: String,
+        /// Its weight, held.
+        weight: f64,
+        /// The sum of the other versions' weights (the default version's aside).
+        others: f64,
+    },
     /// A string over the engine's size limit.
     #[error("value is {len} bytes; at most {max} are allowed")]
     TooLong {

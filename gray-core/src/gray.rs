@@ -16,6 +16,7 @@ use crate::context::GrayContext;
 use crate::engine::{Engine, Outcome, Source};
 use crate::error::Error;
 use crate::explain::RouteCheck;
+use crate::hold::Hold;
 use crate::metrics::{Measure, Metrics};
 use crate::request::RequestView;
 
@@ -68,6 +69,10 @@ struct Shared {
     /// Each version's counter slot in the per-version metrics, by name, in the order
     /// first declared: carried over to the rules of every reload.
     metered: Mutex<Vec<(Arc<str>, u32)>>,
+    /// The canary weights rollouts hold, applied to the rules of every reload. Its lock
+    /// also takes reloads one at a time, so that a rollout's change and a file's reload
+    /// cannot both start from the same rules and the later drop the other's.
+    holds: Mutex<Vec<Hold>>,
 }
 
 /// Gives each version of `engine` its counter slot from `metered`, taking new slots for
@@ -98,6 +103,7 @@ impl Gray {
                 rejected: ThreadLocal::new(),
                 unavailable: Mutex::default(),
                 metered,
+                holds: Mutex::default(),
             }),
         })
     }
@@ -127,7 +133,22 @@ impl Gray {
 
     /// Replaces the rules, atomically: a decision sees the old rules or the new ones,
     /// never a mix. An invalid config returns its error and changes nothing.
+    ///
+    /// While a [`Rollout`](crate::Rollout) holds a route's canary weight (from its start
+    /// until it is dropped), the new rules apply with that weight — and the default
+    /// version's beside it — as the rollout holds it, so no user moves behind its back;
+    /// rules whose other weights leave it no room are refused
+    /// ([`Problem::HeldByRollout`](crate::Problem::HeldByRollout)).
     pub fn reload(&self, config: Config) -> Result<(), Error> {
+        let holds = self.holds();
+        self.install(config, &holds)
+    }
+
+    /// Compiles `config` with `holds` applied and swaps it in. Called with the holds' lock.
+    fn install(&self, mut config: Config, holds: &[Hold]) -> Result<(), Error> {
+        for hold in holds {
+            hold.apply(&mut config)?;
+        }
         let mut engine = Engine::compile(config)?;
         meter(&self.shared.metered, &mut engine);
         // Under the lock, so that no `set_available` falls between the copy and the swap.
@@ -139,6 +160,41 @@ impl Gray {
         }
         self.shared.engine.store(Arc::new(engine));
         Ok(())
+    }
+
+    fn holds(&self) -> MutexGuard<'_, Vec<Hold>> {
+        // A poisoned lock only means a panic elsewhere; the list itself is always whole.
+        self.shared
+            .holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds a canary weight (see [`Hold`]) from now on, replacing any hold on the same
+    /// route, and puts it in force. If the rules cannot take it, the error is returned and
+    /// the hold and the rules in force stay as they were.
+    pub(crate) fn hold(&self, hold: Hold) -> Result<(), Error> {
+        let mut holds = self.holds();
+        let mut next = holds.clone();
+        match next.iter_mut().find(|h| h.route == hold.route) {
+            Some(held) => *held = hold.clone(),
+            None => next.push(hold.clone()),
+        }
+        let current = self.config();
+        let mut config = (*current).clone();
+        hold.apply(&mut config)?;
+        if config != *current {
+            self.install(config, &next)?;
+        }
+        *holds = next;
+        Ok(())
+    }
+
+    /// Lets go of `owner`'s hold on `route`, if it still has it. The rules in force do not
+    /// change; the next reload applies its own weights to the route.
+    pub(crate) fn release(&self, route: &str, owner: u64) {
+        self.holds()
+            .retain(|h| !(h.route == route && h.owner == owner));
     }
 
     fn unavailable_set(&self) -> MutexGuard<'_, BTreeSet<String>> {

@@ -98,6 +98,7 @@ mod engine;
 mod error;
 mod explain;
 mod gray;
+mod hold;
 mod intern;
 mod matcher;
 mod metrics;

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::error::Error;
 use crate::gray::Gray;
+use crate::hold::Hold;
 use crate::metrics::{Metrics, VersionMetrics};
 
 /// When a stage's canary is judged worse than the baseline (the default version).
@@ -177,9 +178,18 @@ pub enum RolloutError {
 ///
 /// It is driven by [`step`](Self::step), from a timer of your choice: each step judges the
 /// stage on the requests since it began, then widens, finishes, waits, or fails. Weights
-/// change through [`Gray::reload`], so every clone of the `Gray` follows at once, and a
-/// keyed split keeps every user already on the canary there as it widens. A step also puts
-/// the stage's weight back if something else (a rules file reload) changed it.
+/// change as a reload does, so every clone of the `Gray` follows at once, and a keyed
+/// split keeps every user already on the canary there as it widens.
+///
+/// From [`start`](Self::start) until it is dropped, the rollout **holds** the canary's
+/// weight (and the default version's beside it): a reload — the rules file edited while
+/// the rollout runs, or after it ends — applies everything else in the file but keeps
+/// that weight, so no user moves between versions behind the rollout's back, and a
+/// rolled-back canary stays at 0% (as Argo Rollouts reconciles a VirtualService back to
+/// the weights it set). A reload whose other weights leave the held one no room is
+/// refused ([`Problem::HeldByRollout`](crate::Problem::HeldByRollout)). Dropping the rollout lets
+/// go: the rules in force stay, and the next reload applies the file's own weights — so
+/// when a rollout ends, write its outcome into the rules file before you drop it.
 ///
 /// ```
 /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
@@ -207,6 +217,8 @@ pub struct Rollout {
     status: RolloutStatus,
     /// The metrics when the stage in force began.
     since: Option<Metrics>,
+    /// Whose hold on the route's weights is this rollout's.
+    owner: u64,
 }
 
 impl Rollout {
@@ -243,6 +255,7 @@ impl Rollout {
             on_failure: OnFailure::default(),
             status: RolloutStatus::Pending,
             since: None,
+            owner: Hold::new_owner(),
         })
     }
 
@@ -277,7 +290,7 @@ impl Rollout {
         let RolloutStatus::Progressing { stage, weight } = self.status else {
             return Ok(&self.status);
         };
-        self.set_weight(weight)?; // put back if a reload changed it
+        self.set_weight(weight)?; // the route or canary may have gone in a reload
         let (canary, baseline) = self.window();
         match self.analysis.judge(&canary, &baseline) {
             Verdict::Wait => {}
@@ -350,33 +363,38 @@ impl Rollout {
     }
 
     /// Gives the canary `weight` percent in the route, taken from (or given back to) the
-    /// default version; other versions of the split keep theirs.
+    /// default version; other versions of the split keep theirs. The weight is held: every
+    /// reload keeps it until this rollout is dropped.
     fn set_weight(&self, weight: f64) -> Result<(), RolloutError> {
-        let err = |source: Error| RolloutError::Weights {
-            route: self.route.clone(),
-            source: Box::new(source),
-        };
-        let mut config = (*self.gray.config()).clone();
-        let default = config.versions.first().cloned().unwrap_or_default();
-        let route = config.routes.iter_mut().find(|r| r.name == self.route);
+        let config = self.gray.config();
+        let route = config.routes.iter().find(|r| r.name == self.route);
         let route = route.ok_or_else(|| RolloutError::UnknownRoute(self.route.clone()))?;
-        let split = route.split.as_mut();
-        let split = split.ok_or_else(|| RolloutError::NotASplit(self.route.clone()))?;
-        let others: f64 = split
-            .weights
-            .iter()
-            .filter(|(v, _)| **v != self.canary && **v != default)
-            .map(|(_, w)| w)
-            .sum();
-        let rest = ((100.0 - others - weight) * 100.0).round() / 100.0;
-        if split.weights.get(&self.canary) == Some(&weight)
-            && split.weights.get(&default).copied().unwrap_or(0.0) == rest
-        {
-            return Ok(()); // already in force
+        if route.split.is_none() {
+            return Err(RolloutError::NotASplit(self.route.clone()));
         }
-        split.weights.insert(self.canary.clone(), weight);
-        split.weights.insert(default, rest);
-        self.gray.reload(config).map_err(err)
+        if !config.versions.iter().skip(1).any(|v| *v == self.canary) {
+            return Err(RolloutError::BadCanary(self.canary.clone()));
+        }
+        let hold = Hold {
+            owner: self.owner,
+            route: self.route.clone(),
+            canary: self.canary.clone(),
+            weight,
+        };
+        self.gray
+            .hold(hold)
+            .map_err(|source| RolloutError::Weights {
+                route: self.route.clone(),
+                source: Box::new(source),
+            })
+    }
+}
+
+/// Lets go of the canary weight: the rules in force stay, and the next reload applies the
+/// rules file's own weights to the route.
+impl Drop for Rollout {
+    fn drop(&mut self) {
+        self.gray.release(&self.route, self.owner);
     }
 }
 

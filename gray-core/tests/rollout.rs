@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{gray, req};
+use common::{gray, req, version_for_user};
 use gray_core::{
-    Analysis, Config, Gray, OnFailure, Rollout, RolloutError, RolloutStatus as Status,
+    Analysis, Config, Gray, OnFailure, Problem, Rollout, RolloutError, RolloutStatus as Status,
 };
 
 const RULES: &str = r#"
@@ -43,8 +43,20 @@ fn traffic(g: &Gray, n: u32, canary_status: u16) -> Vec<u32> {
 }
 
 fn weights(g: &Gray) -> (f64, f64) {
+    weights_of(g, "users")
+}
+
+/// Route `route`'s stable and canary weights in force.
+fn weights_of(g: &Gray, route: &str) -> (f64, f64) {
     let config = g.config();
-    let w = &config.routes[0].split.as_ref().unwrap().weights;
+    let split = config
+        .routes
+        .iter()
+        .find(|r| r.name == route)
+        .unwrap()
+        .split
+        .as_ref();
+    let w = &split.unwrap().weights;
     (w["stable"], w["canary"])
 }
 
@@ -157,22 +169,218 @@ fn a_failing_stage_can_pause_and_resume() {
     );
 }
 
+/// The rules file as an operator edits it mid-rollout: the split back at 90/10 as first
+/// written, and a new route in front of it.
+const EDITED: &str = r#"
+versions: [stable, canary]
+routes:
+  - name: testers
+    match: { headers: [{ name: x-app-version, exact: beta }] }
+    to: canary
+  - name: users
+    split: { by: { header: x-user-id }, weights: { stable: 90, canary: 10 } }
+"#;
+
+/// A rules file of its own in the temp dir, holding `text`.
+fn rules_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gray-rollout-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The users of `0..n` that `g` sends to canary.
+fn on_canary(g: &Gray, n: u32) -> Vec<u32> {
+    (0..n)
+        .filter(|user| version_for_user(g, &user.to_string()) == "canary")
+        .collect()
+}
+
 #[test]
-fn a_step_puts_back_the_stage_weight_after_a_reload() {
+fn a_reload_mid_rollout_keeps_the_held_weight_and_its_users() {
     let g = gray(RULES);
-    let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 30.0]).unwrap();
+    let mut r = Rollout::new(g.clone(), "users", "canary", [30.0, 100.0]).unwrap();
     r.start().unwrap();
-    g.reload(Config::from_yaml(RULES).unwrap()).unwrap(); // a rules file reloaded
-    assert_eq!(weights(&g), (100.0, 0.0));
-    r.step().unwrap();
-    assert_eq!(weights(&g), (95.0, 5.0));
+    let before = on_canary(&g, 2000);
+    assert!((500..700).contains(&before.len()), "{}", before.len());
+
+    // The file is edited and reloaded: its new route applies, its 90/10 does not.
+    let file = rules_file("mid", EDITED);
+    g.reload_from_path(&file).unwrap();
+    assert_eq!(weights_of(&g, "users"), (70.0, 30.0));
+    let tester = g.decide(&req("/", &[("x-app-version", "beta")]));
+    assert_eq!(tester.route(), Some("testers"));
+    assert_eq!(on_canary(&g, 2000), before, "no user moved");
+
+    // The rollout goes on from the weight it holds.
     r.roll_back("by hand").unwrap();
-    assert_eq!(weights(&g), (100.0, 0.0));
+    assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
     assert_eq!(
         r.status(),
         &Status::RolledBack {
             reason: "by hand".into()
         }
+    );
+}
+
+#[test]
+fn a_rolled_back_canary_stays_out_until_the_rollout_is_dropped() {
+    let g = gray(RULES);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [30.0]).unwrap();
+    r.start().unwrap();
+    r.roll_back("canary is worse").unwrap();
+    let file = rules_file("rolled-back", EDITED);
+    g.reload_from_path(&file).unwrap(); // an unrelated edit: the canary must not come back
+    assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
+    assert!(on_canary(&g, 1000).is_empty());
+
+    drop(r); // lets go: the rules in force stay…
+    assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
+    g.reload_from_path(&file).unwrap(); // …until the next reload applies the file's weights
+    assert_eq!(weights_of(&g, "users"), (90.0, 10.0));
+}
+
+#[test]
+fn a_reload_that_leaves_the_held_weight_no_room_is_refused() {
+    let three = RULES
+        .replace("[stable, canary]", "[stable, canary, beta]")
+        .replace("canary: 0 }", "canary: 0, beta: 0 }");
+    let g = gray(&three);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [30.0]).unwrap();
+    r.start().unwrap();
+    let crowded = three.replace(
+        "stable: 100, canary: 0, beta: 0",
+        "stable: 20, canary: 0, beta: 80",
+    );
+    let file = rules_file("crowded", &crowded);
+    let err = g.reload_from_path(&file).unwrap_err();
+    let invalid = err.invalid().unwrap();
+    assert_eq!(invalid.route.as_deref(), Some("users"));
+    assert_eq!(invalid.field, "split.weights");
+    assert!(
+        matches!(&invalid.problem, Problem::HeldByRollout { canary, weight, others }
+            if canary == "canary" && *weight == 30.0 && *others == 80.0),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("a rollout holds \"canary\" at 30%"),
+        "{err}"
+    );
+    // The rules in force stay.
+    assert_eq!(weights_of(&g, "users"), (70.0, 30.0));
+
+    // A file that fits is taken, the held weight kept.
+    let fits = three.replace(
+        "stable: 100, canary: 0, beta: 0",
+        "stable: 50, canary: 0, beta: 50",
+    );
+    std::fs::write(&file, fits).unwrap();
+    g.reload_from_path(&file).unwrap();
+    let config = g.config();
+    let w = &config.routes[0].split.as_ref().unwrap().weights;
+    assert_eq!((w["stable"], w["canary"], w["beta"]), (20.0, 30.0, 50.0));
+}
+
+#[test]
+fn a_reload_may_take_the_route_or_the_canary_away_and_the_rollout_says_so() {
+    let g = gray(RULES);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [30.0]).unwrap();
+    r.start().unwrap();
+    // The route is gone: nothing to hold, the file is taken.
+    let no_route = "versions: [stable, canary]\nroutes: [{ name: all, to: stable }]\n";
+    g.reload(Config::from_yaml(no_route).unwrap()).unwrap();
+    assert!(matches!(r.step(), Err(RolloutError::UnknownRoute(_))));
+    // The canary is no longer declared: the same.
+    let no_canary =
+        "versions: [stable]\nroutes:\n  - { name: users, split: { weights: { stable: 100 } } }\n";
+    g.reload(Config::from_yaml(no_canary).unwrap()).unwrap();
+    assert!(matches!(r.step(), Err(RolloutError::BadCanary(_))));
+    // Back as it was: the held weight applies again, at once.
+    g.reload(Config::from_yaml(RULES).unwrap()).unwrap();
+    assert_eq!(weights(&g), (70.0, 30.0));
+    r.step().unwrap();
+}
+
+#[test]
+fn a_later_rollout_of_a_route_takes_its_hold_over() {
+    let g = gray(RULES);
+    let mut first = Rollout::new(g.clone(), "users", "canary", [5.0]).unwrap();
+    first.start().unwrap();
+    let mut second = Rollout::new(g.clone(), "users", "canary", [30.0]).unwrap();
+    second.start().unwrap();
+    drop(first); // not its hold any more: nothing is let go
+    g.reload(Config::from_yaml(RULES).unwrap()).unwrap();
+    assert_eq!(weights_of(&g, "users"), (70.0, 30.0));
+    drop(second);
+    g.reload(Config::from_yaml(RULES).unwrap()).unwrap();
+    assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
+}
+
+/// A rollout's change and a file's reload at the same time: each starts from the rules
+/// the other left, so neither is lost. After each edit of the file, once the rollout has
+/// changed its weight again, the edit is still in force; at the end, so is the last
+/// rollout's weight.
+#[test]
+fn a_rollout_and_a_reload_at_once_lose_neither() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+
+    let g = gray(RULES);
+    // A hundred routes more, so that each compile takes a while and the two overlap.
+    let padding: String = (0..100)
+        .map(|i| {
+            format!("  - {{ name: r{i}, match: {{ path: {{ prefix: /r{i} }} }}, to: canary }}\n")
+        })
+        .collect();
+    let variant = |n: usize| {
+        let edited = EDITED.replace("name: testers", &format!("name: testers-{n}"));
+        edited.replace("  - name: users", &format!("{padding}  - name: users"))
+    };
+    let rounds = 100;
+    let edits: Vec<Config> = (0..rounds)
+        .map(|n| Config::from_yaml(&variant(n)).unwrap())
+        .collect();
+    let changes = AtomicU32::new(0); // the rollouts' weight changes done
+    let finished = AtomicBool::new(false);
+    let rollouts = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (n, edit) in edits.iter().enumerate() {
+                g.reload(edit.clone()).unwrap();
+                // Wait for a change that may have begun before this edit to end.
+                let seen = changes.load(SeqCst);
+                while changes.load(SeqCst) == seen && !finished.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+                let name = g.config().routes[0].name.clone();
+                assert_eq!(name, format!("testers-{n}"), "a file's edit was lost");
+            }
+        });
+        s.spawn(|| {
+            for n in 0..rounds * 4 {
+                let mut r = Rollout::new(g.clone(), "users", "canary", [20.0, 40.0]).unwrap();
+                r.start().unwrap();
+                changes.fetch_add(1, SeqCst);
+                if n % 2 == 0 {
+                    r.roll_back("again").unwrap();
+                    changes.fetch_add(1, SeqCst);
+                }
+                rollouts.lock().unwrap().push(r); // the next one takes its hold over
+            }
+            finished.store(true, SeqCst);
+        });
+    });
+    let config = g.config();
+    assert_eq!(
+        config.routes[0].name,
+        format!("testers-{}", rounds - 1),
+        "the last edit"
+    );
+    assert_eq!(
+        weights_of(&g, "users"),
+        (80.0, 20.0),
+        "the last rollout's weight"
     );
 }
 

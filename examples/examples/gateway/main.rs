@@ -20,7 +20,9 @@
 //! - `--rollout ROUTE:CANARY:5,30,100`: a staged rollout of `CANARY` in split route
 //!   `ROUTE`, judged on the per-version metrics every `--rollout-every SECS` (default 60);
 //!   a canary worse than the default version is rolled back to 0%. Its state is in
-//!   `/gray/status`.
+//!   `/gray/status`. The rollout holds the canary's weight until the gateway stops: an
+//!   edit of `--config` meanwhile applies everything but that weight (see
+//!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!
 //! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
 //! requests served per version since start, incoming labels refused and requests waiting
@@ -487,7 +489,8 @@ where
     }
 }
 
-/// Steps `rollout` every `every` until it completes or rolls back.
+/// Steps `rollout` every `every` until it completes or rolls back, then keeps it — and
+/// its hold on the canary's weight — until the gateway stops.
 async fn drive_rollout(mut rollout: Rollout, every: Duration, proxy: Arc<Proxy>) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is now: let a stage see traffic first
@@ -497,6 +500,7 @@ async fn drive_rollout(mut rollout: Rollout, every: Duration, proxy: Arc<Proxy>)
             break;
         }
     }
+    std::future::pending::<()>().await;
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops accepting and
