@@ -132,9 +132,11 @@ pub struct Match {
 /// A named value (header, query parameter or cookie) and how to match it: exactly one of
 /// `exact`, `prefix`, `regex`, `present`, and an optional `invert`.
 ///
-/// `regex` uses the [`regex`](https://docs.rs/regex) crate (linear time) and finds a match
-/// anywhere in the value, so anchor it (`^high`, `^beta$`) when you mean the start or the
-/// whole value. A regex that is only an anchored literal runs as a string compare.
+/// `regex` has the [`regex`](https://docs.rs/regex) crate's syntax and meaning, on bytes
+/// as `regex::bytes` (a value need not be UTF-8), run by that crate's linear-time engines;
+/// it finds a match anywhere in the value, so anchor it (`^high`, `^beta$`) when you mean
+/// the start or the whole value. A regex that is only an anchored literal runs as a string
+/// compare.
 /// A header sent several times is matched on its first value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,9 @@
 use std::cell::RefCell;
 
 use regex_automata::Input;
-use regex_automata::meta::{self, Cache, Regex};
+use regex_automata::hybrid::dfa::{self as lazy, DFA};
+use regex_automata::nfa::thompson::pikevm::{self, PikeVM};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_syntax::hir::{HirKind, Look};
 use thread_local::ThreadLocal;
 
@@ -93,48 +95,93 @@ impl Pattern {
         if let Some(simple) = anchored_literal(hir.kind()) {
             return Ok(simple);
         }
-        // The one-pass DFA only serves capture groups, never asked for here: not building
-        // it keeps reloads short (a 1,000-route config with 250 regexes: about 4 ms, not 5.9).
-        let config = meta::Config::new()
-            .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-            .hybrid_cache_capacity(REGEX_SIZE_LIMIT)
-            .onepass(false);
-        let re = meta::Builder::new()
-            .configure(config)
+        // Only "does it match?" is ever asked: a forward NFA without capture states, run
+        // by a lazy DFA, with a PikeVM for when the DFA gives up. (A full `meta::Regex`
+        // also compiles a reverse NFA and searches for literals to report where a match
+        // is: 2.5 times the work per regex, which a reload of many regexes feels.)
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    // Header values are bytes, not always UTF-8: match them as
+                    // `regex::bytes` does (the engines assume valid UTF-8 otherwise).
+                    .utf8(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+            )
             .build_from_hir(&hir)
             .map_err(|e| Problem::BadRegex(e.to_string()))?;
-        Ok(Self::Regex(Box::new(Matcher {
-            regex: re,
-            caches: ThreadLocal::new(),
-        })))
+        Ok(Self::Regex(Box::new(Matcher::new(nfa)?)))
     }
 }
 
-/// A compiled regex with a match cache per thread.
+/// A compiled regex, with scratch space per thread.
 ///
-/// The regex engine keeps scratch space (the lazy DFA's states) in a `Cache`. Left to
-/// itself it lends caches from a pool that takes a mutex on every thread but the first;
-/// here each thread gets its own, found without a lock.
+/// A lazy DFA answers: it builds its states as inputs need them, in a cache of its own
+/// per thread (found without a lock, where the regex crate's pool takes a mutex on every
+/// thread but the first). When it gives up — its cache cleared too often to pay, or a
+/// Unicode word boundary meeting a non-ASCII byte — or could not be built for a large
+/// NFA, a PikeVM on the same NFA answers, as the regex crate itself falls back.
 #[derive(Debug)]
 pub(crate) struct Matcher {
-    regex: Regex,
-    caches: ThreadLocal<RefCell<Cache>>,
+    dfa: Option<DFA>,
+    pikevm: PikeVM,
+    caches: ThreadLocal<RefCell<Caches>>,
+}
+
+#[derive(Debug)]
+struct Caches {
+    dfa: Option<lazy::Cache>,
+    pikevm: pikevm::Cache,
 }
 
 impl Matcher {
+    fn new(nfa: thompson::NFA) -> Result<Self, Problem> {
+        // As the regex crate configures its own lazy DFA: give up after three cache
+        // clears that each made fewer than ten bytes of progress per state built.
+        let config = DFA::config()
+            .cache_capacity(REGEX_SIZE_LIMIT)
+            .minimum_cache_clear_count(Some(3))
+            .minimum_bytes_per_state(Some(10))
+            .unicode_word_boundary(true);
+        let dfa = DFA::builder()
+            .configure(config)
+            .build_from_nfa(nfa.clone())
+            .ok();
+        let pikevm = PikeVM::new_from_nfa(nfa).map_err(|e| Problem::BadRegex(e.to_string()))?;
+        Ok(Self {
+            dfa,
+            pikevm,
+            caches: ThreadLocal::new(),
+        })
+    }
+
+    fn caches(&self) -> Caches {
+        Caches {
+            dfa: self.dfa.as_ref().map(DFA::create_cache),
+            pikevm: self.pikevm.create_cache(),
+        }
+    }
+
     /// Not inlined: a regex match costs far more than a call, and inlined it would bloat
     /// every condition test (measured: +5 ns on two-condition routes, +50 ns on 100 routes).
     #[inline(never)]
     fn is_match(&self, value: &[u8]) -> bool {
-        let input = Input::new(value);
-        let cache = self
-            .caches
-            .get_or(|| RefCell::new(self.regex.create_cache()));
-        match cache.try_borrow_mut() {
-            Ok(mut cache) => self.regex.is_match_with(&mut cache, &input),
-            // Re-entered on this thread (not possible today): the engine's own pool.
-            Err(_) => self.regex.is_match(input),
+        let input = Input::new(value).earliest(true);
+        let caches = self.caches.get_or(|| RefCell::new(self.caches()));
+        let Ok(mut caches) = caches.try_borrow_mut() else {
+            // Re-entered on this thread (not possible today): scratch space of its own.
+            return self.pikevm.is_match(&mut self.pikevm.create_cache(), input);
+        };
+        let Caches {
+            dfa: dfa_cache,
+            pikevm,
+        } = &mut *caches;
+        if let (Some(dfa), Some(cache)) = (&self.dfa, dfa_cache)
+            && let Ok(found) = dfa.try_search_fwd(cache, &input)
+        {
+            return found.is_some();
         }
+        self.pikevm.is_match(pikevm, input)
     }
 }
 

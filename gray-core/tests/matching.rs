@@ -336,3 +336,91 @@ fn regexes_match_the_same_on_every_thread() {
         }
     });
 }
+
+/// A regex from a small grammar that reaches what the engine treats differently: anchors,
+/// classes, Unicode and ASCII word boundaries, case folding, repetition, alternation, and
+/// non-ASCII literals.
+fn regex_source() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let atom = proptest::sample::select(vec![
+        "a",
+        "b",
+        "-",
+        "é",
+        ".",
+        "[a-c]",
+        "[^a]",
+        r"\d",
+        r"\w",
+        r"\s",
+        r"\b",
+        r"(?-u:\b)",
+        "^",
+        "$",
+        "(?i)a",
+        r"\x80",
+        r"(?-u:[\x80-\xFF])",
+        "",
+    ])
+    .prop_map(str::to_owned);
+    atom.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 1..4).prop_map(|parts| parts.concat()),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("(?:{a}|{b})")),
+            (
+                inner,
+                proptest::sample::select(vec!["*", "+", "?", "{1,3}", "*?"])
+            )
+                .prop_map(|(a, rep)| format!("(?:{a}){rep}")),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+    /// A `regex` condition matches exactly where the regex crate's own engine
+    /// (`regex_automata::meta`, byte-oriented as the condition is) finds a match anywhere
+    /// in the value — through the lazy DFA, its fallback on non-ASCII input, and the
+    /// anchored-literal shortcut — and refuses exactly the regexes it refuses.
+    #[test]
+    fn regex_conditions_match_as_the_regex_crate_does(
+        src in regex_source(),
+        values in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::sample::select(b"ab-_ 19aA\t\xc3\xa9\x80\xff".to_vec()),
+                0..12,
+            ),
+            1..8,
+        ),
+    ) {
+        let rules = serde_json::json!({
+            "versions": ["stable", "canary"],
+            "routes": [{ "name": "re", "match": { "headers": [{ "name": "x-v", "regex": src }] }, "to": "canary" }],
+        });
+        // Configured as `regex::bytes::Regex` is.
+        let oracle = regex_automata::meta::Builder::new()
+            .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+            .configure(regex_automata::meta::Config::new().utf8_empty(false))
+            .build(&src);
+        let gray = Config::from_json(&rules.to_string()).and_then(Gray::new);
+        let (gray, oracle) = match (gray, oracle) {
+            (Ok(gray), Ok(oracle)) => (gray, oracle),
+            (Err(_), Err(_)) => return Ok(()),
+            (gray, oracle) => {
+                return Err(proptest::test_runner::TestCaseError::fail(format!(
+                    "{src:?}: gray {:?}, regex crate {:?}",
+                    gray.err().map(|e| e.to_string()),
+                    oracle.err().map(|e| e.to_string()),
+                )));
+            }
+        };
+        for value in &values {
+            let req = http::Request::get("/")
+                .header("x-v", http::HeaderValue::from_bytes(value).unwrap())
+                .body(())
+                .unwrap();
+            let matched = gray.decide(&req).route() == Some("re");
+            proptest::prop_assert_eq!(matched, oracle.is_match(value.as_slice()), "{:?} on {:?}", src, value);
+        }
+    }
+}
