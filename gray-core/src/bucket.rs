@@ -2,9 +2,15 @@
 //! for unkeyed ones.
 //!
 //! **Keyed.** `bucket = xxh3_64_with_seed(key, xxh3_64(salt)) % 10_000` (see [`bucket`]).
-//! Versions own contiguous bucket ranges in declared order, the default version first, so
-//! when the default version and the next one trade weight every other key stays put, and the
-//! growing version keeps all of its keys.
+//! Versions own contiguous bucket ranges. The default version sits in the middle and the
+//! others at the two ends, outermost first: the first other version declared at the top,
+//! the second at the bottom, the third just inside the first, the fourth just inside the
+//! second, and so on. So with two versions the default owns `0..10_000 − w` and the other
+//! the top `w` buckets; and when the default version and another trade weight (a canary
+//! widened), that version keeps all of its keys and only the versions between it and the
+//! default move — none at all with up to three versions, where a canary widened beside a
+//! blue/green pair leaves the other's users where they are. (Declared order, the default
+//! first, would move every version declared between the two.)
 //!
 //! **Unkeyed** (or the key is absent). Request number `n` is placed by a cascade of
 //! Bresenham lines: the first version with weight `w` out of the remaining `R` takes request
@@ -30,6 +36,15 @@ pub const BUCKETS: u16 = 10_000;
 /// config sets `salt`), the same in every process and every language with xxh3:
 /// `xxh3_64_with_seed(key, xxh3_64(salt)) % 10_000`.
 ///
+/// A split's versions own contiguous ranges of buckets, each as wide as its weight in
+/// hundredths of a percent. The default version (declared first) sits in the middle and
+/// the others at the two ends: from bucket 0 up, the 3rd, 5th, 7th… declared version, the
+/// default, then …the 6th, 4th, 2nd. With `versions: [stable, canary]` and canary at 10%,
+/// canary owns buckets `9000..10_000`; with `[stable, canary, beta]` at 80/10/10, beta owns
+/// `0..1000`, stable `1000..9000`, canary `9000..10_000`. So widening one version's share
+/// from the default's keeps all of its users and moves no other version's (with more than
+/// three versions, only those nested between it and the default).
+///
 /// ```
 /// let b = gray_core::bucket("users", b"42");
 /// assert!(b < gray_core::BUCKETS);
@@ -43,6 +58,14 @@ pub fn bucket(salt: &str, key: &[u8]) -> u16 {
 fn bucket_seeded(seed: u64, key: &[u8]) -> u16 {
     // The remainder is below 10_000, so it always fits.
     (xxh3_64_with_seed(key, seed) % u64::from(BUCKETS)) as u16
+}
+
+/// The order in which `count` versions (by declared index, the default 0) own the bucket
+/// space from bucket 0 up: 2, 4, 6, …, then 0, then …, 5, 3, 1.
+fn layout(count: usize) -> impl Iterator<Item = usize> {
+    let bottom = (2..count).step_by(2);
+    let top = (1..count).step_by(2).rev();
+    bottom.chain((0..count.min(1)).chain(top))
 }
 
 /// A compiled split: who owns which buckets, and the unkeyed sequence.
@@ -62,18 +85,23 @@ impl Weighted {
     /// `weights` are basis points (summing to 10_000) indexed by version, in declared order.
     pub(crate) fn new(salt: &str, weights: &[u16]) -> Self {
         let mut ranges = Vec::new();
-        let mut levels = Vec::new();
         let mut upper = 0u16;
+        for version in layout(weights.len()) {
+            let w = weights[version];
+            if w == 0 {
+                continue;
+            }
+            upper += w;
+            // Versions are capped at u8::MAX + 1 by validation.
+            ranges.push((upper, version as u8));
+        }
+        let mut levels = Vec::new();
         let mut remaining = BUCKETS;
         for (version, &w) in weights.iter().enumerate() {
             if w == 0 {
                 continue;
             }
-            // Versions are capped at u8::MAX + 1 by validation.
-            let version = version as u8;
-            upper += w;
-            ranges.push((upper, version));
-            levels.push((w, remaining, version));
+            levels.push((w, remaining, version as u8));
             remaining -= w;
         }
         Self {
@@ -93,7 +121,8 @@ impl Weighted {
                 return version;
             }
         }
-        self.last()
+        // Weights sum to 10_000, so at least one version has a range.
+        self.ranges.last().map_or(0, |&(_, v)| v)
     }
 
     /// The version for this thread's next unkeyed request.
@@ -122,8 +151,8 @@ impl Weighted {
 
     #[inline]
     fn last(&self) -> u8 {
-        // Weights sum to 10_000, so at least one version has a range.
-        self.ranges.last().map_or(0, |&(_, v)| v)
+        // Weights sum to 10_000, so at least one version has a level.
+        self.levels.last().map_or(0, |&(_, _, v)| v)
     }
 }
 
@@ -165,6 +194,25 @@ mod tests {
                 weights.iter().map(|&x| u64::from(x)).collect::<Vec<_>>()
             );
         }
+    }
+
+    #[test]
+    fn the_default_sits_in_the_middle_and_the_others_at_the_ends() {
+        let orders: Vec<Vec<usize>> = (0..=6).map(|n| layout(n).collect()).collect();
+        assert_eq!(
+            orders,
+            [
+                vec![],
+                vec![0],
+                vec![0, 1],
+                vec![2, 0, 1],
+                vec![2, 0, 3, 1],
+                vec![2, 4, 0, 3, 1],
+                vec![2, 4, 0, 5, 3, 1],
+            ]
+        );
+        let w = Weighted::new("s", &[8000, 1000, 1000]);
+        assert_eq!(&*w.ranges, [(1000, 2), (9000, 0), (10_000, 1)]);
     }
 
     #[test]

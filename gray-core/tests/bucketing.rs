@@ -44,6 +44,51 @@ proptest! {
     }
 }
 
+/// `users` split three ways, by `x-user-id`, with these percentages.
+fn three_way(stable: f64, canary: f64, beta: f64) -> gray_core::Gray {
+    gray(&format!(
+        "versions: [stable, canary, beta]\nroutes:\n  - name: users\n    split: {{ by: {{ header: x-user-id }}, weights: {{ stable: {stable}, canary: {canary}, beta: {beta} }} }}\n"
+    ))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Three versions: beta owns the bottom of the bucket space, canary the top, stable
+    /// the middle (`gray_core::bucket`'s documented layout).
+    #[test]
+    fn three_versions_follow_the_documented_layout(key in "\\PC{1,40}", canary in 0u32..=50, beta in 0u32..=50) {
+        let g = three_way(f64::from(100 - canary - beta), f64::from(canary), f64::from(beta));
+        let b = u32::from(bucket("users", key.as_bytes()));
+        let expected = if b < beta * 100 {
+            "beta"
+        } else if b >= (100 - canary) * 100 {
+            "canary"
+        } else {
+            "stable"
+        };
+        prop_assert_eq!(version_for_user(&g, &key), expected);
+    }
+
+    /// Widening either of two canaries from stable keeps its users and moves none of the
+    /// other's: a third version is never reshuffled by a rollout beside it.
+    #[test]
+    fn widening_one_of_three_versions_moves_no_one_else(key in "[0-9a-f]{8,16}", from in 0u32..40, to in 40u32..=80, widen_beta in proptest::bool::ANY) {
+        let (before, after) = if widen_beta {
+            (three_way(f64::from(90 - from), 10.0, f64::from(from)), three_way(f64::from(90 - to), 10.0, f64::from(to)))
+        } else {
+            (three_way(f64::from(90 - from), f64::from(from), 10.0), three_way(f64::from(90 - to), f64::from(to), 10.0))
+        };
+        let (widened, other) = if widen_beta { ("beta", "canary") } else { ("canary", "beta") };
+        let was = version_for_user(&before, &key);
+        let is = version_for_user(&after, &key);
+        if was == widened {
+            prop_assert_eq!(is.as_str(), widened, "left the widened version");
+        }
+        prop_assert_eq!(was == other, is == other, "the other version's users moved: {} → {}", was, is);
+    }
+}
+
 /// The bucket formula is part of the contract (other processes and languages reproduce it),
 /// so pin a few values: a change here moves users between versions on upgrade.
 #[test]
