@@ -88,6 +88,8 @@
 //! version's), and rolls the canary back to 0% — or pauses — when it is worse. Drive it
 //! with [`Rollout::step`] from a timer; `examples/rollout.rs` runs one end to end.
 #![deny(missing_docs)]
+// On docs.rs: mark what a feature brings.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod baggage;
 mod bucket;

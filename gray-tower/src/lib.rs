@@ -90,6 +90,8 @@
 //!
 //! [`GrayContext::current`]: gray_core::GrayContext::current
 #![deny(missing_docs)]
+// On docs.rs: mark what a feature brings.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
 mod extract;
