@@ -673,10 +673,18 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Gray::from_path(path)?,
         None => Gray::new(Config::from_yaml(DEMO_RULES)?)?,
     };
+    // A `--rollout` holds its canary's weight through reloads: say so, or an operator who
+    // edits that weight wonders why it did not change.
+    let held = options.rollout.as_ref().map_or(String::new(), |spec| {
+        format!(
+            " (the rollout keeps {}'s weight in route {:?})",
+            spec.canary, spec.route
+        )
+    });
     let _watcher = match &options.config {
-        Some(path) => Some(Watcher::new(gray.clone(), path, |result| {
+        Some(path) => Some(Watcher::new(gray.clone(), path, move |result| {
             if result.is_ok() {
-                tracing::info!("rules reloaded");
+                tracing::info!("rules reloaded{held}");
             } // errors are logged by the watcher; the rules in force stay
         })?),
         None => None,
