@@ -45,15 +45,18 @@ impl Hold {
         let Some(split) = route.and_then(|r| r.split.as_mut()) else {
             return Ok(());
         };
+        // Weights that do not add up as written are the config's own fault: left for its
+        // validation to report, not made to add up by the hold.
+        let points: f64 = split.weights.values().map(|w| (w * 100.0).round()).sum();
+        if points != f64::from(crate::BUCKETS) {
+            return Ok(());
+        }
         let others: f64 = split
             .weights
             .iter()
             .filter(|(v, _)| **v != self.canary && **v != default)
             .map(|(_, w)| w)
             .sum();
-        if others > 100.0 {
-            return Ok(()); // the config's own fault: its validation says so
-        }
         let rest = ((100.0 - others - self.weight) * 100.0).round() / 100.0;
         if rest < 0.0 {
             let problem = Problem::HeldByRollout {

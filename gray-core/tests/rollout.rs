@@ -432,3 +432,50 @@ fn bad_rollouts_are_refused_with_a_reason() {
     let w = &config.routes[0].split.as_ref().unwrap().weights;
     assert_eq!((w["stable"], w["v3"], w.get("canary")), (20.0, 80.0, None));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+    /// Whatever weights a reloaded file gives three versions, while a rollout holds the
+    /// canary: the reload is taken with the canary at its held weight and the weights
+    /// summing to 100 — beta keeping the file's — or refused, the rules in force unchanged.
+    /// A file whose own weights do not sum to 100 is refused as it would be without the
+    /// hold, not mended by it.
+    #[test]
+    fn a_reload_under_a_hold_keeps_it_or_is_refused(
+        held in proptest::sample::select(vec![0.5, 5.0, 30.0, 100.0]),
+        stable in 0u32..=100,
+        beta in 0u32..=100,
+    ) {
+        let rules = |stable: u32, canary: u32, beta: u32| format!(
+            "versions: [stable, canary, beta]\nroutes:\n  - name: users\n    split: {{ by: {{ header: x-user-id }}, weights: {{ stable: {stable}, canary: {canary}, beta: {beta} }} }}\n"
+        );
+        let g = gray(&rules(100, 0, 0));
+        let mut r = Rollout::new(g.clone(), "users", "canary", [held]).unwrap();
+        r.start().unwrap();
+        let before = g.config();
+        // The file's own weights may or may not sum to 100.
+        let canary = 100u32.saturating_sub(stable + beta);
+        let result = g.reload(Config::from_yaml(&rules(stable, canary, beta)).unwrap());
+        let config = g.config();
+        let w = &config.routes[0].split.as_ref().unwrap().weights;
+        match result {
+            Ok(()) => {
+                proptest::prop_assert_eq!(stable + canary + beta, 100, "an invalid file was taken");
+                proptest::prop_assert_eq!(w["canary"], held);
+                proptest::prop_assert_eq!(w["beta"], f64::from(beta));
+                proptest::prop_assert!((w.values().sum::<f64>() - 100.0).abs() < 1e-9, "{:?}", w);
+            }
+            Err(e) => {
+                proptest::prop_assert_eq!(&*config, &*before, "a refused reload changed the rules");
+                let problem = e.invalid().map(|i| i.problem.clone());
+                if stable + canary + beta == 100 {
+                    let no_room = matches!(problem, Some(Problem::HeldByRollout { .. }));
+                    proptest::prop_assert!(no_room, "{}", e);
+                } else {
+                    let sum = matches!(problem, Some(Problem::WeightSum { .. }));
+                    proptest::prop_assert!(sum, "{}", e);
+                }
+            }
+        }
+    }
+}
