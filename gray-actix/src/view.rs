@@ -27,7 +27,14 @@ pub struct ActixRequest<'a>(pub &'a HttpRequest);
 impl RequestView for ActixRequest<'_> {
     #[inline]
     fn header(&self, name: &gray_core::http::HeaderName) -> Option<&[u8]> {
-        self.0.headers().get(name.as_str()).map(|v| v.as_bytes())
+        match self.0.headers().get(name.as_str()) {
+            Some(value) => Some(value.as_bytes()),
+            // HTTP/2 sends the host in the URI, not as a header.
+            None if name == gray_core::http::header::HOST => {
+                self.0.uri().authority().map(|a| a.as_str().as_bytes())
+            }
+            None => None,
+        }
     }
 
     fn header_all<'a>(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpMessage, HttpRequest, HttpServer, test, web};
-use gray_actix::{Gray, GrayMiddleware};
+use gray_actix::{ActixRequest, Gray, GrayMiddleware};
 use gray_core::{Config, GrayContext};
 use gray_reqwest::GrayPropagation;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -278,4 +278,27 @@ async fn a_real_actix_server_keeps_the_downstream_on_its_version() {
     assert_eq!(body, "canary>canary");
     assert!(canary < 50);
     handle.stop(true).await;
+}
+
+/// HTTP/2 sends the host as `:authority`, in the URI, with no `Host` header: a rule on
+/// `host` matches it there, and a `Host` header, when sent, is what counts.
+#[actix_web::test]
+async fn a_host_rule_reads_the_authority_when_there_is_no_host_header() {
+    let gray = gray_core::Gray::new(
+        Config::from_yaml(
+            "versions: [stable, canary]\nroutes:\n  - { name: shop, match: { headers: [{ name: host, exact: shop.example }] }, to: canary }\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let http2 = test::TestRequest::get()
+        .uri("https://shop.example/cart")
+        .to_http_request();
+    assert!(http2.headers().get("host").is_none());
+    assert_eq!(gray.decide(&ActixRequest(&http2)).version(), "canary");
+    let other = test::TestRequest::get()
+        .uri("https://shop.example/cart")
+        .insert_header(("host", "other.example"))
+        .to_http_request();
+    assert_eq!(gray.decide(&ActixRequest(&other)).version(), "stable");
 }

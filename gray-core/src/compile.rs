@@ -372,12 +372,20 @@ fn header_names(fields: &[Field]) -> HeaderNames {
     let lengths = names.iter().fold(0, |bits, (name, _)| {
         bits | HeaderNames::length_bit(name.len())
     });
+    let host = names
+        .iter()
+        .find(|(name, _)| **name == *http::header::HOST.as_str())
+        .map_or(u32::MAX, |&(_, field)| field);
     let lookup = if names.len() <= LINEAR_NAMES {
         NameLookup::Linear(names.into())
     } else {
         NameLookup::Hashed(names.into_iter().collect())
     };
-    HeaderNames { lengths, lookup }
+    HeaderNames {
+        lengths,
+        lookup,
+        host,
+    }
 }
 
 #[derive(Default)]

@@ -141,7 +141,8 @@ pub struct Match {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValueMatch {
-    /// Header, parameter or cookie name.
+    /// Header, parameter or cookie name. The header `host` is also found in an HTTP/2
+    /// request, which carries it as the `:authority` pseudo-header instead.
     pub name: String,
     /// The value equals this.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -89,6 +89,10 @@ pub(crate) struct HeaderNames {
     /// most request headers are passed over with one bit test.
     pub(crate) lengths: u64,
     pub(crate) lookup: NameLookup,
+    /// The `host` header's field when a rule reads it, else `u32::MAX`: HTTP/2 sends the
+    /// host in the URI's authority, not as a header, so it is asked for by name when the
+    /// pass over the headers did not meet it.
+    pub(crate) host: u32,
 }
 
 /// How a header name whose length matched is looked up.
@@ -217,6 +221,9 @@ impl Engine {
         // Scanned here, not in `new`: the caller's `values` is filled in place, never moved.
         if !self.header_names.is_empty() {
             values.scan(&self.header_names);
+            if self.header_names.host != u32::MAX {
+                values.scan_authority(self.header_names.host);
+            }
         }
         let mut label_rejected = false;
         if let Some((label, in_header)) = self.incoming_label(&mut values) {
@@ -406,6 +413,26 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         self.found_len = len as u8;
         self.repeated = repeated;
         self.present = present;
+    }
+
+    /// After [`scan`](Self::scan), when the rules read `host` (field `host`) and the
+    /// request had no `Host` header: `host` looked up by name, where the view falls back
+    /// to the URI's authority (HTTP/2 sends the host there). Out of line: rare.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn scan_authority(&mut self, host: u32) {
+        if !self.scanned || self.present & field_bit(host) != 0 {
+            return;
+        }
+        let len = usize::from(self.found_len);
+        if let (Some(value), Some(slot)) = (
+            self.req.header(&http::header::HOST),
+            self.found.get_mut(len),
+        ) {
+            *slot = (host, Some(value));
+            self.present |= field_bit(host);
+            self.found_len += 1;
+        }
     }
 
     /// Whether header `field` came exactly once; `false` when that is not known (the

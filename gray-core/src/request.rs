@@ -21,6 +21,11 @@ use http::HeaderName;
 /// ```
 pub trait RequestView {
     /// The first value of header `name`, as bytes (header values need not be UTF-8).
+    ///
+    /// `host` is the `Host` header or, when a request has none, its URI's authority: HTTP/2
+    /// sends the host as the `:authority` pseudo-header instead. The views here do this, and
+    /// the engine asks for `host` here when [`for_each_header`](Self::for_each_header) did
+    /// not list it; an adapter's own view should do it too.
     fn header(&self, name: &HeaderName) -> Option<&[u8]>;
 
     /// Every value of header `name`, in order (used for `cookie`, which HTTP/2 may split).
@@ -80,10 +85,34 @@ fn unquote(v: &[u8]) -> &[u8] {
     }
 }
 
+/// Header `name`, or for `host` the URI's authority when there is no `Host` header.
+#[inline]
+fn header_or_authority<'a>(
+    headers: &'a http::HeaderMap,
+    uri: &'a http::Uri,
+    name: &HeaderName,
+) -> Option<&'a [u8]> {
+    match headers.get(name) {
+        Some(value) => Some(value.as_bytes()),
+        None => authority_if_host(uri, name),
+    }
+}
+
+/// The URI's authority when `name` is `host` (HTTP/2 sends the host there). Out of line:
+/// a header lookup that misses is not made bigger by it.
+#[cold]
+#[inline(never)]
+fn authority_if_host<'a>(uri: &'a http::Uri, name: &HeaderName) -> Option<&'a [u8]> {
+    if name != http::header::HOST {
+        return None;
+    }
+    uri.authority().map(|a| a.as_str().as_bytes())
+}
+
 impl<B> RequestView for http::Request<B> {
     #[inline]
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
-        self.headers().get(name).map(http::HeaderValue::as_bytes)
+        header_or_authority(self.headers(), self.uri(), name)
     }
 
     fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
@@ -120,7 +149,7 @@ impl<B> RequestView for http::Request<B> {
 impl RequestView for http::request::Parts {
     #[inline]
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
-        self.headers.get(name).map(http::HeaderValue::as_bytes)
+        header_or_authority(&self.headers, &self.uri, name)
     }
 
     fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {

@@ -424,3 +424,38 @@ proptest::proptest! {
         }
     }
 }
+
+/// HTTP/2 sends the host as `:authority`, in the URI, with no `Host` header: a rule on
+/// `host` matches it there, and a `Host` header, when sent, is what counts.
+#[test]
+fn a_host_rule_reads_the_authority_when_there_is_no_host_header() {
+    let g = gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: shop, match: { headers: [{ name: host, exact: shop.example }] }, to: canary }\n",
+    );
+    let http2 = http::Request::get("https://shop.example/cart")
+        .body(())
+        .unwrap();
+    assert_eq!(decide(&g, &http2), ("canary".into(), Some("shop".into())));
+    let (parts, ()) = http2.into_parts();
+    assert_eq!(g.decide(&parts).version(), "canary");
+    assert_eq!(
+        g.explain(&parts).last().map(|c| c.failed.is_none()),
+        Some(true)
+    );
+
+    let other = http::Request::get("https://shop.example/cart")
+        .header("host", "other.example")
+        .body(())
+        .unwrap();
+    assert_eq!(decide(&g, &other).0, "stable", "the Host header counts");
+    let http1 = req("/cart", &[("host", "shop.example")]);
+    assert_eq!(decide(&g, &http1).0, "canary");
+    assert_eq!(decide(&g, &req("/cart", &[])).0, "stable", "no host at all");
+    // Looked up one by one (a view that cannot list its headers), the same.
+    let lookups = LookupOnly(
+        http::Request::get("https://shop.example/")
+            .body(())
+            .unwrap(),
+    );
+    assert_eq!(g.decide(&lookups).version(), "canary");
+}

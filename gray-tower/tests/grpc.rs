@@ -228,3 +228,15 @@ async fn per_version_upstreams_with_one_channel_per_version() {
         "stable-pool:stable|stable|stable"
     );
 }
+
+/// HTTP/2 carries the host in `:authority`, not in a `host` header: a rule on `host`
+/// still matches it.
+#[tokio::test]
+async fn a_host_rule_matches_the_http2_authority() {
+    let rules = gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: local, match: { headers: [{ name: host, prefix: '127.0.0.1:' }] }, to: canary }\n",
+    );
+    let server = grpc_server(Some(rules)).await;
+    let mut client = grpc_client(server, Propagation::default()).await;
+    assert_eq!(say(&mut client, &[]).await, "canary|canary|canary");
+}
