@@ -8,7 +8,7 @@ use crate::error::{Invalid, Problem};
 
 /// The canary's weight in one `split` route, held by one rollout: applied to every config
 /// the `Gray` installs until the rollout lets go.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Hold {
     /// Which rollout holds it: a later rollout of the same route takes the hold over, and
     /// an earlier one letting go must not release it.
@@ -31,9 +31,9 @@ impl Hold {
     ///
     /// Nothing is held where there is nothing to hold — the route is gone or no longer a
     /// split, the canary is no longer declared or is now the default: the rollout's next
-    /// step reports it, and a later reload that brings them back holds the weight again. A
-    /// weight that does not fit beside the other versions' is an error
-    /// naming the route and the rollout.
+    /// step reports it, and a later reload that brings them back holds the weight again.
+    /// A weight that does not fit beside the other versions' is an error naming the route
+    /// and the rollout.
     pub(crate) fn apply(&self, config: &mut Config) -> Result<(), Invalid> {
         let Some(default) = config.versions.first().cloned() else {
             return Ok(());

@@ -155,7 +155,7 @@ impl Matcher {
         })
     }
 
-    fn caches(&self) -> Caches {
+    fn new_caches(&self) -> Caches {
         Caches {
             dfa: self.dfa.as_ref().map(DFA::create_cache),
             pikevm: self.pikevm.create_cache(),
@@ -167,7 +167,7 @@ impl Matcher {
     #[inline(never)]
     fn is_match(&self, value: &[u8]) -> bool {
         let input = Input::new(value).earliest(true);
-        let caches = self.caches.get_or(|| RefCell::new(self.caches()));
+        let caches = self.caches.get_or(|| RefCell::new(self.new_caches()));
         let Ok(mut caches) = caches.try_borrow_mut() else {
             // Re-entered on this thread (not possible today): scratch space of its own.
             return self.pikevm.is_match(&mut self.pikevm.create_cache(), input);

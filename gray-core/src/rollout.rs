@@ -187,9 +187,10 @@ pub enum RolloutError {
 /// that weight, so no user moves between versions behind the rollout's back, and a
 /// rolled-back canary stays at 0% (as Argo Rollouts reconciles a VirtualService back to
 /// the weights it set). A reload whose other weights leave the held one no room is
-/// refused ([`Problem::HeldByRollout`](crate::Problem::HeldByRollout)). Dropping the rollout lets
-/// go: the rules in force stay, and the next reload applies the file's own weights — so
-/// when a rollout ends, write its outcome into the rules file before you drop it.
+/// refused ([`Problem::HeldByRollout`](crate::Problem::HeldByRollout)). Dropping the
+/// rollout lets go: the rules in force stay, and the next reload applies the file's own
+/// weights — so when a rollout ends, write its outcome into the rules file before you
+/// drop it.
 ///
 /// ```
 /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
