@@ -30,9 +30,7 @@ impl RequestView for ActixRequest<'_> {
         match self.0.headers().get(name.as_str()) {
             Some(value) => Some(value.as_bytes()),
             // HTTP/2 sends the host in the URI, not as a header.
-            None if name == gray_core::http::header::HOST => {
-                self.0.uri().authority().map(|a| a.as_str().as_bytes())
-            }
+            None if name == gray_core::http::header::HOST => self.authority().map(str::as_bytes),
             None => None,
         }
     }
@@ -68,5 +66,10 @@ impl RequestView for ActixRequest<'_> {
     #[inline]
     fn method(&self) -> &str {
         self.0.method().as_str()
+    }
+
+    #[inline]
+    fn authority(&self) -> Option<&str> {
+        self.0.uri().authority().map(|a| a.as_str())
     }
 }

@@ -416,8 +416,8 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
     }
 
     /// After [`scan`](Self::scan), when the rules read `host` (field `host`) and the
-    /// request had no `Host` header: `host` looked up by name, where the view falls back
-    /// to the URI's authority (HTTP/2 sends the host there). Out of line: rare.
+    /// request had no `Host` header: the URI's authority as `host` (HTTP/2 sends the host
+    /// there). Out of line: rare.
     #[cold]
     #[inline(never)]
     pub(crate) fn scan_authority(&mut self, host: u32) {
@@ -425,11 +425,8 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             return;
         }
         let len = usize::from(self.found_len);
-        if let (Some(value), Some(slot)) = (
-            self.req.header(&http::header::HOST),
-            self.found.get_mut(len),
-        ) {
-            *slot = (host, Some(value));
+        if let (Some(value), Some(slot)) = (self.req.authority(), self.found.get_mut(len)) {
+            *slot = (host, Some(value.as_bytes()));
             self.present |= field_bit(host);
             self.found_len += 1;
         }

@@ -22,10 +22,10 @@ use http::HeaderName;
 pub trait RequestView {
     /// The first value of header `name`, as bytes (header values need not be UTF-8).
     ///
-    /// `host` is the `Host` header or, when a request has none, its URI's authority: HTTP/2
-    /// sends the host as the `:authority` pseudo-header instead. The views here do this, and
-    /// the engine asks for `host` here when [`for_each_header`](Self::for_each_header) did
-    /// not list it; an adapter's own view should do it too.
+    /// For `host`, the views here fall back to [`authority`](Self::authority) when the
+    /// request has no `Host` header (HTTP/2). The engine does so itself for a view that
+    /// lists its headers ([`for_each_header`](Self::for_each_header)); one that cannot
+    /// should fall back here.
     fn header(&self, name: &HeaderName) -> Option<&[u8]>;
 
     /// Every value of header `name`, in order (used for `cookie`, which HTTP/2 may split).
@@ -39,6 +39,14 @@ pub trait RequestView {
 
     /// The method, e.g. `GET`.
     fn method(&self) -> &str;
+
+    /// The authority of the request's URI (`host[:port]`), if it has one: where HTTP/2
+    /// carries the host (its `:authority` pseudo-header), which then sends no `Host`
+    /// header. A rule on the `host` header reads this when the request has no `Host`
+    /// header. The provided default has none.
+    fn authority(&self) -> Option<&str> {
+        None
+    }
 
     /// Calls `f` with each header's (lowercase) name and value, in order, and returns
     /// `true`; a view that cannot list its headers returns `false` without calling `f`
@@ -144,6 +152,11 @@ impl<B> RequestView for http::Request<B> {
     fn method(&self) -> &str {
         self.method().as_str()
     }
+
+    #[inline]
+    fn authority(&self) -> Option<&str> {
+        self.uri().authority().map(http::uri::Authority::as_str)
+    }
 }
 
 impl RequestView for http::request::Parts {
@@ -181,6 +194,11 @@ impl RequestView for http::request::Parts {
     fn method(&self) -> &str {
         self.method.as_str()
     }
+
+    #[inline]
+    fn authority(&self) -> Option<&str> {
+        self.uri.authority().map(http::uri::Authority::as_str)
+    }
 }
 
 impl<T: RequestView + ?Sized> RequestView for &T {
@@ -211,6 +229,11 @@ impl<T: RequestView + ?Sized> RequestView for &T {
     #[inline]
     fn method(&self) -> &str {
         (**self).method()
+    }
+
+    #[inline]
+    fn authority(&self) -> Option<&str> {
+        (**self).authority()
     }
 
     fn query_param(&self, name: &str) -> Option<&[u8]> {
