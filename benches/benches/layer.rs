@@ -1,6 +1,8 @@
 //! One request through an axum `Router` via `oneshot`, bare and behind `GrayLayer`.
 //! Bar: the layer adds ≤ 100 ns median. `noop-layer` is the same router behind a
 //! pass-through layer: what axum's `Router::layer` costs by itself, whatever the layer.
+//! `tower-http-header-and-extension-around-router`: tower-http's `SetRequestHeader` and
+//! `AddExtension` around the router — two of GrayLayer's four parts, done the usual way.
 //! `router-N-threads`: bare and `GrayLayer` on every core at once.
 //!
 //! `cargo bench -p benches --bench layer`
@@ -54,7 +56,20 @@ fn layer(c: &mut Criterion) {
     // no per-route layer boxing.
     let outer = GrayLayer::new(gray.clone()).layer(bare.clone());
     // The same, counting per-version metrics (two clock reads per request).
-    let metered = GrayLayer::new(gray).metrics(true).layer(bare.clone());
+    let metered = GrayLayer::new(gray.clone())
+        .metrics(true)
+        .layer(bare.clone());
+    // The yardstick: tower-http's own layers doing two of the things GrayLayer does — set
+    // the label header and add a `GrayContext` extension (an engine's, cloned as cheaply
+    // as GrayLayer's) — with no decision and no task-local scope.
+    let ctx = gray.decide(&request()).context();
+    let yardstick = tower::ServiceBuilder::new()
+        .layer(tower_http::set_header::SetRequestHeaderLayer::overriding(
+            http::HeaderName::from_static("x-gray-version"),
+            http::HeaderValue::from_static("stable"),
+        ))
+        .layer(tower_http::add_extension::AddExtensionLayer::new(ctx))
+        .service(bare.clone());
 
     let mut group = c.benchmark_group("router");
     for (name, app) in [
@@ -79,6 +94,12 @@ fn layer(c: &mut Criterion) {
     group.bench_function("gray-metrics-around-router", |b| {
         b.iter(|| {
             let res = rt.block_on(metered.clone().oneshot(request()));
+            black_box(res.map(|r| r.status()))
+        })
+    });
+    group.bench_function("tower-http-header-and-extension-around-router", |b| {
+        b.iter(|| {
+            let res = rt.block_on(yardstick.clone().oneshot(request()));
             black_box(res.map(|r| r.status()))
         })
     });

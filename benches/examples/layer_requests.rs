@@ -2,9 +2,10 @@
 //! the router, DESIGN.md's rules): the workload `benches/load/instructions.sh` counts
 //! instructions of, where the clock is too noisy to resolve tens of nanoseconds.
 //! `gray-internal` is an internal service instead (`inherit: always`), the request
-//! carrying its label.
+//! carrying its label. `tower-http` is the yardstick: tower-http's `SetRequestHeader` and
+//! `AddExtension` around the router, two of GrayLayer's four parts.
 //!
-//! `cargo run --release -p benches --example layer_requests -- bare|gray|gray-metrics|gray-internal N`
+//! `cargo run --release -p benches --example layer_requests -- bare|gray|gray-metrics|gray-internal|tower-http N`
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let variant = args.next().unwrap_or_default();
     let n: u64 = args
         .next()
-        .ok_or("usage: bare|gray|gray-metrics|gray-internal N")?
+        .ok_or("usage: bare|gray|gray-metrics|gray-internal|tower-http N")?
         .parse()?;
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
     let gray = Gray::from_path(rules)?;
@@ -49,6 +50,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 black_box(rt.block_on(app.clone().oneshot(request()?))?.status());
             }
         }
+        "tower-http" => {
+            // The yardstick: tower-http setting the label header and adding a context.
+            let ctx = gray.decide(&request()?).context();
+            let app = tower::ServiceBuilder::new()
+                .layer(tower_http::set_header::SetRequestHeaderLayer::overriding(
+                    http::HeaderName::from_static("x-gray-version"),
+                    http::HeaderValue::from_static("stable"),
+                ))
+                .layer(tower_http::add_extension::AddExtensionLayer::new(ctx))
+                .service(bare);
+            for _ in 0..n {
+                black_box(rt.block_on(app.clone().oneshot(request()?))?.status());
+            }
+        }
         "gray-internal" => {
             let internal = Gray::new(Config::from_yaml(
                 "label: { inherit: always }\nversions: [stable, canary]\n",
@@ -62,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         other => {
-            let usage = "bare|gray|gray-metrics|gray-internal";
+            let usage = "bare|gray|gray-metrics|gray-internal|tower-http";
             return Err(format!("unknown variant {other:?}: {usage}").into());
         }
     }

@@ -3,7 +3,8 @@
 # router), counted by valgrind's callgrind: deterministic where the clock is noisy. Each
 # variant runs N and 2N requests; the difference divided by N is the cost of one request,
 # start-up excluded. `gray-internal` is an internal service (`inherit: always`) and a
-# request carrying its label (one header more than the others' requests). Installs valgrind
+# request carrying its label (one header more than the others' requests); `tower-http` is
+# the yardstick, tower-http's SetRequestHeader + AddExtension layers. Installs valgrind
 # with apt-get when missing.
 #
 #   benches/load/instructions.sh        # N=1000
@@ -25,7 +26,7 @@ count() { # variant requests -> instructions of the whole run
 }
 
 declare -A per_request
-for variant in bare gray gray-metrics gray-internal; do
+for variant in bare gray gray-metrics gray-internal tower-http; do
     one=$(count "$variant" "$N")
     two=$(count "$variant" $((2 * N)))
     per_request[$variant]=$(( (two - one) / N ))
@@ -33,3 +34,4 @@ for variant in bare gray gray-metrics gray-internal; do
 done
 printf 'GrayLayer adds %d instructions per request (%d with metrics)\n' \
     $(( per_request[gray] - per_request[bare] )) $(( per_request[gray-metrics] - per_request[bare] ))
+printf "tower-http's header + extension layers add %d\n" $(( per_request[tower-http] - per_request[bare] ))
