@@ -406,6 +406,8 @@ proptest::proptest! {
         let (gray, oracle) = match (gray, oracle) {
             (Ok(gray), Ok(oracle)) => (gray, oracle),
             (Err(_), Err(_)) => return Ok(()),
+            // gray's size limit is lower than the regex crate's (256 KiB against 10 MiB).
+            (Err(e), Ok(_)) if e.to_string().contains("exceeded limit") => return Ok(()),
             (gray, oracle) => {
                 return Err(proptest::test_runner::TestCaseError::fail(format!(
                     "{src:?}: gray {:?}, regex crate {:?}",
