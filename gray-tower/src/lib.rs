@@ -61,6 +61,13 @@
 //! # }
 //! ```
 //!
+//! # Streamed bodies
+//! A response body produced after the handler returns (server-sent events, a body from a
+//! stream, a gRPC server stream) is polled by the server outside the handler's scope:
+//! wrap it in [`GrayBody`] with the request's context, or every response with
+//! [`GrayBodyLayer`] inside `GrayLayer`, so that calls made while producing it carry the
+//! label too.
+//!
 //! # Labels on outbound calls
 //! [`GrayPropagationLayer`] on a tower HTTP client (hyper-util's `Client`, a tonic
 //! `Channel`), or `gray_reqwest::GrayPropagation` on a `reqwest_middleware` client, sets
@@ -93,6 +100,7 @@
 // On docs.rs: mark what a feature brings.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod body;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
@@ -100,6 +108,7 @@ mod layer;
 mod propagation;
 mod split;
 
+pub use body::{GrayBody, GrayBodyFuture, GrayBodyLayer, GrayBodyService};
 #[cfg(feature = "axum")]
 pub use extract::{Gray, MissingGrayLayer};
 pub use future::ResponseFuture;

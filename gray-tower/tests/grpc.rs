@@ -240,3 +240,105 @@ async fn a_host_rule_matches_the_http2_authority() {
     let mut client = grpc_client(server, Propagation::default()).await;
     assert_eq!(say(&mut client, &[]).await, "canary|canary|canary");
 }
+
+/// `test.Count/Up`: a server stream of three messages, each naming the version current
+/// when tonic polls the stream for it — after the handler has returned.
+#[derive(Clone)]
+struct Count;
+
+struct Counting(u8);
+
+impl tonic::codegen::tokio_stream::Stream for Counting {
+    type Item = Result<String, tonic::Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.0 == 0 {
+            return Poll::Ready(None);
+        }
+        self.0 -= 1;
+        let seen = GrayContext::current().map_or("none".to_owned(), |c| c.version().to_owned());
+        Poll::Ready(Some(Ok(seen)))
+    }
+}
+
+impl tonic::server::ServerStreamingService<String> for Count {
+    type Response = String;
+    type ResponseStream = Counting;
+    type Future = Ready<Result<tonic::Response<Counting>, tonic::Status>>;
+
+    fn call(&mut self, _: tonic::Request<String>) -> Self::Future {
+        ready(Ok(tonic::Response::new(Counting(3))))
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Count {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(ProstCodec::<String, String>::default());
+            Ok(grpc.server_streaming(Count, req).await)
+        })
+    }
+}
+
+impl NamedService for Count {
+    const NAME: &'static str = "test.Count";
+}
+
+/// The messages of one `test.Count/Up` call to a server with `GrayLayer`, and
+/// `GrayBodyLayer` inside it when `scoped`.
+async fn count(scoped: bool) -> Vec<String> {
+    let rules = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        let served = if scoped {
+            let layers = tower::ServiceBuilder::new()
+                .layer(GrayLayer::new(rules))
+                .layer(gray_tower::GrayBodyLayer);
+            tonic::transport::Server::builder()
+                .layer(layers)
+                .add_service(Count)
+                .serve_with_incoming(incoming)
+                .await
+        } else {
+            tonic::transport::Server::builder()
+                .layer(GrayLayer::new(rules))
+                .add_service(Count)
+                .serve_with_incoming(incoming)
+                .await
+        };
+        served.unwrap()
+    });
+    let mut client = tonic::client::Grpc::new(channel(addr).await);
+    client.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/test.Count/Up");
+    let codec = ProstCodec::<String, String>::default();
+    let req = tonic::Request::new("hi".to_owned());
+    let mut stream = client
+        .server_streaming(req, path, codec)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        seen.push(message);
+    }
+    seen
+}
+
+/// A gRPC server stream is polled by tonic after the handler returns: with
+/// `GrayBodyLayer`, each message is produced in the call's context.
+#[tokio::test]
+async fn a_grpc_server_stream_is_produced_in_the_calls_context_with_gray_body_layer() {
+    assert_eq!(count(true).await, ["canary", "canary", "canary"]);
+    assert_eq!(count(false).await, ["none", "none", "none"], "without it");
+}

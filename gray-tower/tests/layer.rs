@@ -257,3 +257,73 @@ async fn the_layer_around_a_whole_router_serves_with_into_make_service() {
     .await;
     assert_eq!(res.text().await.unwrap(), "canary|canary|canary|canary");
 }
+
+/// Three frames, each naming the version current when the server polls for it.
+struct Frames(u8);
+
+impl http_body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        let seen = GrayContext::current().map_or("none".to_owned(), |c| c.version().to_owned());
+        let frame = http_body::Frame::data(bytes::Bytes::from(format!("{seen};")));
+        std::task::Poll::Ready(Some(Ok(frame)))
+    }
+}
+
+/// A body streamed after the handler returns is polled by the server outside the handler's
+/// task-local scope: wrapped in `GrayBody`, its frames see the request's version as well.
+#[tokio::test]
+async fn a_streamed_body_sees_the_version_when_wrapped() {
+    let rules = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
+    let app =
+        Router::new()
+            .route("/plain", get(|| async { Body::new(Frames(3)) }))
+            .route(
+                "/wrapped",
+                get(|Gray(ctx): Gray| async move {
+                    Body::new(gray_tower::GrayBody::new(ctx, Frames(3)))
+                }),
+            )
+            .layer(GrayLayer::new(rules));
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let text = |path: &'static str| {
+        let req = client.get(format!("http://{addr}{path}"));
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(text("/wrapped").await, "canary;canary;canary;");
+    assert_eq!(
+        text("/plain").await,
+        "none;none;none;",
+        "outside the scope without it"
+    );
+}
+
+/// `GrayBodyLayer` inside `GrayLayer` wraps every response body: no handler has to.
+#[tokio::test]
+async fn gray_body_layer_scopes_every_streamed_body() {
+    let rules = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
+    let layers = tower::ServiceBuilder::new()
+        .layer(GrayLayer::new(rules))
+        .layer(gray_tower::GrayBodyLayer);
+    let app = Router::new()
+        .route("/plain", get(|| async { Body::new(Frames(3)) }))
+        .layer(layers);
+    let addr = serve(app).await;
+    let body = reqwest::get(format!("http://{addr}/plain"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "canary;canary;canary;");
+}
