@@ -44,7 +44,9 @@
 //!
 //! # Spawned tasks
 //! [`GrayContext::current`] reads a tokio task-local, which `tokio::spawn` does not
-//! inherit. Carry the context into the task yourself:
+//! inherit — nor does anything that spawns for you, such as axum's
+//! `WebSocketUpgrade::on_upgrade`, whose callback runs in a task of its own. Carry the
+//! context into the task yourself:
 //!
 //! ```
 //! use gray_core::GrayContext;
