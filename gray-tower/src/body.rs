@@ -14,7 +14,8 @@ use tower_service::Service;
 
 pin_project! {
     /// A body whose frames are produced with the request's [`GrayContext`] as the current
-    /// one.
+    /// one, and inside the `tracing` span that was current when it was made (the request's
+    /// `gray` span under [`GrayLayer::trace`](crate::GrayLayer::trace)).
     ///
     /// [`GrayLayer`](crate::GrayLayer) runs the handler inside the request's context, but a
     /// body streamed after the handler returns — server-sent events, a body built from a
@@ -43,15 +44,17 @@ pin_project! {
         #[pin]
         inner: B,
         ctx: Option<GrayContext>,
+        span: tracing::Span,
     }
 }
 
 impl<B> GrayBody<B> {
-    /// `inner`, polled with `ctx` as the current context.
+    /// `inner`, polled with `ctx` as the current context, in the current `tracing` span.
     pub fn new(ctx: GrayContext, inner: B) -> Self {
         Self {
             inner,
             ctx: Some(ctx),
+            span: tracing::Span::current(),
         }
     }
 
@@ -77,6 +80,7 @@ impl<B: Body> Body for GrayBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        let _entered = this.span.enter();
         match this.ctx {
             // An engine's context is a pointer: the clone copies it.
             Some(ctx) => GrayContext::sync_scope(ctx.clone(), || this.inner.poll_frame(cx)),
@@ -98,7 +102,7 @@ impl<B: Body> Body for GrayBody<B> {
 /// Applies [`GrayBodyService`]: every response body becomes a [`GrayBody`] in the
 /// request's context, so that bodies streamed after the handler returns — a gRPC server
 /// stream above all, where tonic builds the body — keep the label on the calls made while
-/// producing them.
+/// producing them, and their log lines the request's `gray` span.
 ///
 /// Put it inside [`GrayLayer`](crate::GrayLayer), which puts the context in the request
 /// extensions this layer reads. Each frame costs a task-local swap, which is why it is a
@@ -168,6 +172,8 @@ where
         GrayBodyFuture {
             inner: self.inner.call(req),
             ctx,
+            // `GrayLayer` calls inward inside its span, when it has one.
+            span: tracing::Span::current(),
         }
     }
 }
@@ -179,6 +185,7 @@ pin_project! {
         #[pin]
         inner: F,
         ctx: Option<GrayContext>,
+        span: tracing::Span,
     }
 }
 
@@ -191,7 +198,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
-        let ctx = this.ctx.take();
-        Poll::Ready(Ok(res.map(|inner| GrayBody { inner, ctx })))
+        let (ctx, span) = (
+            this.ctx.take(),
+            std::mem::replace(this.span, tracing::Span::none()),
+        );
+        Poll::Ready(Ok(res.map(|inner| GrayBody { inner, ctx, span })))
     }
 }

@@ -95,3 +95,62 @@ async fn without_the_option_there_is_no_span() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines.iter().all(|l| !l.contains("gray{")), "{lines:?}");
 }
+
+/// A body that logs as the server polls each of its two frames, after the handler returned.
+struct Logging(u8);
+
+impl http_body::Body for Logging {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        tracing::info!("streaming a frame");
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from("x")))))
+    }
+}
+
+/// Log lines written while a streamed body is produced carry the request's span with
+/// `GrayBodyLayer` inside `GrayLayer::trace`, and none without it.
+#[tokio::test]
+async fn a_streamed_body_logs_in_the_request_span_with_gray_body_layer() {
+    for scoped in [true, false] {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let trace = GrayLayer::new(edge()).trace(true);
+        let app = Router::new().route("/", get(|| async { axum::body::Body::new(Logging(2)) }));
+        let app = if scoped {
+            app.layer(
+                tower::ServiceBuilder::new()
+                    .layer(trace)
+                    .layer(gray_tower::GrayBodyLayer),
+            )
+        } else {
+            app.layer(trace)
+        };
+        let addr = serve(app).await;
+        let res = reqwest::Client::new()
+            .get(format!("http://{addr}/"))
+            .header("x-app-version", "beta")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.text().await.unwrap(), "xx");
+        let lines = logs.lines_with("streaming a frame");
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for line in &lines {
+            let in_span = line.contains("gray{version=\"canary\" route=\"testers\"}");
+            assert_eq!(in_span, scoped, "scoped: {scoped}, {line}");
+        }
+    }
+}
