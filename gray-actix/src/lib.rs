@@ -49,20 +49,8 @@
 //! ```
 //!
 //! A streamed response (`HttpResponse::streaming`) is polled after the handler returns,
-//! outside that scope. If producing its items makes outbound calls, take the context in
-//! the handler and run each item's work in it:
-//!
-//! ```ignore
-//! let ctx = gray_core::GrayContext::current();
-//! let items = stream::iter(ids).then(move |id| {
-//!     let fetch = fetch_item(id); // an outbound call per item
-//!     match ctx.clone() {
-//!         Some(ctx) => Either::Left(gray_core::GrayContext::scope(ctx, fetch)),
-//!         None => Either::Right(fetch),
-//!     }
-//! });
-//! HttpResponse::Ok().streaming(items)
-//! ```
+//! outside that scope: wrap its stream in [`GrayStream`] with the request's context, so
+//! that calls made while producing its items carry the label and log lines the version.
 //!
 //! actix-web 4 is on `http` 0.2; [`ActixRequest`] bridges its request to gray-core's
 //! `RequestView`, and all routing logic stays in gray-core.
@@ -70,8 +58,10 @@
 
 mod extract;
 mod middleware;
+mod stream;
 mod view;
 
 pub use extract::{Gray, MissingGrayMiddleware};
 pub use middleware::{GrayMiddleware, GrayMiddlewareService, ResponseFuture};
+pub use stream::GrayStream;
 pub use view::ActixRequest;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpMessage, HttpRequest, HttpServer, test, web};
-use gray_actix::{ActixRequest, Gray, GrayMiddleware};
+use gray_actix::{ActixRequest, Gray, GrayMiddleware, GrayStream};
 use gray_core::{Config, GrayContext};
 use gray_reqwest::GrayPropagation;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -301,4 +301,67 @@ async fn a_host_rule_reads_the_authority_when_there_is_no_host_header() {
         .insert_header(("host", "other.example"))
         .to_http_request();
     assert_eq!(gray.decide(&ActixRequest(&other)).version(), "stable");
+}
+
+/// Three items, each naming the version current when actix polls for it.
+struct Items(u8);
+
+impl futures_core::Stream for Items {
+    type Item = Result<web::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        let seen = GrayContext::current().map_or("none".to_owned(), |c| c.version().to_owned());
+        std::task::Poll::Ready(Some(Ok(web::Bytes::from(format!("{seen};")))))
+    }
+}
+
+/// A streamed response is polled by actix after the handler returns, outside the
+/// middleware's scope: wrapped in `GrayStream`, its items see the request's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_response_sees_the_version_when_wrapped() {
+    let gray = gray_core::Gray::new(
+        Config::from_yaml("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n")
+            .unwrap(),
+    )
+    .unwrap();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(GrayMiddleware::new(gray.clone()))
+            .route(
+                "/plain",
+                web::get().to(|| async { actix_web::HttpResponse::Ok().streaming(Items(3)) }),
+            )
+            .route(
+                "/wrapped",
+                web::get().to(|Gray(ctx): Gray| async move {
+                    actix_web::HttpResponse::Ok().streaming(GrayStream::new(ctx, Items(3)))
+                }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let get = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(get("/wrapped").await, "canary;canary;canary;");
+    assert_eq!(
+        get("/plain").await,
+        "none;none;none;",
+        "outside the scope without it"
+    );
+    handle.stop(true).await;
 }
