@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::extract::Extension;
 use axum::routing::get;
 use axum::{Router, body::Body};
-use common::{INTERNAL, edge, expected, gray, serve};
+use common::{Frames, INTERNAL, edge, expected, gray, serve};
 use gray_core::GrayContext;
 use gray_tower::{Gray, GrayLayer};
 use tower::ServiceExt;
@@ -259,24 +259,14 @@ async fn the_layer_around_a_whole_router_serves_with_into_make_service() {
 }
 
 /// Three frames, each naming the version current when the server polls for it.
-struct Frames(u8);
-
-impl http_body::Body for Frames {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        if self.0 == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        self.0 -= 1;
-        let seen = GrayContext::current().map_or("none".to_owned(), |c| c.version().to_owned());
-        let frame = http_body::Frame::data(bytes::Bytes::from(format!("{seen};")));
-        std::task::Poll::Ready(Some(Ok(frame)))
-    }
+fn frames() -> Body {
+    Body::new(Frames {
+        count: 3,
+        frame: || {
+            let seen = GrayContext::current().map(|c| c.version().to_owned());
+            format!("{};", seen.as_deref().unwrap_or("none"))
+        },
+    })
 }
 
 /// A body streamed after the handler returns is polled by the server outside the handler's
@@ -286,11 +276,11 @@ async fn a_streamed_body_sees_the_version_when_wrapped() {
     let rules = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
     let app =
         Router::new()
-            .route("/plain", get(|| async { Body::new(Frames(3)) }))
+            .route("/plain", get(|| async { frames() }))
             .route(
                 "/wrapped",
                 get(|Gray(ctx): Gray| async move {
-                    Body::new(gray_tower::GrayBody::new(ctx, Frames(3)))
+                    Body::new(gray_tower::GrayBody::new(ctx, frames()))
                 }),
             )
             .layer(GrayLayer::new(rules));
@@ -316,7 +306,7 @@ async fn gray_body_layer_scopes_every_streamed_body() {
         .layer(GrayLayer::new(rules))
         .layer(gray_tower::GrayBodyLayer);
     let app = Router::new()
-        .route("/plain", get(|| async { Body::new(Frames(3)) }))
+        .route("/plain", get(|| async { frames() }))
         .layer(layers);
     let addr = serve(app).await;
     let body = reqwest::get(format!("http://{addr}/plain"))

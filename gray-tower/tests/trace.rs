@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
-use common::{edge, serve};
+use common::{Frames, edge, serve};
 use gray_tower::GrayLayer;
 
 /// Where the subscriber writes: a buffer the test reads.
@@ -52,15 +52,21 @@ async fn handler() -> &'static str {
     "ok"
 }
 
-/// Serves `layer` and sends one tester request and one user request; returns the logs.
-/// Server and client run on this test's single thread, under a subscriber set for it.
-async fn run(layer: GrayLayer) -> Logs {
+/// A subscriber writing to the returned logs, the default on this thread until the guard
+/// is dropped.
+fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
     let logs = Logs::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(logs.clone())
         .with_ansi(false)
         .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+/// Serves `layer` and sends one tester request and one user request; returns the logs.
+/// Server and client run on this test's single thread, under a subscriber set for it.
+async fn run(layer: GrayLayer) -> Logs {
+    let (logs, _default) = capture();
     let addr = serve(Router::new().route("/", get(handler)).layer(layer)).await;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/");
@@ -96,39 +102,24 @@ async fn without_the_option_there_is_no_span() {
     assert!(lines.iter().all(|l| !l.contains("gray{")), "{lines:?}");
 }
 
-/// A body that logs as the server polls each of its two frames, after the handler returned.
-struct Logging(u8);
-
-impl http_body::Body for Logging {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        if self.0 == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        self.0 -= 1;
-        tracing::info!("streaming a frame");
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from("x")))))
-    }
-}
-
 /// Log lines written while a streamed body is produced carry the request's span with
 /// `GrayBodyLayer` inside `GrayLayer::trace`, and none without it.
 #[tokio::test]
 async fn a_streamed_body_logs_in_the_request_span_with_gray_body_layer() {
     for scoped in [true, false] {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
+        let (logs, _default) = capture();
         let trace = GrayLayer::new(edge()).trace(true);
-        let app = Router::new().route("/", get(|| async { axum::body::Body::new(Logging(2)) }));
+        // Two frames, logging as the server polls for each, after the handler returned.
+        let logging = || {
+            axum::body::Body::new(Frames {
+                count: 2,
+                frame: || {
+                    tracing::info!("streaming a frame");
+                    "x".to_owned()
+                },
+            })
+        };
+        let app = Router::new().route("/", get(move || async move { logging() }));
         let app = if scoped {
             app.layer(
                 tower::ServiceBuilder::new()

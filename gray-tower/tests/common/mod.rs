@@ -59,3 +59,27 @@ pub async fn get(
     }
     req.send().await.expect("request succeeds")
 }
+
+/// A streamed body of `count` frames, each made by `frame` when the server polls for it —
+/// after the handler has returned, as a server-sent events body is.
+pub struct Frames<F> {
+    pub count: u8,
+    pub frame: F,
+}
+
+impl<F: FnMut() -> String + Unpin> http_body::Body for Frames<F> {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.count == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.count -= 1;
+        let data = bytes::Bytes::from((self.frame)());
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+    }
+}
