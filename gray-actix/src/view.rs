@@ -27,12 +27,7 @@ pub struct ActixRequest<'a>(pub &'a HttpRequest);
 impl RequestView for ActixRequest<'_> {
     #[inline]
     fn header(&self, name: &gray_core::http::HeaderName) -> Option<&[u8]> {
-        match self.0.headers().get(name.as_str()) {
-            Some(value) => Some(value.as_bytes()),
-            // HTTP/2 sends the host in the URI, not as a header.
-            None if name == gray_core::http::header::HOST => self.authority().map(str::as_bytes),
-            None => None,
-        }
+        self.0.headers().get(name.as_str()).map(|v| v.as_bytes())
     }
 
     fn header_all<'a>(

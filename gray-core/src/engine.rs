@@ -221,9 +221,6 @@ impl Engine {
         // Scanned here, not in `new`: the caller's `values` is filled in place, never moved.
         if !self.header_names.is_empty() {
             values.scan(&self.header_names);
-            if self.header_names.host != u32::MAX {
-                values.scan_authority(self.header_names.host);
-            }
         }
         let mut label_rejected = false;
         if let Some((label, in_header)) = self.incoming_label(&mut values) {
@@ -344,6 +341,21 @@ impl Condition {
     }
 }
 
+/// For a `host` header the request does not have, its URI's authority (HTTP/2 sends the
+/// host there): what a view that cannot list its headers is asked after a miss. Out of
+/// line: rare.
+#[cold]
+#[inline(never)]
+fn authority_as_host<'r, R: RequestView + ?Sized>(
+    req: &'r R,
+    name: &HeaderName,
+) -> Option<&'r [u8]> {
+    (*name == http::header::HOST)
+        .then(|| req.authority())
+        .flatten()
+        .map(str::as_bytes)
+}
+
 /// The request values of one decision, read lazily; values read twice are cached.
 ///
 /// Headers are read in one pass when the request can list them: each request header
@@ -413,14 +425,17 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         self.found_len = len as u8;
         self.repeated = repeated;
         self.present = present;
+        if names.host != u32::MAX {
+            self.scan_authority(names.host);
+        }
     }
 
-    /// After [`scan`](Self::scan), when the rules read `host` (field `host`) and the
+    /// The end of [`scan`](Self::scan) when the rules read `host` (field `host`) and the
     /// request had no `Host` header: the URI's authority as `host` (HTTP/2 sends the host
     /// there). Out of line: rare.
     #[cold]
     #[inline(never)]
-    pub(crate) fn scan_authority(&mut self, host: u32) {
+    fn scan_authority(&mut self, host: u32) {
         if !self.scanned || self.present & field_bit(host) != 0 {
             return;
         }
@@ -460,7 +475,10 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
                     .find(|&&(f, _)| f == field)
                     .and_then(|&(_, v)| v);
             }
-            Field::Header(name) => self.req.header(name),
+            Field::Header(name) => self
+                .req
+                .header(name)
+                .or_else(|| authority_as_host(self.req, name)),
             Field::Cookie(name) => self.req.cookie(name),
             Field::Query(name) => self.req.query_param(name),
         };

@@ -25,9 +25,6 @@ impl Engine {
         let mut values = Values::new(req, self);
         if !self.header_names.is_empty() {
             values.scan(&self.header_names);
-            if self.header_names.host != u32::MAX {
-                values.scan_authority(self.header_names.host);
-            }
         }
         let mut checks = Vec::new();
         for route in self.routes.iter() {

@@ -21,11 +21,6 @@ use http::HeaderName;
 /// ```
 pub trait RequestView {
     /// The first value of header `name`, as bytes (header values need not be UTF-8).
-    ///
-    /// For `host`, the views here fall back to [`authority`](Self::authority) when the
-    /// request has no `Host` header (HTTP/2). The engine does so itself for a view that
-    /// lists its headers ([`for_each_header`](Self::for_each_header)); one that cannot
-    /// should fall back here.
     fn header(&self, name: &HeaderName) -> Option<&[u8]>;
 
     /// Every value of header `name`, in order (used for `cookie`, which HTTP/2 may split).
@@ -42,8 +37,8 @@ pub trait RequestView {
 
     /// The authority of the request's URI (`host[:port]`), if it has one: where HTTP/2
     /// carries the host (its `:authority` pseudo-header), which then sends no `Host`
-    /// header. A rule on the `host` header reads this when the request has no `Host`
-    /// header. The provided default has none.
+    /// header. The engine reads a rule's `host` header from here when the request has no
+    /// `Host` header. The provided default has none.
     fn authority(&self) -> Option<&str> {
         None
     }
@@ -93,34 +88,10 @@ fn unquote(v: &[u8]) -> &[u8] {
     }
 }
 
-/// Header `name`, or for `host` the URI's authority when there is no `Host` header.
-#[inline]
-fn header_or_authority<'a>(
-    headers: &'a http::HeaderMap,
-    uri: &'a http::Uri,
-    name: &HeaderName,
-) -> Option<&'a [u8]> {
-    match headers.get(name) {
-        Some(value) => Some(value.as_bytes()),
-        None => authority_if_host(uri, name),
-    }
-}
-
-/// The URI's authority when `name` is `host` (HTTP/2 sends the host there). Out of line:
-/// a header lookup that misses is not made bigger by it.
-#[cold]
-#[inline(never)]
-fn authority_if_host<'a>(uri: &'a http::Uri, name: &HeaderName) -> Option<&'a [u8]> {
-    if name != http::header::HOST {
-        return None;
-    }
-    uri.authority().map(|a| a.as_str().as_bytes())
-}
-
 impl<B> RequestView for http::Request<B> {
     #[inline]
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
-        header_or_authority(self.headers(), self.uri(), name)
+        self.headers().get(name).map(http::HeaderValue::as_bytes)
     }
 
     fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
@@ -162,7 +133,7 @@ impl<B> RequestView for http::Request<B> {
 impl RequestView for http::request::Parts {
     #[inline]
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
-        header_or_authority(&self.headers, &self.uri, name)
+        self.headers.get(name).map(http::HeaderValue::as_bytes)
     }
 
     fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {

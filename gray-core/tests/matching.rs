@@ -263,6 +263,9 @@ impl RequestView for LookupOnly {
     fn method(&self) -> &str {
         RequestView::method(&self.0)
     }
+    fn authority(&self) -> Option<&str> {
+        self.0.authority()
+    }
 }
 
 /// Rules on `names` headers (h0, h1, …), then a keyed split on `x-user`.
