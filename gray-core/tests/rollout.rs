@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gray, req, version_for_user};
+use common::{gray, req, temp_dir, version_for_user};
 use gray_core::{
     Analysis, Config, Gray, OnFailure, Problem, Rollout, RolloutError, RolloutStatus as Status,
 };
@@ -181,11 +181,9 @@ routes:
     split: { by: { header: x-user-id }, weights: { stable: 90, canary: 10 } }
 "#;
 
-/// A rules file of its own in the temp dir, holding `text`.
+/// A rules file of its own in a fresh temp dir, holding `text`.
 fn rules_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gray-rollout-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("rules.yaml");
+    let path = temp_dir(&format!("rollout-{name}")).join("rules.yaml");
     std::fs::write(&path, text).unwrap();
     path
 }

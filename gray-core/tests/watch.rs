@@ -4,11 +4,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::req;
+use common::{req, temp_dir};
 use gray_core::{Gray, Watcher};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -18,14 +18,6 @@ fn rules(canary: u32) -> String {
         "versions: [stable, canary]\nroutes:\n  - name: all\n    split: {{ weights: {{ stable: {}, canary: {canary} }} }}\n",
         100 - canary
     )
-}
-
-/// A fresh directory for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gray-watch-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create temp dir");
-    dir
 }
 
 /// Version of a request under the current rules (the split is 0 or 100, so exact).

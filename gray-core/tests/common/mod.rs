@@ -5,6 +5,14 @@ use std::path::PathBuf;
 
 use gray_core::{Config, Gray};
 
+/// A fresh, empty directory for one test (unique to this test binary's process).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gray-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
 /// `examples/rules.yaml`: DESIGN.md's config, the one README and the benches use.
 pub fn rules_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml")
