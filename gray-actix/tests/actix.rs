@@ -1,12 +1,15 @@
 //! GrayMiddleware: `actix_web::test` for the unit level, a real `HttpServer` for the chain.
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpMessage, HttpRequest, HttpServer, test, web};
+use common::Items;
 use gray_actix::{ActixRequest, Gray, GrayMiddleware, GrayStream};
 use gray_core::{Config, GrayContext};
 use gray_reqwest::GrayPropagation;
@@ -304,21 +307,13 @@ async fn a_host_rule_reads_the_authority_when_there_is_no_host_header() {
 }
 
 /// Three items, each naming the version current when actix polls for it.
-struct Items(u8);
-
-impl futures_core::Stream for Items {
-    type Item = Result<web::Bytes, std::io::Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.0 == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        self.0 -= 1;
-        let seen = GrayContext::current().map_or("none".to_owned(), |c| c.version().to_owned());
-        std::task::Poll::Ready(Some(Ok(web::Bytes::from(format!("{seen};")))))
+fn items() -> Items<impl FnMut() -> String + Unpin> {
+    Items {
+        count: 3,
+        item: || {
+            let seen = GrayContext::current().map(|c| c.version().to_owned());
+            format!("{};", seen.as_deref().unwrap_or("none"))
+        },
     }
 }
 
@@ -336,12 +331,12 @@ async fn a_streamed_response_sees_the_version_when_wrapped() {
             .wrap(GrayMiddleware::new(gray.clone()))
             .route(
                 "/plain",
-                web::get().to(|| async { actix_web::HttpResponse::Ok().streaming(Items(3)) }),
+                web::get().to(|| async { actix_web::HttpResponse::Ok().streaming(items()) }),
             )
             .route(
                 "/wrapped",
                 web::get().to(|Gray(ctx): Gray| async move {
-                    actix_web::HttpResponse::Ok().streaming(GrayStream::new(ctx, Items(3)))
+                    actix_web::HttpResponse::Ok().streaming(GrayStream::new(ctx, items()))
                 }),
             )
     })
