@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gray, req, temp_dir, version_for_user};
+use common::{TempDir, gray, req, temp_dir, version_for_user};
 use gray_core::{
     Analysis, Config, Gray, OnFailure, Problem, Rollout, RolloutError, RolloutStatus as Status,
 };
@@ -181,11 +181,13 @@ routes:
     split: { by: { header: x-user-id }, weights: { stable: 90, canary: 10 } }
 "#;
 
-/// A rules file of its own in a fresh temp dir, holding `text`.
-fn rules_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path = temp_dir(&format!("rollout-{name}")).join("rules.yaml");
+/// A rules file of its own in a fresh temp dir, holding `text`: the dir (removed when
+/// dropped) and the file's path.
+fn rules_file(name: &str, text: &str) -> (TempDir, std::path::PathBuf) {
+    let dir = temp_dir(&format!("rollout-{name}"));
+    let path = dir.join("rules.yaml");
     std::fs::write(&path, text).unwrap();
-    path
+    (dir, path)
 }
 
 /// The users of `0..n` that `g` sends to canary.
@@ -204,7 +206,7 @@ fn a_reload_mid_rollout_keeps_the_held_weight_and_its_users() {
     assert!((500..700).contains(&before.len()), "{}", before.len());
 
     // The file is edited and reloaded: its new route applies, its 90/10 does not.
-    let file = rules_file("mid", EDITED);
+    let (_dir, file) = rules_file("mid", EDITED);
     g.reload_from_path(&file).unwrap();
     assert_eq!(weights_of(&g, "users"), (70.0, 30.0));
     let tester = g.decide(&req("/", &[("x-app-version", "beta")]));
@@ -228,7 +230,7 @@ fn a_rolled_back_canary_stays_out_until_the_rollout_is_dropped() {
     let mut r = Rollout::new(g.clone(), "users", "canary", [30.0]).unwrap();
     r.start().unwrap();
     r.roll_back("canary is worse").unwrap();
-    let file = rules_file("rolled-back", EDITED);
+    let (_dir, file) = rules_file("rolled-back", EDITED);
     g.reload_from_path(&file).unwrap(); // an unrelated edit: the canary must not come back
     assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
     assert!(on_canary(&g, 1000).is_empty());
@@ -251,7 +253,7 @@ fn a_reload_that_leaves_the_held_weight_no_room_is_refused() {
         "stable: 100, canary: 0, beta: 0",
         "stable: 20, canary: 0, beta: 80",
     );
-    let file = rules_file("crowded", &crowded);
+    let (_dir, file) = rules_file("crowded", &crowded);
     let err = g.reload_from_path(&file).unwrap_err();
     let invalid = err.invalid().unwrap();
     assert_eq!(invalid.route.as_deref(), Some("users"));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{design, req, rules_path};
+use common::{design, req, rules_path, temp_dir};
 use gray_core::{Config, Error, Gray, Problem};
 
 fn refuse(yaml: &str) -> Error {
@@ -258,8 +258,7 @@ fn unknown_fields_and_wrong_types_are_parse_errors_with_a_position() {
 
 #[test]
 fn files_name_themselves_in_errors() {
-    let dir = std::env::temp_dir().join(format!("gray-validation-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("validation");
     let bad = dir.join("rules.yaml");
     std::fs::write(
         &bad,
@@ -279,7 +278,6 @@ fn files_name_themselves_in_errors() {
         Config::from_path(dir.join("missing.yaml")),
         Err(Error::Io { .. })
     ));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -66,7 +66,6 @@ fn an_in_place_write_reloads() {
     fs::write(&path, rules(100)).unwrap();
     wait_ok(&rx);
     assert_eq!(version(&gray), "canary");
-    fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -83,7 +82,6 @@ fn a_rename_over_reloads_and_unrelated_files_do_not() {
     assert_eq!(rx.recv_timeout(WAIT).expect("a report"), Ok(()));
     assert_eq!(version(&gray), "canary");
     assert!(rx.try_recv().is_err(), "one change, one report");
-    fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -116,7 +114,6 @@ fn a_bad_file_is_reported_and_the_rules_stay() {
     rename_over(&path, &rules(0));
     assert_eq!(rx.recv_timeout(WAIT).expect("a report"), Ok(()));
     assert_eq!(version(&gray), "stable");
-    fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -133,7 +130,6 @@ fn a_deleted_file_keeps_the_rules_until_it_returns() {
     rename_over(&path, &rules(0));
     wait_ok(&rx);
     assert_eq!(version(&gray), "stable");
-    fs::remove_dir_all(&dir).ok();
 }
 
 /// The kubelet's ConfigMap update: a new timestamped directory, a `..data_tmp` symlink to
@@ -165,7 +161,6 @@ fn a_configmap_symlink_swap_reloads() {
         let want = if canary == 100 { "canary" } else { "stable" };
         assert_eq!(version(&gray), want, "swap {i}");
     }
-    fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -177,5 +172,4 @@ fn an_unknown_format_is_refused_up_front() {
         err.to_string().contains("unknown rules file format"),
         "{err}"
     );
-    fs::remove_dir_all(&dir).ok();
 }
