@@ -234,3 +234,47 @@ fn nothing_panics_on_empty_things() {
     let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nversions: [*g]\n";
     assert!(Config::from_yaml(bomb).is_err());
 }
+
+#[test]
+fn deeply_nested_documents_are_refused_without_overflowing_the_stack() {
+    // A stack overflow aborts the process: a hostile or broken rules file must not take a
+    // service down on reload. 100,000 levels, where each format's values may go.
+    let depth = 100_000;
+    let seqs = |open: &str, close: &str| format!("{}{}", open.repeat(depth), close.repeat(depth));
+    let lists = seqs("[", "]");
+    let yaml_maps = seqs("{a: ", "}");
+    let json_maps = seqs("{\"a\": ", "}");
+    let toml_tables = seqs("{a = ", "}");
+    for nested in [&lists, &yaml_maps] {
+        for doc in [
+            nested.clone(),
+            format!("versions: {nested}"),
+            format!("versions: [stable]\nroutes: {nested}"),
+            format!("label: {nested}\nversions: [stable]"),
+            format!(
+                "versions: [stable]\nroutes:\n  - {{ name: r, to: stable, match: {{ headers: {nested} }} }}"
+            ),
+        ] {
+            assert!(Config::from_yaml(&doc).is_err());
+        }
+    }
+    for nested in [&lists, &json_maps] {
+        for doc in [
+            nested.clone(),
+            format!("{{\"versions\": {nested}}}"),
+            format!("{{\"versions\": [\"stable\"], \"routes\": {nested}}}"),
+            format!("{{\"label\": {nested}, \"versions\": [\"stable\"]}}"),
+        ] {
+            assert!(Config::from_json(&doc).is_err());
+        }
+    }
+    for nested in [&lists, &toml_tables] {
+        for doc in [
+            format!("versions = {nested}"),
+            format!("versions = ['stable']\nroutes = {nested}"),
+            format!("label = {nested}\nversions = ['stable']"),
+        ] {
+            assert!(Config::from_toml(&doc).is_err());
+        }
+    }
+}
