@@ -308,7 +308,6 @@ impl Proxy {
             };
             parts.uri = uri;
         }
-        strip_hop_by_hop(&mut parts.headers);
         if let Some(host) = &upstream.host {
             parts.headers.insert(header::HOST, host.clone());
         }
@@ -453,12 +452,15 @@ where
         self.gray.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        match self.proxy.admin(&req) {
-            Some(res) => FrontFuture::Admin { res: Some(res) },
-            None => FrontFuture::Gray {
-                future: self.gray.call(req),
-            },
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(res) = self.proxy.admin(&req) {
+            return FrontFuture::Admin { res: Some(res) };
+        }
+        // Hop-by-hop headers end here, on receipt: before the label header is set, so a
+        // client naming it in `Connection` cannot strip it from the request sent on.
+        strip_hop_by_hop(req.headers_mut());
+        FrontFuture::Gray {
+            future: self.gray.call(req),
         }
     }
 }
