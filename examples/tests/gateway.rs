@@ -235,12 +235,17 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     let echo = axum::Router::new().fallback(|headers: http::HeaderMap| async move {
         let mut names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
         names.sort();
-        format!(
-            "{}|{}",
-            names.join(","),
+        let value = |name: &str| {
             headers
-                .get("x-gray-version")
+                .get(name)
                 .map_or("none", |v| v.to_str().unwrap_or("?"))
+                .to_owned()
+        };
+        format!(
+            "{}|{}|{}",
+            names.join(","),
+            value("x-gray-version"),
+            value("baggage")
         )
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -261,13 +266,16 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
         .header("te", "trailers")
         .header("x-app-version", "beta")
         .header("x-gray-version", "stable")
+        .header("baggage", "gray=stable,a=1")
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let (names, label) = body.split_once('|').unwrap();
+    let [names, label, baggage] = body.splitn(3, '|').collect::<Vec<_>>()[..] else {
+        panic!("{body}")
+    };
     for gone in ["x-secret", "keep-alive", "te", "connection"] {
         assert!(
             !names.split(',').any(|n| n == gone),
@@ -275,8 +283,10 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
         );
     }
     assert!(names.contains("x-app-version"));
-    // Canary has no upstream here: the default's serves it, labelled canary.
+    // Canary has no upstream here: the default's serves it, labelled canary — in the
+    // label header and in baggage, whatever the client said in either.
     assert_eq!(label, "canary");
+    assert_eq!(baggage, "a=1,gray=canary");
 
     // The label is the gateway's own header: a client naming it in `Connection` does not
     // strip it from the request the gateway sends on.
@@ -289,7 +299,7 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
-    assert_eq!(body.split_once('|').unwrap().1, "canary", "{body}");
+    assert_eq!(body.split('|').nth(1), Some("canary"), "{body}");
 }
 
 #[tokio::test]

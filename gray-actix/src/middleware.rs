@@ -22,7 +22,8 @@ use crate::view::ActixRequest;
 /// [`GrayContext`] into the request extensions (read it with the
 /// [`Gray`](crate::Gray) extractor, `web::ReqData<GrayContext>` or
 /// `req.extensions().get::<GrayContext>()`), sets the label header on the request to the
-/// decided version, and runs the rest of the chain inside [`GrayContext::scope`], so a
+/// decided version (and a `gray` member of W3C `baggage` that says otherwise, see
+/// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)), and runs the rest of the chain inside [`GrayContext::scope`], so a
 /// `gray_reqwest::GrayPropagation` client called from a handler carries the label on.
 /// The next service is called exactly once.
 ///
@@ -175,15 +176,19 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label, in_place, telemetry) = {
+        let (ctx, label, in_place, stale, telemetry) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
             let ctx = decision.context();
             let label = self.labels.borrow_mut().get(decision.label_header(), &ctx);
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
-            (ctx, label, decision.label_in_place(), telemetry)
+            let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
+            (ctx, label, in_place, stale, telemetry)
         };
         if let Some((name, value)) = label.as_ref().filter(|_| !in_place) {
             req.headers_mut().insert(name.clone(), value.clone());
+        }
+        if stale {
+            relabel_baggage(&mut req, ctx.version());
         }
         req.extensions_mut().insert(ctx.clone());
         let call = || telemetry.in_scope(|| self.service.call(req));
@@ -192,6 +197,24 @@ where
             inner: GrayContext::scope(ctx, future),
             echo: if self.echo { label } else { None },
             telemetry,
+        }
+    }
+}
+
+/// [`gray_core::relabel_baggage`] on actix's header map (`http` 0.2).
+#[cold]
+fn relabel_baggage(req: &mut ServiceRequest, version: &str) {
+    let baggage = HeaderName::from_static("baggage");
+    let values = req.headers().get_all(&baggage).map(HeaderValue::as_bytes);
+    let Some(relabeled) = gray_core::baggage_relabeled(values, version) else {
+        return;
+    };
+    match HeaderValue::from_str(&relabeled) {
+        Ok(value) => {
+            req.headers_mut().insert(baggage, value);
+        }
+        Err(_) => {
+            req.headers_mut().remove(baggage);
         }
     }
 }

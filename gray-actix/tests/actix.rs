@@ -89,6 +89,42 @@ async fn the_handler_sees_the_decision_every_way() {
 }
 
 #[actix_web::test]
+async fn a_spoofed_baggage_label_is_rewritten_and_other_members_kept() {
+    let rules = edge();
+    let app = test::init_service(App::new().wrap(GrayMiddleware::new(rules.clone())).route(
+        "/baggage",
+        web::get().to(|req: HttpRequest| async move {
+            let values: Vec<&str> = req
+                .headers()
+                .get_all("baggage")
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            values.join("|")
+        }),
+    ))
+    .await;
+    for user in 0..20 {
+        let id = format!("u{user}");
+        let want = expected(&rules, &id);
+        let req = test::TestRequest::get()
+            .uri("/baggage")
+            .insert_header(("x-user-id", id.as_str()))
+            .append_header(("baggage", "a=1,gray=canary"))
+            .append_header(("baggage", "gray=v2;p=1, b=2"))
+            .to_request();
+        let body = test::call_and_read_body(&app, req).await;
+        assert_eq!(body, format!("a=1,b=2,gray={want}").as_bytes(), "user {id}");
+    }
+    // Baggage without a gray member is left as it came.
+    let req = test::TestRequest::get()
+        .uri("/baggage")
+        .append_header(("baggage", "a=1"))
+        .append_header(("baggage", "b=2"))
+        .to_request();
+    assert_eq!(test::call_and_read_body(&app, req).await, "a=1|b=2");
+}
+
+#[actix_web::test]
 async fn an_internal_service_keeps_a_label_that_came_once_and_normalises_a_repeated_one() {
     let internal = gray_core::Gray::new(
         Config::from_yaml("label: { inherit: always }\nversions: [stable, canary]\n").unwrap(),

@@ -1,4 +1,5 @@
-//! The label in a W3C `baggage` header: read one member, merge one member in.
+//! The label in a W3C `baggage` header: read one member, merge one member in, rewrite a
+//! member that contradicts the decision.
 //!
 //! [W3C Baggage](https://www.w3.org/TR/baggage/) is a comma-separated list of
 //! `key=value;properties` members. gray carries its label as the member
@@ -79,6 +80,97 @@ pub fn baggage_with(existing: Option<&str>, key: &str, value: &str) -> String {
     out.push('=');
     out.push_str(value);
     out
+}
+
+/// Whether `values` (the values of a request's `baggage` headers) carry a `gray` member
+/// other than exactly one naming `version`. Reads every byte (no length limit).
+pub(crate) fn label_differs<'a>(values: impl IntoIterator<Item = &'a [u8]>, version: &str) -> bool {
+    let mut seen = false;
+    for value in values {
+        for item in value.split(|&b| b == b',') {
+            let item = item.split(|&b| b == b';').next().unwrap_or_default();
+            let Some(eq) = item.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if trim(&item[..eq]) != BAGGAGE_KEY.as_bytes() {
+                continue;
+            }
+            if seen || trim(&item[eq + 1..]) != version.as_bytes() {
+                return true;
+            }
+            seen = true;
+        }
+    }
+    false
+}
+
+/// The `baggage` to send on in place of a request's own when its `gray` member
+/// contradicts the decided `version` — a label refused at an edge, or one that lost to
+/// the label header or to a fallback: the same members, the `gray` one set to `version`
+/// (as [`baggage_with`] does, in one header). `None` when nothing needs to change: no
+/// `gray` member, or exactly one, naming `version`.
+///
+/// Why: a proxy forwards the request's headers. The server middleware overwrites the
+/// label header with the decision, but a spoofed `gray=canary` left in `baggage` would
+/// travel on through services that pass baggage and not the label header (OpenTelemetry
+/// does), to a service that trusts baggage labels. The adapters call this when
+/// [`Decision::baggage_stale`](crate::Decision::baggage_stale) says so. Values that are
+/// not UTF-8 (not valid baggage) are kept with their odd bytes replaced.
+///
+/// ```
+/// use gray_core::baggage_relabeled;
+///
+/// let spoofed: [&[u8]; 1] = [b"userId=alice,gray=canary"];
+/// assert_eq!(baggage_relabeled(spoofed, "stable").as_deref(), Some("userId=alice,gray=stable"));
+/// assert_eq!(baggage_relabeled([&b"userId=alice,gray=stable"[..]], "stable"), None);
+/// assert_eq!(baggage_relabeled([&b"userId=alice"[..]], "stable"), None);
+/// // Two headers, or two members, are one list: made one, with one `gray` member.
+/// let two: [&[u8]; 2] = [b"gray=stable", b"a=1,gray=canary"];
+/// assert_eq!(baggage_relabeled(two, "stable").as_deref(), Some("a=1,gray=stable"));
+/// ```
+pub fn baggage_relabeled<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    version: &str,
+) -> Option<String> {
+    let values: Vec<&[u8]> = values.into_iter().collect();
+    if !label_differs(values.iter().copied(), version) {
+        return None;
+    }
+    let joined = values
+        .iter()
+        .map(|v| String::from_utf8_lossy(v))
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(baggage_with(Some(&joined), BAGGAGE_KEY, version))
+}
+
+/// Rewrites the `baggage` of a request's `headers` as [`baggage_relabeled`] says, into one
+/// header; a result that is not a valid header value drops the `baggage` headers rather
+/// than forward a contradicting label. Call it when
+/// [`Decision::baggage_stale`](crate::Decision::baggage_stale) is `true`.
+///
+/// ```
+/// use gray_core::{BAGGAGE_HEADER, relabel_baggage};
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(BAGGAGE_HEADER, "gray=canary, userId=alice".parse()?);
+/// relabel_baggage(&mut headers, "stable");
+/// assert_eq!(headers[BAGGAGE_HEADER], "userId=alice,gray=stable");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn relabel_baggage(headers: &mut http::HeaderMap, version: &str) {
+    let values = headers.get_all(BAGGAGE_HEADER).iter().map(|v| v.as_bytes());
+    let Some(relabeled) = baggage_relabeled(values, version) else {
+        return;
+    };
+    match http::HeaderValue::from_str(&relabeled) {
+        Ok(value) => {
+            headers.insert(BAGGAGE_HEADER, value);
+        }
+        Err(_) => {
+            headers.remove(BAGGAGE_HEADER);
+        }
+    }
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

@@ -86,7 +86,11 @@ impl Engine {
         let inherit = config.label.inherit == Inherit::Always;
         let label_field = Field::Header(label_header.clone());
         let label = (inherit || !fields.contains(&label_field)).then(|| fields.intern(label_field));
-        let baggage = (label.is_some() && config.label.baggage)
+        // Read for an incoming label where labels are looked at, and everywhere for a
+        // `gray` member that contradicts the decision (the adapters rewrite it).
+        let baggage = config
+            .label
+            .baggage
             .then(|| fields.intern(Field::Header(crate::BAGGAGE_HEADER)));
         for route in &mut routes {
             let name = Some(Arc::clone(&route.name));
@@ -114,6 +118,7 @@ impl Engine {
                 .chain(baggage)
                 .fold(0, |bits, field| bits | crate::engine::field_bit(field)),
             inherit,
+            baggage_bit: baggage.map_or(0, crate::engine::field_bit),
             baggage,
             fields,
             slots,

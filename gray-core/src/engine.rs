@@ -44,6 +44,8 @@ pub(crate) struct Outcome {
     pub(crate) label_rejected: bool,
     /// The request's label header already says exactly this version, once.
     pub(crate) label_in_place: bool,
+    /// The request's `baggage` may carry a `gray` member other than this version.
+    pub(crate) baggage_stale: bool,
 }
 
 /// A compiled config. Immutable once built, but for the unkeyed sequence counters and the
@@ -66,9 +68,11 @@ pub(crate) struct Engine {
     pub(crate) label_bits: u64,
     /// `inherit: always`: a declared incoming label decides.
     pub(crate) inherit: bool,
-    /// The `baggage` header's field, when incoming labels are looked at and
-    /// `label.baggage` is on.
+    /// The `baggage` header's field, when `label.baggage` is on: read for an incoming
+    /// label when labels are looked at, and for a `gray` member to rewrite.
     pub(crate) baggage: Option<u32>,
+    /// The bit of `baggage` in a decision's set of headers present (0 without it).
+    pub(crate) baggage_bit: u64,
     pub(crate) fields: Box<[Field]>,
     /// Cache slot of each field (`NO_SLOT`: read at most once, so not cached).
     pub(crate) slots: Box<[u8]>,
@@ -192,6 +196,7 @@ impl Engine {
             source: Source::Fallback,
             label_rejected: outcome.label_rejected,
             label_in_place: false,
+            baggage_stale: false,
         }
     }
 
@@ -222,8 +227,42 @@ impl Engine {
         if !self.header_names.is_empty() {
             values.scan(&self.header_names);
         }
+        let mut outcome = self.decide_values(&mut values);
+        // Most requests carry no baggage: one bit test.
+        if values.present & self.baggage_bit != 0 || !values.scanned {
+            outcome.baggage_stale = self.baggage_stale(&mut values, outcome.version);
+        }
+        outcome
+    }
+
+    /// Whether the request's `baggage` may carry a `gray` member that is not `version`:
+    /// its first value names another (or more than one), or it is repeated or too long to
+    /// be read here — the adapters then look at every value
+    /// ([`baggage_relabeled`](crate::baggage_relabeled)).
+    #[cold]
+    #[inline(never)]
+    fn baggage_stale<R: RequestView + ?Sized>(
+        &self,
+        values: &mut Values<'_, R>,
+        version: u8,
+    ) -> bool {
+        let Some(baggage) = self.baggage else {
+            return false;
+        };
+        let Some(value) = values.get(baggage) else {
+            return false;
+        };
+        let version = self.versions.get(usize::from(version)).map_or("", |v| v);
+        !values.only_once(baggage)
+            || value.len() > crate::baggage::MAX_BAGGAGE_LEN
+            || crate::baggage::label_differs([value], version)
+    }
+
+    /// [`decide`](Self::decide) on the request's values, scanned or not.
+    #[inline(always)]
+    fn decide_values<R: RequestView + ?Sized>(&self, values: &mut Values<'_, R>) -> Outcome {
         let mut label_rejected = false;
-        if let Some((label, in_header)) = self.incoming_label(&mut values) {
+        if let Some((label, in_header)) = self.incoming_label(values) {
             // At an edge (`inherit: never`) every incoming label is refused: the adapters
             // overwrite it.
             let honoured = if self.inherit {
@@ -239,6 +278,7 @@ impl Engine {
                         source: Source::Inherited,
                         label_rejected,
                         label_in_place: in_header,
+                        baggage_stale: false,
                     };
                     return self.available_or_default(outcome);
                 }
@@ -246,7 +286,7 @@ impl Engine {
             }
         }
         for (index, route) in self.routes.iter().enumerate() {
-            if route.conditions.iter().all(|c| c.holds(&mut values)) {
+            if route.conditions.iter().all(|c| c.holds(values)) {
                 let version = match &route.action {
                     Action::To(version) => *version,
                     Action::Split { key, weighted } => match key.and_then(|k| values.get(k)) {
@@ -261,6 +301,7 @@ impl Engine {
                     source: Source::Route,
                     label_rejected,
                     label_in_place: false,
+                    baggage_stale: false,
                 };
                 return self.available_or_default(outcome);
             }
@@ -271,6 +312,7 @@ impl Engine {
             source: Source::Default,
             label_rejected,
             label_in_place: false,
+            baggage_stale: false,
         }
     }
 

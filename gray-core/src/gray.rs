@@ -437,6 +437,29 @@ impl Decision {
         self.outcome.label_in_place
     }
 
+    /// Whether the request's W3C `baggage` may carry a `gray` member other than this
+    /// decision's version (with `label.baggage` on): a label refused at an edge, one that
+    /// lost to the label header or to a fallback. Adapters then rewrite it with
+    /// [`relabel_baggage`](crate::relabel_baggage), as they set the label header, so a
+    /// proxy forwards no contradicting label — services that pass `baggage` on but not the
+    /// label header (OpenTelemetry) would carry it to one that trusts it. `false` for
+    /// almost every request (no `baggage`, or no `gray` member in it): one bit test.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let edge = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let spoofed = http::Request::get("/").header("baggage", "gray=canary").body(())?;
+    /// let d = edge.decide(&spoofed);
+    /// assert_eq!(d.version(), "stable");
+    /// assert!(d.baggage_stale());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn baggage_stale(&self) -> bool {
+        self.outcome.baggage_stale
+    }
+
     /// The header that carries the label, from the same rules as the decision. Its name
     /// is `'static` (the default, or interned when the rules were compiled): cloning it
     /// copies a pointer.
@@ -484,6 +507,7 @@ impl fmt::Debug for Decision {
             .field("source", &self.source())
             .field("label_rejected", &self.label_rejected())
             .field("label_in_place", &self.label_in_place())
+            .field("baggage_stale", &self.baggage_stale())
             .finish()
     }
 }

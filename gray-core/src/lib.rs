@@ -58,6 +58,10 @@
 //! 4. A version marked unavailable ([`Gray::set_available`], after a failed health check,
 //!    say) gives way to the default version ([`Source::Fallback`]).
 //!
+//! The adapters then write the decision on the request: the label header, and a `gray`
+//! member of `baggage` that says otherwise ([`Decision::baggage_stale`],
+//! [`relabel_baggage`]), so that a proxy forwards no label but the decided one.
+//!
 //! [`Gray::explain`] shows it for one request: the routes tried, in order, and the
 //! condition that stopped each ([`RouteCheck`]).
 //!
@@ -111,7 +115,10 @@ mod telemetry;
 #[cfg(feature = "watch")]
 mod watch;
 
-pub use baggage::{BAGGAGE_HEADER, BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_with};
+pub use baggage::{
+    BAGGAGE_HEADER, BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_relabeled, baggage_with,
+    relabel_baggage,
+};
 pub use bucket::{BUCKETS, bucket};
 pub use compile::MAX_VERSIONS;
 pub use config::{

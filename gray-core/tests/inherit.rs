@@ -269,3 +269,55 @@ fn a_label_header_is_in_place_through_a_lookup_view_never() {
     assert_eq!(d.version(), "canary");
     assert!(!d.label_in_place());
 }
+
+#[test]
+fn a_baggage_label_that_contradicts_the_decision_is_marked_stale() {
+    let stale = |g: &gray_core::Gray, headers: &[(&str, &str)]| {
+        g.decide(&req("/", headers)).baggage_stale()
+    };
+    // At an edge: a spoofed baggage label, refused, is stale — unless it names the
+    // decided version anyway.
+    let edge = design();
+    assert!(stale(
+        &edge,
+        &[("baggage", "a=1,gray=canary"), ("x-user-id", "7")]
+    ));
+    assert!(!stale(
+        &edge,
+        &[("baggage", "gray=stable"), ("x-user-id", "7")]
+    ));
+    let forced = gray(
+        r#"
+versions: [stable, canary]
+routes:
+  - { name: forced, match: { headers: [{ name: x-gray-version, exact: v2 }] }, to: canary }
+"#,
+    );
+    assert!(
+        stale(&forced, &[("baggage", "gray=canary")]),
+        "an edge whose rules read the label header still rewrites baggage"
+    );
+
+    let g = gray(INTERNAL);
+    // Honoured from baggage: in place.
+    assert!(!stale(&g, &[("baggage", "gray=v2")]));
+    // The label header won, or the baggage label was undeclared: stale.
+    assert!(stale(
+        &g,
+        &[("x-gray-version", "canary"), ("baggage", "gray=v2")]
+    ));
+    assert!(stale(&g, &[("baggage", "gray=v9")]));
+    // Two gray members, or a repeated header: the adapter has to look.
+    assert!(stale(&g, &[("baggage", "gray=v2,gray=canary")]));
+    assert!(stale(&g, &[("baggage", "gray=v2"), ("baggage", "a=1")]));
+    // No baggage, no gray member: nothing to do.
+    assert!(!stale(&g, &[]));
+    assert!(!stale(&g, &[("baggage", "userId=alice")]));
+    // A fallback from an unavailable version.
+    g.set_available("v2", false);
+    assert!(stale(&g, &[("baggage", "gray=v2")]));
+    g.set_available("v2", true);
+    // `label.baggage: false`: baggage is none of this service's business.
+    let off = gray("label: { baggage: false }\nversions: [stable, canary]\n");
+    assert!(!stale(&off, &[("baggage", "gray=canary")]));
+}

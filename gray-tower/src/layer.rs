@@ -18,7 +18,9 @@ use crate::future::ResponseFuture;
 /// 3. sets the label header (`x-gray-version` unless the rules name another) to the decided
 ///    version, overwriting what came in, so a proxy forwards the right one (an honoured
 ///    label that came once, already the decided version, is left as it is:
-///    [`Decision::label_in_place`](gray_core::Decision::label_in_place));
+///    [`Decision::label_in_place`](gray_core::Decision::label_in_place)); a `gray` member
+///    of W3C `baggage` that says otherwise is set to the decided version as well
+///    ([`Decision::baggage_stale`](gray_core::Decision::baggage_stale));
 /// 4. calls the inner service exactly once and runs its future inside
 ///    [`GrayContext::scope`], so the handler and everything it awaits see
 ///    [`GrayContext::current`] — an outbound client with `gray_reqwest::GrayPropagation`
@@ -172,18 +174,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value, in_place, telemetry) = {
+        let (ctx, header, value, in_place, stale, telemetry) = {
             let decision = self.gray.decide(&req);
             let ctx = decision.context();
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let header = decision.label_header().clone();
             let value = decision.label_value().clone();
-            (ctx, header, value, decision.label_in_place(), telemetry)
+            let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
+            (ctx, header, value, in_place, stale, telemetry)
         };
         // The Decision (and its snapshot guard) is dropped here, before any await.
         let echo = self.echo.then(|| (header.clone(), value.clone()));
         if !in_place {
             req.headers_mut().insert(header, value);
+        }
+        if stale {
+            gray_core::relabel_baggage(req.headers_mut(), ctx.version());
         }
         req.extensions_mut().insert(ctx.clone());
         // The inner `call` finds the context in the extensions; its future, where handlers

@@ -43,9 +43,20 @@ async fn who(
     )
 }
 
+/// Answers the `baggage` headers the handler sees, joined by `|`.
+async fn baggage(headers: http::HeaderMap) -> String {
+    let values: Vec<&str> = headers
+        .get_all("baggage")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    values.join("|")
+}
+
 fn app(gray: gray_core::Gray) -> Router {
     Router::new()
         .route("/who", get(who))
+        .route("/baggage", get(baggage))
         .layer(GrayLayer::new(gray))
 }
 
@@ -110,13 +121,42 @@ async fn an_edge_ignores_a_spoofed_label() {
         .unwrap();
         // Decided by the rules; the label the handler sees was overwritten.
         assert_eq!(body, format!("{want}|{want}|{want}|{want}"), "user {id}");
+
+        // So is the baggage label, in every `baggage` header, other members kept: a
+        // proxy forwarding these headers passes on no spoofed label.
+        let seen = common::get(
+            &client,
+            format!("http://{addr}/baggage"),
+            &[
+                ("x-user-id", &id),
+                ("baggage", "a=1,gray=canary"),
+                ("baggage", "gray=v2;p=1, b=2"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+        assert_eq!(seen, format!("a=1,b=2,gray={want}"), "user {id}");
     }
     assert!(
         stable_users > 50,
         "the spoof would have moved these to canary"
     );
     // Each spoofed request is counted (`expected` decides on requests without a label).
-    assert_eq!(rules.rejected_labels(), 100);
+    assert_eq!(rules.rejected_labels(), 200);
+
+    // Baggage without a gray member is none of the layer's business: left as it came.
+    let seen = common::get(
+        &client,
+        format!("http://{addr}/baggage"),
+        &[("baggage", "a=1"), ("baggage", "b=2")],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(seen, "a=1|b=2");
 }
 
 #[tokio::test]
