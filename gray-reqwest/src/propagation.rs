@@ -15,6 +15,10 @@ use reqwest_middleware::{Middleware, Next, Result};
 /// as the `gray=<version>` member of the W3C `baggage` header, merged with the members
 /// already there. With no context (outside a request, nothing given) nothing is added.
 ///
+/// Every call the client makes inside a request is labelled, whatever its host. Calls to
+/// third parties (a payment API, say) have no use for your version names: make them with
+/// a client built without this middleware.
+///
 /// ```
 /// use gray_reqwest::GrayPropagation;
 ///

@@ -18,7 +18,8 @@ use tower_service::Service;
 /// `x-gray-version` header and the `gray=<version>` member of W3C `baggage`, merged with
 /// the members already there. With no context (outside a request, nothing given) the call
 /// goes out unchanged. The inner service's future is returned as it is: nothing happens
-/// after the response.
+/// after the response. Every call is labelled, whatever its host: keep calls to third
+/// parties on a client without this layer.
 ///
 /// ```
 /// use gray_core::{GrayContext, Propagation};
