@@ -56,6 +56,7 @@ impl Engine {
             HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)
         } else {
             let parsed = header_name(&config.label.header)
+                .and_then(label_header_name)
                 .map_err(|p| Invalid::new(None, "label.header", p))?;
             crate::intern::header_name(&parsed).unwrap_or(parsed)
         };
@@ -346,6 +347,37 @@ fn version_index(versions: &[String], name: &str) -> Result<u8, Problem> {
 
 fn header_name(name: &str) -> Result<HeaderName, Problem> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| Problem::BadHeaderName(name.to_owned()))
+}
+
+/// Headers the label must not take over: the adapters overwrite the label header on every
+/// request, and these carry HTTP's framing, routing, state and credentials, or trace
+/// context (`baggage` carries the label beside other members, never as a whole header).
+const RESERVED_LABEL_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "proxy-authorization",
+    "baggage",
+    "traceparent",
+    "tracestate",
+];
+
+fn label_header_name(name: HeaderName) -> Result<HeaderName, Problem> {
+    if RESERVED_LABEL_HEADERS.contains(&name.as_str()) {
+        return Err(Problem::ReservedLabelHeader(name.as_str().to_owned()));
+    }
+    Ok(name)
 }
 
 fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {

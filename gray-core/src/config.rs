@@ -46,7 +46,11 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelConfig {
-    /// Header name that carries the label (default `x-gray-version`).
+    /// Header name that carries the label (default `x-gray-version`). A header of its
+    /// own: one that HTTP, cookies, credentials or trace context use (`host`,
+    /// `content-length`, `cookie`, `authorization`, `baggage`, `traceparent` …) is refused
+    /// ([`Problem::ReservedLabelHeader`](crate::Problem::ReservedLabelHeader)), since the
+    /// adapters overwrite the label header on every request.
     #[serde(default = "default_label_header")]
     pub header: String,
     /// Whether an incoming label is honoured (default [`Inherit::Never`]).
@@ -54,7 +58,10 @@ pub struct LabelConfig {
     pub inherit: Inherit,
     /// With `inherit: always`, also read the label from the `gray` member of a W3C
     /// `baggage` header when the label header is absent (default `true`), so services
-    /// instrumented with OpenTelemetry interoperate. The same rules apply to it.
+    /// instrumented with OpenTelemetry interoperate. The same rules apply to it. With it
+    /// on, the adapters also rewrite a `gray` member that contradicts the decision
+    /// ([`Decision::baggage_stale`](crate::Decision::baggage_stale)); off, `baggage` is
+    /// left alone.
     #[serde(default = "default_true")]
     pub baggage: bool,
 }

@@ -174,6 +174,14 @@ pub enum Problem {
     /// A header name that HTTP does not allow.
     #[error("{0:?} is not a valid header name")]
     BadHeaderName(String),
+    /// `label.header` names a header that HTTP, cookies, auth or tracing already use: the
+    /// middleware overwrites the label header on every request, so the label needs a
+    /// header of its own.
+    #[error(
+        "{0:?} already means something to HTTP or to tracing, and the label header is overwritten \
+         on every request: use a header of its own (the default is x-gray-version)"
+    )]
+    ReservedLabelHeader(String),
     /// A cookie or query parameter name that is empty or has separators in it.
     #[error("{0:?} is not a valid name")]
     BadName(String),

@@ -99,6 +99,33 @@ fn weights_must_sum_to_100_with_two_decimals_and_no_negatives() {
 }
 
 #[test]
+fn the_label_cannot_take_over_a_header_that_means_something_else() {
+    for name in [
+        "baggage",
+        "Host",
+        "content-length",
+        "cookie",
+        "authorization",
+        "traceparent",
+    ] {
+        let e = refuse(&format!("label: {{ header: {name} }}\nversions: [stable]"));
+        assert_eq!(
+            at(&e, None, "label.header"),
+            Problem::ReservedLabelHeader(name.to_ascii_lowercase())
+        );
+        assert!(e.to_string().contains("x-gray-version"), "{e}");
+    }
+    // Any header of its own will do, the default's spelling in capitals too.
+    for name in ["x-release", "X-Gray-Version", "x-baggage"] {
+        let yaml = format!("label: {{ header: {name} }}\nversions: [stable]");
+        assert!(
+            Gray::new(Config::from_yaml(&yaml).unwrap()).is_ok(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn bad_header_names_anywhere() {
     let e = refuse(&with_route(
         "  - { name: h, match: { headers: [{ name: 'x user', exact: a }] }, to: canary }",
