@@ -36,7 +36,12 @@ async fn gateway(
     let proxy = Arc::new(Proxy::new(gray, upstreams, timeout));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, Arc::clone(&proxy), std::future::pending()));
+    tokio::spawn(serve(
+        listener,
+        None,
+        Arc::clone(&proxy),
+        std::future::pending(),
+    ));
     (addr, proxy)
 }
 
@@ -149,6 +154,41 @@ async fn status_reports_rules_and_requests_served() {
         metrics.contains("\ngray_rejected_labels_total 1\n"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn with_an_admin_listener_the_proxy_port_forwards_every_path() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let proxy = Arc::new(Proxy::new(
+        design(),
+        vec![("stable".to_owned(), uri(stable))],
+        Duration::from_secs(5),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (gw, admin_at) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    tokio::spawn(serve(listener, Some(admin), proxy, std::future::pending()));
+    let client = reqwest::Client::new();
+
+    // On the proxy's port, `/gray/status` is just a path: the upstream answers it.
+    let proxied = get_text(&client, gw, "/gray/status").await;
+    assert_eq!(
+        proxied, r#"{"path":"/gray/status","version":"stable"}"#,
+        "{proxied}"
+    );
+    // The admin port answers the gateway's own endpoints, and nothing else.
+    let status: serde_json::Value =
+        serde_json::from_str(&get_text(&client, admin_at, "/gray/status").await).unwrap();
+    assert_eq!(status["routes"][0]["name"], "testers");
+    assert_eq!(status["served"]["stable"], 1);
+    let metrics = get_text(&client, admin_at, "/gray/metrics").await;
+    assert!(metrics.contains("gray_requests_total{version=\"stable\",class=\"2xx\"} 1\n"));
+    let other = client
+        .get(format!("http://{admin_at}/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
 }
 
 #[tokio::test]
@@ -422,7 +462,7 @@ async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, Arc::clone(&proxy), async {
+    let server = tokio::spawn(serve(listener, None, Arc::clone(&proxy), async {
         let _ = stop_rx.await;
     }));
 
@@ -567,12 +607,16 @@ fn the_command_line_is_checked() {
         })
     );
     assert_eq!(ok.rollout_every, Duration::from_millis(500));
+    assert_eq!(ok.admin, None);
+    let admin = parse(&["--admin", "127.0.0.1:9901"]).unwrap();
+    assert_eq!(admin.admin, Some("127.0.0.1:9901".parse().unwrap()));
     for bad in [
         &["--threads", "0"][..],
         &["--upstream", "canary"],
         &["--upstream", "canary=ftp://x"],
         &["--upstream", "canary=http://x/?q=1"],
         &["--listen", "nowhere"],
+        &["--admin", "nowhere"],
         &["--timeout", "-1"],
         &["--rollout", "users:canary"],
         &["--rollout", "users:canary:5,x"],

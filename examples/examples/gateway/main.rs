@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p examples --example gateway -- \
 //!     [--config FILE] [--listen ADDR] [--upstream VERSION=URL]... [--threads N] [--timeout SECS]
+//!     [--admin ADDR] [--rollout ROUTE:CANARY:STAGES] [--rollout-every SECS]
 //! ```
 //!
 //! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
@@ -28,7 +29,10 @@
 //! requests served per version since start, incoming labels refused and requests waiting
 //! for an upstream's response; `GET
 //! /gray/metrics` the per-version metrics (requests by status class, latency histogram)
-//! in the Prometheus text format. Neither is counted as traffic. An upstream
+//! in the Prometheus text format. Neither is counted as traffic. They are answered on the
+//! proxy's own port unless `--admin ADDR` gives them a listener of their own (then every
+//! path on the proxy's port, `/gray/…` too, goes to the upstreams): the status shows the
+//! rules, testers' headers included, so keep it off a public port. An upstream
 //! that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
 //! accepting, finish in-flight requests.
 
@@ -83,6 +87,8 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     pub(crate) rollout: Option<RolloutSpec>,
     pub(crate) rollout_every: Duration,
+    /// Where `/gray/status` and `/gray/metrics` are served instead of the proxy's port.
+    pub(crate) admin: Option<SocketAddr>,
 }
 
 /// `--rollout ROUTE:CANARY:STAGE,STAGE…`: a staged rollout of `CANARY` in split route
@@ -129,11 +135,13 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
         timeout: Duration::from_secs(30),
         rollout: None,
         rollout_every: Duration::from_secs(60),
+        admin: None,
     };
     while let Some(arg) = parser.next()? {
         match arg {
             Long("config") => options.config = Some(parser.value()?.into()),
             Long("listen") => options.listen = parser.value()?.parse()?,
+            Long("admin") => options.admin = Some(parser.value()?.parse()?),
             Long("upstream") => {
                 let raw = parser.value()?.string()?;
                 let (version, url) = raw.split_once('=').ok_or_else(|| {
@@ -432,12 +440,14 @@ impl tower_service::Service<Request<Incoming>> for ProxyService {
     }
 }
 
-/// The gateway's front: its own endpoints, else the request through `GrayLayer` to the
-/// proxy.
+/// The gateway's front: its own endpoints (unless they have a listener of their own),
+/// else the request through `GrayLayer` to the proxy.
 #[derive(Clone, Debug)]
 pub(crate) struct Front<S> {
     proxy: Arc<Proxy>,
     gray: S,
+    /// Whether `/gray/status` and `/gray/metrics` are answered here.
+    admin: bool,
 }
 
 impl<S> tower_service::Service<Request<Incoming>> for Front<S>
@@ -453,7 +463,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
-        if let Some(res) = self.proxy.admin(&req) {
+        if self.admin
+            && let Some(res) = self.proxy.admin(&req)
+        {
             return FrontFuture::Admin { res: Some(res) };
         }
         // Hop-by-hop headers end here, on receipt: before the label header is set, so a
@@ -505,10 +517,12 @@ async fn drive_rollout(mut rollout: Rollout, every: Duration, proxy: Arc<Proxy>)
     std::future::pending::<()>().await;
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops accepting and
-/// lets in-flight requests finish.
+/// Serves HTTP/1.1 on `listener` — and the gateway's own endpoints on `admin` when given,
+/// instead of on `listener` — until `shutdown` resolves, then stops accepting and lets
+/// in-flight requests finish.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -517,37 +531,71 @@ pub(crate) async fn serve(
         gray: GrayLayer::new(proxy.gray.clone())
             .metrics(true)
             .layer(ProxyService(Arc::clone(&proxy))),
-        proxy,
+        proxy: Arc::clone(&proxy),
+        admin: admin.is_none(),
     };
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, say: back off a little, keep serving.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, to_admin) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept(admin.as_ref()) => (accepted, true),
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service.clone()),
-        );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: back off a little, keep serving.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        });
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let http1 = hyper::server::conn::http1::Builder::new();
+        if to_admin {
+            let proxy = Arc::clone(&proxy);
+            let admin = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let res = proxy.admin(&req).unwrap_or_else(|| {
+                    text(
+                        StatusCode::NOT_FOUND,
+                        "gray: /gray/status or /gray/metrics\n".to_owned(),
+                    )
+                });
+                std::future::ready(Ok::<_, Infallible>(res))
+            });
+            spawn_connection(graceful.watch(http1.serve_connection(io, admin)));
+        } else {
+            let conn = http1.serve_connection(io, TowerToHyperService::new(service.clone()));
+            spawn_connection(graceful.watch(conn));
+        }
     }
     drop(listener);
+    drop(admin);
     graceful.shutdown().await;
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves one connection on a task of its own.
+fn spawn_connection<C>(conn: C)
+where
+    C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("connection: {e}");
+        }
+    });
 }
 
 /// Headers meaningful for one connection only (RFC 9110 §7.6.1), never forwarded.
@@ -719,6 +767,17 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     println!("gray gateway on http://{addr}");
+    let admin = match options.admin {
+        Some(at) => Some(tokio::net::TcpListener::bind(at).await?),
+        None => None,
+    };
+    let admin_addr = match &admin {
+        Some(admin) => admin.local_addr()?,
+        None => addr,
+    };
+    if admin.is_some() {
+        println!("  /gray/status and /gray/metrics on http://{admin_addr}");
+    }
     for upstream in &proxy.upstreams {
         println!("  {:<8} -> {}", upstream.version, upstream.base);
     }
@@ -727,10 +786,10 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         println!("  curl -H 'x-app-version: beta' http://{addr}/hello   # a tester: canary");
         println!("  curl -H 'x-user-id: 7' http://{addr}/hello          # a user: stable");
         println!("  curl -H 'x-user-id: 3' http://{addr}/hello          # a user: canary");
-        println!("  curl http://{addr}/gray/status");
-        println!("  curl http://{addr}/gray/metrics");
+        println!("  curl http://{admin_addr}/gray/status");
+        println!("  curl http://{admin_addr}/gray/metrics");
     }
-    serve(listener, proxy, shutdown_signal()).await;
+    serve(listener, admin, proxy, shutdown_signal()).await;
     Ok(())
 }
 
