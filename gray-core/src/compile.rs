@@ -8,12 +8,10 @@ use http::HeaderName;
 use crate::bucket::{BUCKETS, Weighted};
 use crate::config::{Config, Inherit, Match, Route, Split, SplitBy, ValueMatch};
 use crate::context::GrayContext;
-use crate::engine::{
-    Action, CompiledRoute, Condition, Engine, Field, HeaderNames, MAX_LABEL_LEN, NO_SLOT,
-    NameLookup, SLOTS,
-};
+use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
+use crate::values::{Field, HeaderNames, NO_SLOT, NameLookup, SLOTS};
 
 /// Most versions a config may declare (they are indexed by a byte).
 pub const MAX_VERSIONS: usize = 256;
@@ -117,9 +115,9 @@ impl Engine {
             label_bits: label
                 .into_iter()
                 .chain(baggage)
-                .fold(0, |bits, field| bits | crate::engine::field_bit(field)),
+                .fold(0, |bits, field| bits | crate::values::field_bit(field)),
             inherit,
-            baggage_bit: baggage.map_or(0, crate::engine::field_bit),
+            baggage_bit: baggage.map_or(0, crate::values::field_bit),
             baggage,
             fields,
             slots,

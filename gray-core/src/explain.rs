@@ -1,8 +1,9 @@
 //! [`RouteCheck`]: why each route did or did not take a request, for dry runs and
 //! debugging (`Gray::explain`). Not on the request path.
 
-use crate::engine::{Engine, Values};
+use crate::engine::Engine;
 use crate::request::RequestView;
+use crate::values::Values;
 
 /// How one route fared with a request: it took it, or which of its conditions failed.
 ///

@@ -112,6 +112,7 @@ mod propagation;
 mod request;
 mod rollout;
 mod telemetry;
+mod values;
 #[cfg(feature = "watch")]
 mod watch;
 

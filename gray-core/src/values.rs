@@ -1,0 +1,226 @@
+//! The request values of one decision: read lazily, each at most once — the headers in
+//! one pass over the request when it can list them — and cached when read twice.
+
+use http::HeaderName;
+
+use crate::engine::Engine;
+use crate::request::RequestView;
+
+/// Request values that are read more than once per decision get one of these cache slots.
+pub(crate) const SLOTS: usize = 8;
+pub(crate) const NO_SLOT: u8 = u8::MAX;
+
+/// Most rule headers one request can carry before the engine falls back to lookups.
+pub(crate) const FOUND: usize = 8;
+
+/// Header name → field, for the one pass over a request's headers.
+#[derive(Debug)]
+pub(crate) struct HeaderNames {
+    /// Bit `n` is set when a rule header name is `n` bytes long (bit 63: 63 or more), so
+    /// most request headers are passed over with one bit test.
+    pub(crate) lengths: u64,
+    pub(crate) lookup: NameLookup,
+    /// The `host` header's field when a rule reads it, else `u32::MAX`: HTTP/2 sends the
+    /// host in the URI's authority, not as a header, so it is asked for by name when the
+    /// pass over the headers did not meet it.
+    pub(crate) host: u32,
+}
+
+/// How a header name whose length matched is looked up.
+#[derive(Debug)]
+pub(crate) enum NameLookup {
+    /// Few names: compared one by one.
+    Linear(Box<[(Box<str>, u32)]>),
+    /// Many names (a config with many routes on many headers).
+    Hashed(std::collections::HashMap<Box<str>, u32>),
+}
+
+impl HeaderNames {
+    /// The bit of `lengths` for a name of `len` bytes.
+    #[inline]
+    pub(crate) fn length_bit(len: usize) -> u64 {
+        1 << len.min(63)
+    }
+
+    #[inline]
+    fn field(&self, name: &str) -> Option<u32> {
+        if self.lengths & Self::length_bit(name.len()) == 0 {
+            return None;
+        }
+        match &self.lookup {
+            NameLookup::Linear(names) => names
+                .iter()
+                .find(|(n, _)| n.len() == name.len() && **n == *name)
+                .map(|&(_, f)| f),
+            NameLookup::Hashed(names) => names.get(name).copied(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lengths == 0
+    }
+}
+
+/// Field `field`'s bit in a decision's set of headers present (fields past 63 share bits:
+/// a set bit means "maybe present", a clear one "absent").
+#[inline(always)]
+pub(crate) fn field_bit(field: u32) -> u64 {
+    1 << (field & 63)
+}
+
+/// A request value that rules read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Field {
+    Header(HeaderName),
+    Cookie(Box<str>),
+    Query(Box<str>),
+}
+
+/// For a `host` header the request does not have, its URI's authority (HTTP/2 sends the
+/// host there): what a view that cannot list its headers is asked after a miss. Out of
+/// line: rare.
+#[cold]
+#[inline(never)]
+fn authority_as_host<'r, R: RequestView + ?Sized>(
+    req: &'r R,
+    name: &HeaderName,
+) -> Option<&'r [u8]> {
+    (*name == http::header::HOST)
+        .then(|| req.authority())
+        .flatten()
+        .map(str::as_bytes)
+}
+
+/// The request values of one decision, read lazily; values read twice are cached.
+///
+/// Headers are read in one pass when the request can list them: each request header
+/// whose name a rule uses is kept in `found`, and a header not found is known absent.
+pub(crate) struct Values<'r, R: ?Sized> {
+    pub(crate) req: &'r R,
+    fields: &'r [Field],
+    slots: &'r [u8],
+    filled: u8,
+    cache: [Option<&'r [u8]>; SLOTS],
+    /// Whether `found` holds every rule header of the request.
+    pub(crate) scanned: bool,
+    found_len: u8,
+    /// Bit `i` is set when the header of `found[i]` came more than once.
+    repeated: u8,
+    /// Bit `f % 64` is set for each field `f` in `found`: a clear bit means absent.
+    pub(crate) present: u64,
+    /// `(field, value)`; `None` only in the unused tail, which keeps the array all zeroes
+    /// when it is made (a `memset`, not a copy).
+    found: [(u32, Option<&'r [u8]>); FOUND],
+}
+
+impl<'r, R: RequestView + ?Sized> Values<'r, R> {
+    #[inline(always)]
+    pub(crate) fn new(req: &'r R, engine: &'r Engine) -> Self {
+        Self {
+            req,
+            fields: &engine.fields,
+            slots: &engine.slots,
+            filled: 0,
+            cache: [None; SLOTS],
+            scanned: false,
+            found_len: 0,
+            repeated: 0,
+            present: 0,
+            found: [(0, None); FOUND],
+        }
+    }
+
+    /// Reads every header a rule uses in one pass over the request's headers.
+    #[inline]
+    pub(crate) fn scan(&mut self, names: &HeaderNames) {
+        let mut len = 0usize;
+        let mut overflow = false;
+        let mut repeated = 0u8;
+        let mut present = 0u64;
+        let found = &mut self.found;
+        let listed = self.req.for_each_header(|name, value| {
+            let Some(field) = names.field(name) else {
+                return;
+            };
+            if let Some(i) = found[..len].iter().position(|&(f, _)| f == field) {
+                repeated |= 1 << i; // the first value counts
+                return;
+            }
+            match found.get_mut(len) {
+                Some(slot) => {
+                    *slot = (field, Some(value));
+                    present |= field_bit(field);
+                    len += 1;
+                }
+                None => overflow = true,
+            }
+        });
+        self.scanned = listed && !overflow;
+        // `len <= FOUND`, which fits in a byte.
+        self.found_len = len as u8;
+        self.repeated = repeated;
+        self.present = present;
+        if names.host != u32::MAX {
+            self.scan_authority(names.host);
+        }
+    }
+
+    /// The end of [`scan`](Self::scan) when the rules read `host` (field `host`) and the
+    /// request had no `Host` header: the URI's authority as `host` (HTTP/2 sends the host
+    /// there). Out of line: rare.
+    #[cold]
+    #[inline(never)]
+    fn scan_authority(&mut self, host: u32) {
+        if !self.scanned || self.present & field_bit(host) != 0 {
+            return;
+        }
+        let len = usize::from(self.found_len);
+        if let (Some(value), Some(slot)) = (self.req.authority(), self.found.get_mut(len)) {
+            *slot = (host, Some(value.as_bytes()));
+            self.present |= field_bit(host);
+            self.found_len += 1;
+        }
+    }
+
+    /// Whether header `field` came exactly once; `false` when that is not known (the
+    /// headers were not read in one pass).
+    #[inline]
+    pub(crate) fn only_once(&self, field: u32) -> bool {
+        self.scanned
+            && self.found[..usize::from(self.found_len)]
+                .iter()
+                .position(|&(f, _)| f == field)
+                .is_some_and(|i| self.repeated & (1 << i) == 0)
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&mut self, field: u32) -> Option<&'r [u8]> {
+        let index = field as usize;
+        let slot = self.slots.get(index).map_or(SLOTS, |&s| usize::from(s));
+        if slot < SLOTS && self.filled & (1 << slot) != 0 {
+            return self.cache[slot];
+        }
+        let value = match self.fields.get(index)? {
+            Field::Header(_) if self.scanned => {
+                if self.present & field_bit(field) == 0 {
+                    return None;
+                }
+                return self.found[..usize::from(self.found_len)]
+                    .iter()
+                    .find(|&&(f, _)| f == field)
+                    .and_then(|&(_, v)| v);
+            }
+            Field::Header(name) => self
+                .req
+                .header(name)
+                .or_else(|| authority_as_host(self.req, name)),
+            Field::Cookie(name) => self.req.cookie(name),
+            Field::Query(name) => self.req.query_param(name),
+        };
+        if slot < SLOTS {
+            self.cache[slot] = value;
+            self.filled |= 1 << slot;
+        }
+        value
+    }
+}
