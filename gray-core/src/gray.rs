@@ -1,4 +1,4 @@
-//! [`Gray`]: the shared handle to the compiled rules, and the [`Decision`] it makes.
+//! [`Gray`]: the shared handle to the compiled rules, which decides requests.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use arc_swap::{ArcSwap, Guard};
-use http::{HeaderName, HeaderValue};
+use arc_swap::ArcSwap;
+use http::HeaderName;
 use thread_local::ThreadLocal;
 
 use crate::config::Config;
-use crate::context::GrayContext;
-use crate::engine::{Engine, Outcome, Source};
+use crate::decision::Decision;
+use crate::engine::{Engine, Source};
 use crate::error::Error;
 use crate::explain::RouteCheck;
 use crate::hold::Hold;
-use crate::metrics::{Measure, Metrics};
+use crate::metrics::Metrics;
 use crate::request::RequestView;
 
 /// The routing engine: decides which version serves a request.
@@ -119,7 +119,7 @@ impl Gray {
     /// memory that another core writes.
     ///
     /// The [`Decision`] holds a snapshot of the rules it came from; turn it into a
-    /// [`GrayContext`] (owned, cheap) to keep it across an `.await`.
+    /// [`GrayContext`](crate::GrayContext) (owned, cheap) to keep it across an `.await`.
     #[inline]
     pub fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Decision {
         let engine = self.shared.engine.load();
@@ -128,7 +128,7 @@ impl Gray {
             let rejected = self.shared.rejected.get_or(AtomicU64::default);
             rejected.store(rejected.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
-        Decision { engine, outcome }
+        Decision::new(engine, outcome)
     }
 
     /// Replaces the rules, atomically: a decision sees the old rules or the new ones,
@@ -370,144 +370,5 @@ impl fmt::Debug for Gray {
             .field("versions", &engine.versions)
             .field("routes", &engine.routes.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// The outcome of [`Gray::decide`]: the version, and why.
-pub struct Decision {
-    engine: Guard<Arc<Engine>>,
-    outcome: Outcome,
-}
-
-impl Decision {
-    /// The version that serves the request, e.g. `"canary"`.
-    #[inline]
-    pub fn version(&self) -> &str {
-        &self.engine.versions[usize::from(self.outcome.version)]
-    }
-
-    /// The route that decided, or `None` for an inherited label or the default version.
-    #[inline]
-    pub fn route(&self) -> Option<&str> {
-        self.outcome
-            .route
-            .map(|i| &*self.engine.routes[i as usize].name)
-    }
-
-    /// How the version was chosen.
-    #[inline]
-    pub fn source(&self) -> Source {
-        self.outcome.source
-    }
-
-    /// Whether the request carried a label (in the label header, or the `gray` member of
-    /// `baggage`) that was refused: any label at an edge (`inherit: never`), whose rules
-    /// do not read the label header themselves; an undeclared or too long one under
-    /// `inherit: always`. Counted in [`Gray::rejected_labels`].
-    #[inline]
-    pub fn label_rejected(&self) -> bool {
-        self.outcome.label_rejected
-    }
-
-    /// Whether the request's label header already holds exactly this decision's version,
-    /// once: an inherited label, honoured as it came. Adapters then leave the header as it
-    /// is instead of setting it again. `false` whenever that is not certain (a label read
-    /// from `baggage`, a repeated header, a fallback, any routed decision).
-    ///
-    /// ```
-    /// use gray_core::{Config, Gray};
-    ///
-    /// let gray = Gray::new(Config::from_yaml(
-    ///     "label: { inherit: always }\nversions: [stable, canary]\n",
-    /// )?)?;
-    /// let labelled = http::Request::get("/").header("x-gray-version", "canary").body(())?;
-    /// assert!(gray.decide(&labelled).label_in_place());
-    ///
-    /// let twice = http::Request::get("/")
-    ///     .header("x-gray-version", "canary")
-    ///     .header("x-gray-version", "stable")
-    ///     .body(())?;
-    /// let d = gray.decide(&twice);
-    /// assert_eq!(d.version(), "canary"); // the first value counts…
-    /// assert!(!d.label_in_place()); // …and the header is set again, to that one value
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[inline]
-    pub fn label_in_place(&self) -> bool {
-        self.outcome.label_in_place
-    }
-
-    /// Whether the request's W3C `baggage` may carry a `gray` member other than this
-    /// decision's version (with `label.baggage` on): a label refused at an edge, one that
-    /// lost to the label header or to a fallback. Adapters then rewrite it with
-    /// [`relabel_baggage`](crate::relabel_baggage), as they set the label header, so a
-    /// proxy forwards no contradicting label — services that pass `baggage` on but not the
-    /// label header (OpenTelemetry) would carry it to one that trusts it. `false` for
-    /// almost every request (no `baggage`, or no `gray` member in it): one bit test.
-    ///
-    /// ```
-    /// use gray_core::{Config, Gray};
-    ///
-    /// let edge = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
-    /// let spoofed = http::Request::get("/").header("baggage", "gray=canary").body(())?;
-    /// let d = edge.decide(&spoofed);
-    /// assert_eq!(d.version(), "stable");
-    /// assert!(d.baggage_stale());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[inline]
-    pub fn baggage_stale(&self) -> bool {
-        self.outcome.baggage_stale
-    }
-
-    /// The header that carries the label, from the same rules as the decision. Its name
-    /// is `'static` (the default, or interned when the rules were compiled): cloning it
-    /// copies a pointer.
-    #[inline]
-    pub fn label_header(&self) -> &HeaderName {
-        &self.engine.label_header
-    }
-
-    /// The version as a header value, built when the rules were compiled over bytes kept
-    /// for the life of the process: cloning it copies a pointer, so adapters set the label
-    /// header without allocating or touching a shared reference count.
-    #[inline]
-    pub fn label_value(&self) -> &HeaderValue {
-        &self.engine.version_values[usize::from(self.outcome.version)]
-    }
-
-    /// Starts measuring the request for the per-version [`Metrics`](crate::Metrics) (reads
-    /// the clock); end it with [`Measure::finish`] and the response status. `None` when
-    /// the version got no counter slot: a process meters at most
-    /// [`MAX_METERED_VERSIONS`](crate::MAX_METERED_VERSIONS) (`Gray`, version) pairs.
-    #[inline]
-    pub fn measure(&self) -> Option<Measure> {
-        self.engine
-            .metric_slots
-            .get(usize::from(self.outcome.version))
-            .copied()
-            .flatten()
-            .map(Measure::start)
-    }
-
-    /// An owned, cheap-to-clone context for the request, to put in request extensions and
-    /// task-local scope. Built with the rules from interned names, so this copies a
-    /// pointer: no allocation, and no reference count that every core would contend on.
-    #[inline]
-    pub fn context(&self) -> GrayContext {
-        self.engine.context(&self.outcome).clone()
-    }
-}
-
-impl fmt::Debug for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decision")
-            .field("version", &self.version())
-            .field("route", &self.route())
-            .field("source", &self.source())
-            .field("label_rejected", &self.label_rejected())
-            .field("label_in_place", &self.label_in_place())
-            .field("baggage_stale", &self.baggage_stale())
-            .finish()
     }
 }

@@ -100,6 +100,7 @@ mod bucket;
 mod compile;
 mod config;
 mod context;
+mod decision;
 mod engine;
 mod error;
 mod explain;
@@ -126,10 +127,11 @@ pub use config::{
     Config, Format, Inherit, LabelConfig, Match, PathMatch, Route, Split, SplitBy, ValueMatch,
 };
 pub use context::GrayContext;
+pub use decision::Decision;
 pub use engine::{MAX_LABEL_LEN, Source};
 pub use error::{Error, Invalid, Problem};
 pub use explain::RouteCheck;
-pub use gray::{Decision, Gray};
+pub use gray::Gray;
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};

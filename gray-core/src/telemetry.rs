@@ -1,7 +1,7 @@
 //! [`Telemetry`]: what a server adapter records about one request, as asked.
 
 use crate::context::GrayContext;
-use crate::gray::Decision;
+use crate::decision::Decision;
 use crate::metrics::Measure;
 
 /// What a server adapter records about one request: its per-version metrics

@@ -1,0 +1,156 @@
+//! [`Decision`]: the version [`Gray::decide`](crate::Gray::decide) chose for a request,
+//! why, and what the adapters write on the request because of it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::Guard;
+use http::{HeaderName, HeaderValue};
+
+use crate::context::GrayContext;
+use crate::engine::{Engine, Outcome, Source};
+use crate::metrics::Measure;
+
+/// The outcome of [`Gray::decide`](crate::Gray::decide): the version, and why.
+pub struct Decision {
+    engine: Guard<Arc<Engine>>,
+    outcome: Outcome,
+}
+
+impl Decision {
+    #[inline]
+    pub(crate) fn new(engine: Guard<Arc<Engine>>, outcome: Outcome) -> Self {
+        Self { engine, outcome }
+    }
+
+    /// The version that serves the request, e.g. `"canary"`.
+    #[inline]
+    pub fn version(&self) -> &str {
+        &self.engine.versions[usize::from(self.outcome.version)]
+    }
+
+    /// The route that decided, or `None` for an inherited label or the default version.
+    #[inline]
+    pub fn route(&self) -> Option<&str> {
+        self.outcome
+            .route
+            .map(|i| &*self.engine.routes[i as usize].name)
+    }
+
+    /// How the version was chosen.
+    #[inline]
+    pub fn source(&self) -> Source {
+        self.outcome.source
+    }
+
+    /// Whether the request carried a label (in the label header, or the `gray` member of
+    /// `baggage`) that was refused: any label at an edge (`inherit: never`), whose rules
+    /// do not read the label header themselves; an undeclared or too long one under
+    /// `inherit: always`. Counted in [`Gray::rejected_labels`](crate::Gray::rejected_labels).
+    #[inline]
+    pub fn label_rejected(&self) -> bool {
+        self.outcome.label_rejected
+    }
+
+    /// Whether the request's label header already holds exactly this decision's version,
+    /// once: an inherited label, honoured as it came. Adapters then leave the header as it
+    /// is instead of setting it again. `false` whenever that is not certain (a label read
+    /// from `baggage`, a repeated header, a fallback, any routed decision).
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(
+    ///     "label: { inherit: always }\nversions: [stable, canary]\n",
+    /// )?)?;
+    /// let labelled = http::Request::get("/").header("x-gray-version", "canary").body(())?;
+    /// assert!(gray.decide(&labelled).label_in_place());
+    ///
+    /// let twice = http::Request::get("/")
+    ///     .header("x-gray-version", "canary")
+    ///     .header("x-gray-version", "stable")
+    ///     .body(())?;
+    /// let d = gray.decide(&twice);
+    /// assert_eq!(d.version(), "canary"); // the first value counts…
+    /// assert!(!d.label_in_place()); // …and the header is set again, to that one value
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn label_in_place(&self) -> bool {
+        self.outcome.label_in_place
+    }
+
+    /// Whether the request's W3C `baggage` may carry a `gray` member other than this
+    /// decision's version (with `label.baggage` on): a label refused at an edge, one that
+    /// lost to the label header or to a fallback. Adapters then rewrite it with
+    /// [`relabel_baggage`](crate::relabel_baggage), as they set the label header, so a
+    /// proxy forwards no contradicting label — services that pass `baggage` on but not the
+    /// label header (OpenTelemetry) would carry it to one that trusts it. `false` for
+    /// almost every request (no `baggage`, or no `gray` member in it): one bit test.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let edge = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let spoofed = http::Request::get("/").header("baggage", "gray=canary").body(())?;
+    /// let d = edge.decide(&spoofed);
+    /// assert_eq!(d.version(), "stable");
+    /// assert!(d.baggage_stale());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn baggage_stale(&self) -> bool {
+        self.outcome.baggage_stale
+    }
+
+    /// The header that carries the label, from the same rules as the decision. Its name
+    /// is `'static` (the default, or interned when the rules were compiled): cloning it
+    /// copies a pointer.
+    #[inline]
+    pub fn label_header(&self) -> &HeaderName {
+        &self.engine.label_header
+    }
+
+    /// The version as a header value, built when the rules were compiled over bytes kept
+    /// for the life of the process: cloning it copies a pointer, so adapters set the label
+    /// header without allocating or touching a shared reference count.
+    #[inline]
+    pub fn label_value(&self) -> &HeaderValue {
+        &self.engine.version_values[usize::from(self.outcome.version)]
+    }
+
+    /// Starts measuring the request for the per-version [`Metrics`](crate::Metrics) (reads
+    /// the clock); end it with [`Measure::finish`] and the response status. `None` when
+    /// the version got no counter slot: a process meters at most
+    /// [`MAX_METERED_VERSIONS`](crate::MAX_METERED_VERSIONS) (`Gray`, version) pairs.
+    #[inline]
+    pub fn measure(&self) -> Option<Measure> {
+        self.engine
+            .metric_slots
+            .get(usize::from(self.outcome.version))
+            .copied()
+            .flatten()
+            .map(Measure::start)
+    }
+
+    /// An owned, cheap-to-clone context for the request, to put in request extensions and
+    /// task-local scope. Built with the rules from interned names, so this copies a
+    /// pointer: no allocation, and no reference count that every core would contend on.
+    #[inline]
+    pub fn context(&self) -> GrayContext {
+        self.engine.context(&self.outcome).clone()
+    }
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("version", &self.version())
+            .field("route", &self.route())
+            .field("source", &self.source())
+            .field("label_rejected", &self.label_rejected())
+            .field("label_in_place", &self.label_in_place())
+            .field("baggage_stale", &self.baggage_stale())
+            .finish()
+    }
+}
