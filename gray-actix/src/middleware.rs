@@ -23,8 +23,9 @@ use crate::view::ActixRequest;
 /// [`Gray`](crate::Gray) extractor, `web::ReqData<GrayContext>` or
 /// `req.extensions().get::<GrayContext>()`), sets the label header on the request to the
 /// decided version (and a `gray` member of W3C `baggage` that says otherwise, see
-/// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)), and runs the rest of the chain inside [`GrayContext::scope`], so a
-/// `gray_reqwest::GrayPropagation` client called from a handler carries the label on.
+/// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)), and runs the rest
+/// of the chain inside [`GrayContext::scope`], so a `gray_reqwest::GrayPropagation`
+/// client called from a handler carries the label on.
 /// The next service is called exactly once.
 ///
 /// ```
