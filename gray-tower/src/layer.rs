@@ -20,7 +20,10 @@ use crate::future::ResponseFuture;
 ///    label that came once, already the decided version, is left as it is:
 ///    [`Decision::label_in_place`](gray_core::Decision::label_in_place)); a `gray` member
 ///    of W3C `baggage` that says otherwise is set to the decided version as well
-///    ([`Decision::baggage_stale`](gray_core::Decision::baggage_stale));
+///    ([`Decision::baggage_stale`](gray_core::Decision::baggage_stale)). A proxy should
+///    strip hop-by-hop headers before this layer, not after: a client naming the label
+///    header in `Connection` would otherwise have it removed once set (the `gateway`
+///    example does it on receipt);
 /// 4. calls the inner service exactly once and runs its future inside
 ///    [`GrayContext::scope`], so the handler and everything it awaits see
 ///    [`GrayContext::current`] — an outbound client with `gray_reqwest::GrayPropagation`
