@@ -8,16 +8,9 @@ use gray_core::{Config, Format, Gray};
 use http::{HeaderName, HeaderValue, Request};
 use proptest::prelude::*;
 
-/// A config that reads every kind of request value, with inheritance on.
-const EVERYTHING: &str = r#"
-label: { inherit: always }
-versions: [stable, canary, v2]
-routes:
-  - { name: h, match: { headers: [{ name: x-a, regex: "^(a|b)+c$" }, { name: x-b, prefix: p, invert: true }] }, to: v2 }
-  - { name: q, match: { query: [{ name: k, exact: v }], path: { regex: "/x/[0-9]+" } }, to: canary }
-  - { name: c, match: { cookies: [{ name: s, present: true }], method: PUT }, to: canary }
-  - { name: u, split: { by: { cookie: uid }, weights: { stable: 50, canary: 25, v2: 25 } } }
-"#;
+/// A config that reads every kind of request value, with inheritance on (shared with the
+/// fuzz targets).
+const EVERYTHING: &str = include_str!("fixtures/everything.yaml");
 
 fn header_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
