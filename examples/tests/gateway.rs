@@ -19,6 +19,14 @@ fn design() -> Gray {
     Gray::from_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules.yaml")).unwrap()
 }
 
+/// Serves `app` on an ephemeral loopback port.
+async fn serve_app(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 fn uri(addr: SocketAddr) -> Uri {
     format!("http://{addr}").parse().unwrap()
 }
@@ -340,6 +348,78 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
     assert_eq!(body.split('|').nth(1), Some("canary"), "{body}");
+}
+
+/// client → the gateway (an edge) → `middle`, which passes `baggage` on and drops every
+/// other header, as OpenTelemetry-instrumented services do → `inner`, behind GrayLayer
+/// with `inherit: always`, answering the version it serves.
+#[tokio::test]
+async fn the_label_crosses_a_baggage_only_hop_and_a_spoofed_one_does_not() {
+    let inner_rules = "label: { inherit: always }\nversions: [stable, canary]\n";
+    let inner = axum::Router::new()
+        .fallback(|| async {
+            gray_core::GrayContext::current().map_or("none".to_owned(), |c| c.version().to_owned())
+        })
+        .layer(gray_tower::GrayLayer::new(
+            Gray::new(Config::from_yaml(inner_rules).unwrap()).unwrap(),
+        ));
+    let inner = serve_app(inner).await;
+    let hop = reqwest::Client::new();
+    let middle = axum::Router::new().fallback(move |headers: http::HeaderMap| {
+        let hop = hop.clone();
+        async move {
+            let mut call = hop.get(format!("http://{inner}/"));
+            for value in headers.get_all("baggage") {
+                call = call.header("baggage", value.clone());
+            }
+            call.send().await.unwrap().text().await.unwrap()
+        }
+    });
+    let middle = serve_app(middle).await;
+    let edge = design();
+    let (gw, _) = gateway(
+        edge.clone(),
+        vec![("stable", uri(middle)), ("canary", uri(middle))],
+        Duration::from_secs(5),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let inner_version = |headers: Vec<(&'static str, String)>| {
+        let call = headers
+            .into_iter()
+            .fold(client.get(format!("http://{gw}/")), |call, (k, v)| {
+                call.header(k, v)
+            });
+        async move { call.send().await.unwrap().text().await.unwrap() }
+    };
+
+    // A tester is on canary all the way in: the gateway wrote the label in baggage too.
+    let tester = vec![("x-app-version", "beta".to_owned())];
+    assert_eq!(inner_version(tester).await, "canary");
+    let mut stable_users = 0;
+    for user in 0..50 {
+        let id = format!("hop-{user}");
+        let want = edge
+            .decide(
+                &http::Request::get("/")
+                    .header("x-user-id", &id)
+                    .body(())
+                    .unwrap(),
+            )
+            .version()
+            .to_owned();
+        stable_users += usize::from(want == "stable");
+        // A user's own version reaches the inner service, whatever the baggage said.
+        let spoofing = vec![
+            ("x-user-id", id.clone()),
+            ("baggage", "gray=canary,session=1".to_owned()),
+        ];
+        assert_eq!(inner_version(spoofing).await, want, "user {id}");
+    }
+    assert!(
+        stable_users > 30,
+        "the spoof would have moved these to canary"
+    );
 }
 
 #[tokio::test]

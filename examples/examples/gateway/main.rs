@@ -7,6 +7,10 @@
 //!     [--admin ADDR] [--rollout ROUTE:CANARY:STAGES] [--rollout-every SECS]
 //! ```
 //!
+//! Each request is sent on to its version's upstream with the label in the label header
+//! and in W3C `baggage` (merged with the members there), as `GrayPropagation` writes it on
+//! a client's calls; a spoofed label in either is overwritten at this edge.
+//!
 //! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
 //!   responder per version on an ephemeral port that says who answered; prints curl lines.
 //! - `--config FILE`: rules from a file, watched and hot-reloaded; a bad edit is logged and
@@ -51,7 +55,7 @@ use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use bytes::Bytes;
-use gray_core::{Config, Gray, GrayContext, Rollout, RolloutStatus, Watcher};
+use gray_core::{Config, Gray, GrayContext, Propagation, Rollout, RolloutStatus, Watcher};
 use gray_tower::GrayLayer;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
@@ -76,6 +80,11 @@ use pool::{Pool, PooledBody};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEMO_RULES: &str = include_str!("../../rules.yaml");
+
+/// How the label is added to the `baggage` of a request sent on (the label header is
+/// GrayLayer's): the `gray` member, merged with the members already there.
+static BAGGAGE: std::sync::LazyLock<Propagation> =
+    std::sync::LazyLock::new(|| Propagation::new().baggage_only());
 
 /// The command line.
 #[derive(Debug)]
@@ -319,6 +328,10 @@ impl Proxy {
         if let Some(host) = &upstream.host {
             parts.headers.insert(header::HOST, host.clone());
         }
+        // GrayLayer set the label header; the label goes in W3C baggage too, as the clients'
+        // propagation writes it, so it crosses services that pass baggage on and drop
+        // other headers (OpenTelemetry's).
+        BAGGAGE.apply(&ctx, &mut parts.headers);
         parts.version = http::Version::HTTP_11;
         let call = upstream.pool.send(Request::from_parts(parts, body));
         match self.deadlines.within(self.timeout, call).await {
