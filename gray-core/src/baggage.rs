@@ -82,9 +82,21 @@ pub fn baggage_with(existing: Option<&str>, key: &str, value: &str) -> String {
     out
 }
 
-/// Whether `values` (the values of a request's `baggage` headers) carry a `gray` member
-/// other than exactly one naming `version`. Reads every byte (no length limit).
-pub(crate) fn label_differs<'a>(values: impl IntoIterator<Item = &'a [u8]>, version: &str) -> bool {
+/// What the values of a request's `baggage` headers say about the label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Label {
+    /// No `gray` member.
+    Absent,
+    /// Exactly one `gray` member, naming the version asked about.
+    Exactly,
+    /// Another version, or more than one `gray` member.
+    Other,
+}
+
+/// What `values` (the values of a request's `baggage` headers) say about `version`: no
+/// `gray` member, exactly one naming it, or anything else. Reads every byte (no length
+/// limit).
+pub(crate) fn label_in<'a>(values: impl IntoIterator<Item = &'a [u8]>, version: &str) -> Label {
     let mut seen = false;
     for value in values {
         for item in value.split(|&b| b == b',') {
@@ -96,12 +108,12 @@ pub(crate) fn label_differs<'a>(values: impl IntoIterator<Item = &'a [u8]>, vers
                 continue;
             }
             if seen || trim(&item[eq + 1..]) != version.as_bytes() {
-                return true;
+                return Label::Other;
             }
             seen = true;
         }
     }
-    false
+    if seen { Label::Exactly } else { Label::Absent }
 }
 
 /// The `baggage` to send on in place of a request's own when its `gray` member
@@ -133,7 +145,7 @@ pub fn baggage_relabeled<'a>(
     version: &str,
 ) -> Option<String> {
     let values: Vec<&[u8]> = values.into_iter().collect();
-    if !label_differs(values.iter().copied(), version) {
+    if label_in(values.iter().copied(), version) != Label::Other {
         return None;
     }
     let joined = values

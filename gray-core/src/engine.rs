@@ -186,7 +186,7 @@ impl Engine {
         let version = self.versions.get(usize::from(version)).map_or("", |v| v);
         !values.only_once(baggage)
             || value.len() > crate::baggage::MAX_BAGGAGE_LEN
-            || crate::baggage::label_differs([value], version)
+            || crate::baggage::label_in([value], version) == crate::baggage::Label::Other
     }
 
     /// [`decide`](Self::decide) on the request's values, scanned or not.

@@ -1,8 +1,9 @@
 //! [`Propagation`]: how a request's label is written on an outbound call.
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::baggage::{BAGGAGE_HEADER, BAGGAGE_KEY, baggage_with};
+use crate::baggage::{BAGGAGE_HEADER, BAGGAGE_KEY, Label, baggage_with, label_in};
 use crate::context::GrayContext;
 
 /// How the label of a [`GrayContext`] is written on an outbound request: the label header
@@ -74,31 +75,41 @@ impl Propagation {
     /// member is replaced. A version that is no valid header value writes nothing.
     ///
     /// With a context the engine decided and no `baggage` on the request yet, nothing is
-    /// allocated: both values are prebuilt.
+    /// allocated: both values are prebuilt; `baggage` whose one `gray` member already names
+    /// the version is left as it is, nothing rebuilt either.
     pub fn apply(&self, ctx: &GrayContext, headers: &mut HeaderMap) {
-        let Some(value) = ctx.label_value() else {
-            return; // not a header value: no label rather than a broken one
-        };
         if let Some(header) = &self.header {
+            let Some(value) = ctx.label_value() else {
+                return; // not a header value: no label rather than a broken one
+            };
             headers.insert(header.clone(), value);
         }
-        if self.baggage {
-            if !headers.contains_key(BAGGAGE_HEADER) {
+        if !self.baggage {
+            return;
+        }
+        // One lookup of `baggage`, whether it is there or not.
+        match headers.entry(BAGGAGE_HEADER) {
+            Entry::Vacant(slot) => {
                 if let Some(member) = ctx.baggage_value() {
-                    headers.insert(BAGGAGE_HEADER, member);
+                    slot.insert(member);
                 }
-                return;
             }
-            let existing = headers
-                .get_all(BAGGAGE_HEADER)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(",");
-            let existing = (!existing.is_empty()).then_some(existing.as_str());
-            let merged = baggage_with(existing, BAGGAGE_KEY, ctx.version());
-            if let Ok(merged) = HeaderValue::from_str(&merged) {
-                headers.insert(BAGGAGE_HEADER, merged);
+            Entry::Occupied(mut slot) => {
+                let version = ctx.version();
+                let values = slot.iter().map(HeaderValue::as_bytes);
+                if label_in(values, version) == Label::Exactly {
+                    return; // already says so, once: nothing to rebuild
+                }
+                let existing = slot
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let existing = (!existing.is_empty()).then_some(existing.as_str());
+                let merged = baggage_with(existing, BAGGAGE_KEY, version);
+                if let Ok(merged) = HeaderValue::from_str(&merged) {
+                    slot.insert(merged);
+                }
             }
         }
     }

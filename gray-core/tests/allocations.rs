@@ -86,6 +86,10 @@ fn five_thousand_decisions_allocate_nothing() {
         outbound.clear();
         propagation.apply(&ctx, &mut outbound);
         assert_eq!(outbound.len(), 2);
+        // Baggage that already says so (a second client layer, a propagated baggage) is
+        // left as it is: nothing rebuilt.
+        propagation.apply(&ctx, &mut outbound);
+        assert_eq!(outbound.len(), 2);
         let tier = regex.decide(&tiers[i % tiers.len()]);
         canary += usize::from(tier.version() == "canary");
     }
