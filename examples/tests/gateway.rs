@@ -296,9 +296,7 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
             value("baggage")
         )
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, echo).await.unwrap() });
+    let upstream = serve_app(echo).await;
     let (gw, _) = gateway(
         design(),
         vec![("stable", uri(upstream))],
@@ -530,9 +528,7 @@ async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
             "done"
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    let upstream = serve_app(slow).await;
 
     let proxy = Arc::new(Proxy::new(
         design(),
@@ -713,9 +709,7 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     // A canary that fails every request.
     let broken = axum::Router::new()
         .fallback(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "canary broke") });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let canary = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, broken).await.unwrap() });
+    let canary = serve_app(broken).await;
     let rules = "versions: [stable, canary]\nroutes:\n  - { name: users, split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } } }\n";
     let gray = Gray::new(Config::from_yaml(rules).unwrap()).unwrap();
     let (gw, proxy) = gateway(

@@ -81,11 +81,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEMO_RULES: &str = include_str!("../../rules.yaml");
 
-/// How the label is added to the `baggage` of a request sent on (the label header is
-/// GrayLayer's): the `gray` member, merged with the members already there.
-static BAGGAGE: std::sync::LazyLock<Propagation> =
-    std::sync::LazyLock::new(|| Propagation::new().baggage_only());
-
 /// The command line.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -220,6 +215,9 @@ pub(crate) struct Proxy {
     deadlines: Arc<Deadlines>,
     /// Where the `--rollout` stands, for `/gray/status`.
     rollout: Mutex<Option<RolloutStatus>>,
+    /// How the label goes into the `baggage` of a request sent on (the label header is
+    /// GrayLayer's): the `gray` member, merged with the members already there.
+    baggage: Propagation,
 }
 
 impl Proxy {
@@ -246,6 +244,7 @@ impl Proxy {
             timeout,
             deadlines: Arc::default(),
             rollout: Mutex::new(None),
+            baggage: Propagation::new().baggage_only(),
         }
     }
 
@@ -331,7 +330,7 @@ impl Proxy {
         // GrayLayer set the label header; the label goes in W3C baggage too, as the clients'
         // propagation writes it, so it crosses services that pass baggage on and drop
         // other headers (OpenTelemetry's).
-        BAGGAGE.apply(&ctx, &mut parts.headers);
+        self.baggage.apply(&ctx, &mut parts.headers);
         parts.version = http::Version::HTTP_11;
         let call = upstream.pool.send(Request::from_parts(parts, body));
         match self.deadlines.within(self.timeout, call).await {
