@@ -1,6 +1,6 @@
 //! Config → [`Engine`]: every check that can refuse a config, naming the route and field.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::HeaderName;
@@ -11,7 +11,7 @@ use crate::context::GrayContext;
 use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
-use crate::values::{Field, HeaderNames, NO_SLOT, NameLookup, SLOTS};
+use crate::values::{Field, Fields, HeaderNames};
 
 /// Most versions a config may declare (they are indexed by a byte).
 pub const MAX_VERSIONS: usize = 256;
@@ -104,7 +104,7 @@ impl Engine {
             .map(|v| GrayContext::from_parts(Arc::clone(v), None))
             .collect();
         let (fields, slots) = fields.finish();
-        let header_names = header_names(&fields);
+        let header_names = HeaderNames::new(&fields);
         Ok(Self {
             versions,
             version_values,
@@ -387,81 +387,5 @@ fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
         Ok(name.into())
     } else {
         Err(Problem::BadName(name.to_owned()))
-    }
-}
-
-/// Interns the request values rules read, counting uses to decide which to cache.
-/// Above this many header names, the one-pass read looks names up in a hash map.
-const LINEAR_NAMES: usize = 24;
-
-fn header_names(fields: &[Field]) -> HeaderNames {
-    // Field ids are bounded by the config's size, far below u32::MAX.
-    let names: Vec<(Box<str>, u32)> = fields
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| match f {
-            Field::Header(name) => Some((Box::from(name.as_str()), i as u32)),
-            _ => None,
-        })
-        .collect();
-    let lengths = names.iter().fold(0, |bits, (name, _)| {
-        bits | HeaderNames::length_bit(name.len())
-    });
-    let host = names
-        .iter()
-        .find(|(name, _)| **name == *http::header::HOST.as_str())
-        .map_or(u32::MAX, |&(_, field)| field);
-    let lookup = if names.len() <= LINEAR_NAMES {
-        NameLookup::Linear(names.into())
-    } else {
-        NameLookup::Hashed(names.into_iter().collect())
-    };
-    HeaderNames {
-        lengths,
-        lookup,
-        host,
-    }
-}
-
-#[derive(Default)]
-struct Fields {
-    list: Vec<Field>,
-    uses: Vec<u32>,
-    index: HashMap<Field, u32>,
-}
-
-impl Fields {
-    fn contains(&self, field: &Field) -> bool {
-        self.index.contains_key(field)
-    }
-
-    fn intern(&mut self, field: Field) -> u32 {
-        if let Some(&i) = self.index.get(&field) {
-            self.uses[i as usize] += 1;
-            return i;
-        }
-        // Distinct fields are bounded by the config's size, far below u32::MAX.
-        let i = self.list.len() as u32;
-        self.index.insert(field.clone(), i);
-        self.list.push(field);
-        self.uses.push(1);
-        i
-    }
-
-    /// The fields, and each one's cache slot: only fields read by two or more rules get one.
-    fn finish(self) -> (Box<[Field]>, Box<[u8]>) {
-        let mut next = 0u8;
-        let slots = self
-            .uses
-            .iter()
-            .map(|&uses| {
-                if uses < 2 || usize::from(next) >= SLOTS {
-                    return NO_SLOT;
-                }
-                next += 1;
-                next - 1
-            })
-            .collect();
-        (self.list.into(), slots)
     }
 }

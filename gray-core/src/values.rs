@@ -1,34 +1,36 @@
 //! The request values of one decision: read lazily, each at most once — the headers in
 //! one pass over the request when it can list them — and cached when read twice.
 
+use std::collections::HashMap;
+
 use http::HeaderName;
 
 use crate::engine::Engine;
 use crate::request::RequestView;
 
 /// Request values that are read more than once per decision get one of these cache slots.
-pub(crate) const SLOTS: usize = 8;
-pub(crate) const NO_SLOT: u8 = u8::MAX;
+const SLOTS: usize = 8;
+const NO_SLOT: u8 = u8::MAX;
 
 /// Most rule headers one request can carry before the engine falls back to lookups.
-pub(crate) const FOUND: usize = 8;
+const FOUND: usize = 8;
 
 /// Header name → field, for the one pass over a request's headers.
 #[derive(Debug)]
 pub(crate) struct HeaderNames {
     /// Bit `n` is set when a rule header name is `n` bytes long (bit 63: 63 or more), so
     /// most request headers are passed over with one bit test.
-    pub(crate) lengths: u64,
-    pub(crate) lookup: NameLookup,
+    lengths: u64,
+    lookup: NameLookup,
     /// The `host` header's field when a rule reads it, else `u32::MAX`: HTTP/2 sends the
     /// host in the URI's authority, not as a header, so it is asked for by name when the
     /// pass over the headers did not meet it.
-    pub(crate) host: u32,
+    host: u32,
 }
 
 /// How a header name whose length matched is looked up.
 #[derive(Debug)]
-pub(crate) enum NameLookup {
+enum NameLookup {
     /// Few names: compared one by one.
     Linear(Box<[(Box<str>, u32)]>),
     /// Many names (a config with many routes on many headers).
@@ -38,7 +40,7 @@ pub(crate) enum NameLookup {
 impl HeaderNames {
     /// The bit of `lengths` for a name of `len` bytes.
     #[inline]
-    pub(crate) fn length_bit(len: usize) -> u64 {
+    fn length_bit(len: usize) -> u64 {
         1 << len.min(63)
     }
 
@@ -74,6 +76,86 @@ pub(crate) enum Field {
     Header(HeaderName),
     Cookie(Box<str>),
     Query(Box<str>),
+}
+
+/// Above this many header names, the one-pass read looks names up in a hash map.
+const LINEAR_NAMES: usize = 24;
+
+impl HeaderNames {
+    /// The header names among `fields`, for the one-pass read.
+    pub(crate) fn new(fields: &[Field]) -> Self {
+        // Field ids are bounded by the config's size, far below u32::MAX.
+        let names: Vec<(Box<str>, u32)> = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                Field::Header(name) => Some((Box::from(name.as_str()), i as u32)),
+                _ => None,
+            })
+            .collect();
+        let lengths = names.iter().fold(0, |bits, (name, _)| {
+            bits | HeaderNames::length_bit(name.len())
+        });
+        let host = names
+            .iter()
+            .find(|(name, _)| **name == *http::header::HOST.as_str())
+            .map_or(u32::MAX, |&(_, field)| field);
+        let lookup = if names.len() <= LINEAR_NAMES {
+            NameLookup::Linear(names.into())
+        } else {
+            NameLookup::Hashed(names.into_iter().collect())
+        };
+        Self {
+            lengths,
+            lookup,
+            host,
+        }
+    }
+}
+
+/// Interns the request values rules read while a config is compiled, counting uses to
+/// decide which get a cache slot.
+#[derive(Default)]
+pub(crate) struct Fields {
+    list: Vec<Field>,
+    uses: Vec<u32>,
+    index: HashMap<Field, u32>,
+}
+
+impl Fields {
+    pub(crate) fn contains(&self, field: &Field) -> bool {
+        self.index.contains_key(field)
+    }
+
+    pub(crate) fn intern(&mut self, field: Field) -> u32 {
+        if let Some(&i) = self.index.get(&field) {
+            self.uses[i as usize] += 1;
+            return i;
+        }
+        // Distinct fields are bounded by the config's size, far below u32::MAX.
+        let i = self.list.len() as u32;
+        self.index.insert(field.clone(), i);
+        self.list.push(field);
+        self.uses.push(1);
+        i
+    }
+
+    /// The fields, and each one's cache slot: only fields read by two or more rules get one.
+    pub(crate) fn finish(self) -> (Box<[Field]>, Box<[u8]>) {
+        let mut next = 0u8;
+        let slots = self
+            .uses
+            .iter()
+            .map(|&uses| {
+                if uses < 2 || usize::from(next) >= SLOTS {
+                    return NO_SLOT;
+                }
+                next += 1;
+                next - 1
+            })
+            .collect();
+        (self.list.into(), slots)
+    }
 }
 
 /// For a `host` header the request does not have, its URI's authority (HTTP/2 sends the
