@@ -1,5 +1,7 @@
-//! The request values of one decision: read lazily, each at most once — the headers in
-//! one pass over the request when it can list them — and cached when read twice.
+//! The request values rules read: their table, built when a config compiles ([`Fields`],
+//! [`HeaderNames`]), and their reading for one decision ([`Values`]) — lazily, each at
+//! most once, the headers in one pass over the request when it can list them, and cached
+//! when read twice.
 
 use std::collections::HashMap;
 
