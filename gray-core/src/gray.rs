@@ -325,7 +325,7 @@ impl Gray {
     /// Why `req` is decided as it is, route by route: each route tried, in order, up to the
     /// one that takes it, with the first of its conditions that failed. For dry runs and
     /// debugging (the `explain` example's `--why`); it allocates, unlike [`decide`](Self::decide).
-    /// When an incoming label decides ([`Source::Inherited`](crate::Source::Inherited)) no
+    /// When an incoming label decides ([`Source::Inherited`]) no
     /// route is tried, and the list is empty.
     ///
     /// ```
