@@ -15,6 +15,24 @@ use gray_core::{Config, GrayContext};
 use gray_reqwest::GrayPropagation;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
+/// Starts a real actix server (one worker, no signal handling) on 127.0.0.1:0 with the
+/// app factory `$factory`: its address and handle. A macro: `HttpServer`'s generics would
+/// make a function's bounds longer than its body.
+macro_rules! serve {
+    ($factory:expr) => {{
+        let server = HttpServer::new($factory)
+            .workers(1)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        (addr, handle)
+    }};
+}
+
 fn edge() -> gray_core::Gray {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
     gray_core::Gray::from_path(path).unwrap()
@@ -250,7 +268,7 @@ async fn downstream() -> SocketAddr {
 async fn a_real_actix_server_keeps_the_downstream_on_its_version() {
     let down = downstream().await;
     let gray = edge();
-    let server = HttpServer::new({
+    let (addr, handle) = serve!({
         let gray = gray.clone();
         move || {
             let client: ClientWithMiddleware = ClientBuilder::new(reqwest::Client::new())
@@ -277,15 +295,7 @@ async fn a_real_actix_server_keeps_the_downstream_on_its_version() {
                     ),
                 )
         }
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
+    });
 
     let client = reqwest::Client::new();
     let mut canary = 0;
@@ -362,7 +372,7 @@ async fn a_streamed_response_sees_the_version_when_wrapped() {
             .unwrap(),
     )
     .unwrap();
-    let server = HttpServer::new(move || {
+    let (addr, handle) = serve!(move || {
         App::new()
             .wrap(GrayMiddleware::new(gray.clone()))
             .route(
@@ -375,15 +385,7 @@ async fn a_streamed_response_sees_the_version_when_wrapped() {
                     actix_web::HttpResponse::Ok().streaming(GrayStream::new(ctx, items()))
                 }),
             )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
+    });
     let get = |path: &str| {
         let url = format!("http://{addr}{path}");
         async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
