@@ -1,11 +1,13 @@
 //! [`Watcher`]: reload a [`Gray`] when its rules file changes (feature `watch`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak, mpsc};
+use std::thread;
 
-use notify::{RecursiveMode, Watcher as _};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::config::{Config, Format};
 use crate::error::Error;
@@ -16,13 +18,20 @@ pub type Reloaded = Result<(), Error>;
 
 /// Reloads a [`Gray`] from its rules file whenever the file changes, until dropped.
 ///
-/// It watches the file's *directory*, and on every event there re-resolves the path
-/// (following symlinks) and re-reads the file; it reloads when the resolved target or the
-/// content differs from what it last loaded. That follows every way a file is updated:
+/// It watches the file's *directory* — and each directory holding a symlink on the way
+/// to the file, and the directory of the file the path resolves to — and on every event
+/// there re-resolves the path (following symlinks) and re-reads the file; it reloads when
+/// the resolved target or the content differs from what it last loaded, and moves its
+/// watches when the path resolves elsewhere. That follows every way a file is updated:
 ///
 /// - a Kubernetes ConfigMap mount, where the kubelet writes a new timestamped directory and
 ///   atomically swaps the `..data` symlink — the file's own path never changes;
-/// - an in-place write, and an editor's write-to-temp-then-rename-over.
+/// - an in-place write, and an editor's write-to-temp-then-rename-over;
+/// - the same through a symlink into another directory (a checkout of a config
+///   repository), or through a `current` link swapped between releases.
+///
+/// The reloads run on a thread of the watcher's own (`gray-watcher`), which also calls
+/// `on_reload`; a burst of events is one reload.
 ///
 /// A file that cannot be read, parsed or validated is reported — to the callback and as a
 /// `tracing` warning — and the rules in force stay. Reading a half-written file is
@@ -48,7 +57,9 @@ pub type Reloaded = Result<(), Error>;
 /// ```
 pub struct Watcher {
     path: PathBuf,
-    _watcher: notify::RecommendedWatcher,
+    /// Shared with the worker, which moves the watches; `None` once dropped.
+    notify: Option<Arc<Mutex<RecommendedWatcher>>>,
+    worker: Option<thread::JoinHandle<()>>,
 }
 
 /// What the watcher last loaded: the resolved file and a hash of its content.
@@ -58,11 +69,12 @@ struct Seen {
     content: u64,
 }
 
+/// The worker's: what it reloads, from where, and what it last loaded.
 struct State {
     gray: Gray,
     path: PathBuf,
     format: Format,
-    last: Mutex<Option<Seen>>,
+    last: Option<Seen>,
     on_reload: Box<dyn Fn(&Reloaded) + Send + Sync>,
 }
 
@@ -80,35 +92,47 @@ impl Watcher {
         let path = path.as_ref().to_path_buf();
         let format =
             Format::from_path(&path).ok_or_else(|| Error::UnknownFormat { path: path.clone() })?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let state = Arc::new(State {
-            gray,
-            format,
-            last: Mutex::new(read(&path).ok().map(|(seen, _)| seen)),
-            path: path.clone(),
-            on_reload: Box::new(on_reload),
-        });
         let watch_err = |e: notify::Error| Error::Watch {
             path: path.clone(),
             message: e.to_string(),
         };
-        let handler = Arc::clone(&state);
+        let (events, rx) = mpsc::channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
                 Ok(event) if event.kind.is_access() && !is_close_write(&event.kind) => {}
-                Ok(_) => handler.changed(),
-                Err(e) => tracing::warn!(path = %handler.path.display(), "watch error: {e}"),
+                Ok(_) => {
+                    // The receiver is gone only once the watcher is being dropped.
+                    let _ = events.send(());
+                }
+                Err(e) => tracing::warn!("gray rules watch error: {e}"),
             })
             .map_err(watch_err)?;
+        // The file's own directory must be watchable; the others are watched as they can be.
+        let (wanted, home) = dirs_to_watch(&path);
         watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
+            .watch(&home, RecursiveMode::NonRecursive)
             .map_err(watch_err)?;
+        let mut watched = BTreeSet::from([home]);
+        rewatch(&mut watcher, &mut watched, wanted, &path);
+        // Read once watched: a change from now on is an event.
+        let state = State {
+            gray,
+            format,
+            last: read(&path).ok().map(|(seen, _)| seen),
+            path: path.clone(),
+            on_reload: Box::new(on_reload),
+        };
+
+        let notify = Arc::new(Mutex::new(watcher));
+        let weak = Arc::downgrade(&notify);
+        let worker = thread::Builder::new()
+            .name("gray-watcher".into())
+            .spawn(move || state.run(&rx, &weak, watched))
+            .map_err(|e| watch_err(notify::Error::io(e)))?;
         Ok(Self {
             path,
-            _watcher: watcher,
+            notify: Some(notify),
+            worker: Some(worker),
         })
     }
 
@@ -145,10 +169,37 @@ fn read(path: &Path) -> Result<(Seen, String), Error> {
 }
 
 impl State {
-    /// Something happened in the directory: reload if the file is not what was loaded.
-    fn changed(&self) {
-        // One event at a time; a poisoned lock only means a callback panicked.
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The worker's loop: on each burst of events, move the watches to where the path
+    /// resolves now and reload if the file changed. Ends when the notify watcher is dropped
+    /// (with it the sender of `events`).
+    fn run(
+        mut self,
+        events: &mpsc::Receiver<()>,
+        notify: &Weak<Mutex<RecommendedWatcher>>,
+        mut watched: BTreeSet<PathBuf>,
+    ) {
+        while events.recv().is_ok() {
+            while events.try_recv().is_ok() {}
+            // Watch where the path leads now, then read it: a change after the read is an
+            // event of its own.
+            let Some(notify) = notify.upgrade() else {
+                return;
+            };
+            {
+                // Poisoned only if a watch call panicked; the watcher itself is whole.
+                let mut notify = notify.lock().unwrap_or_else(PoisonError::into_inner);
+                let (wanted, _) = dirs_to_watch(&self.path);
+                rewatch(&mut notify, &mut watched, wanted, &self.path);
+            }
+            drop(notify);
+            self.changed();
+        }
+    }
+
+    /// Something happened in a watched directory: reload if the file is not what was
+    /// loaded.
+    fn changed(&mut self) {
+        let last = &mut self.last;
         let result = match read(&self.path) {
             Ok((seen, _)) if *last == Some(seen) => return,
             // Truncated for an in-place write: the write's own event follows.
@@ -174,6 +225,111 @@ impl State {
             }
         }
         (self.on_reload)(&result);
+    }
+}
+
+/// The directories whose changes can change the file `path` names — each directory
+/// holding a symlink met on the way to the file, and the directory of the file it resolves
+/// to — and that file's directory. All resolved, so one directory is never watched under
+/// two names; components that do not exist (yet) are taken as they are.
+fn dirs_to_watch(path: &Path) -> (BTreeSet<PathBuf>, PathBuf) {
+    /// As the kernel's `ELOOP`: a longer chain of links is followed no further.
+    const MAX_LINKS: usize = 40;
+    fn push(rest: &mut Vec<PathBuf>, path: &Path) {
+        rest.extend(
+            path.components()
+                .rev()
+                .map(|c| PathBuf::from(c.as_os_str())),
+        );
+    }
+    let mut dirs = BTreeSet::new();
+    // One component each, the next last.
+    let mut rest = Vec::new();
+    push(
+        &mut rest,
+        &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    );
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = rest.pop() {
+        match part.components().next() {
+            Some(Component::Normal(name)) => {
+                let next = resolved.join(name);
+                let link = match fs::symlink_metadata(&next) {
+                    Ok(meta) if meta.file_type().is_symlink() && links < MAX_LINKS => {
+                        fs::read_link(&next).ok()
+                    }
+                    _ => None,
+                };
+                match link {
+                    Some(target) => {
+                        links += 1;
+                        dirs.insert(resolved.clone());
+                        if target.is_absolute() {
+                            resolved.clear();
+                        }
+                        push(&mut rest, &target);
+                    }
+                    None => resolved = next,
+                }
+            }
+            Some(Component::ParentDir) => {
+                resolved.pop();
+            }
+            Some(root @ (Component::RootDir | Component::Prefix(_))) => resolved.push(root),
+            Some(Component::CurDir) | None => {}
+        }
+    }
+    let home = resolved
+        .parent()
+        .map_or_else(|| resolved.clone(), Path::to_path_buf);
+    dirs.insert(home.clone());
+    (dirs, home)
+}
+
+/// Moves the watches from the directories in `watched` to those in `wanted`. A directory
+/// that cannot be watched is warned about and tried again on the next event.
+fn rewatch(
+    notify: &mut RecommendedWatcher,
+    watched: &mut BTreeSet<PathBuf>,
+    wanted: BTreeSet<PathBuf>,
+    path: &Path,
+) {
+    for gone in watched.difference(&wanted) {
+        // Fails only if the directory went, and its watch with it.
+        let _ = notify.unwatch(gone);
+    }
+    let mut now = BTreeSet::new();
+    for dir in wanted {
+        if watched.contains(&dir) {
+            now.insert(dir);
+            continue;
+        }
+        match notify.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                now.insert(dir);
+            }
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                dir = %dir.display(),
+                "cannot watch a directory the rules file is reached through: {e}"
+            ),
+        }
+    }
+    *watched = now;
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Dropping the notify watcher drops the sender of the worker's events, which ends
+        // its loop after any reload under way; then no reload happens after this returns.
+        drop(self.notify.take());
+        if let Some(worker) = self.worker.take() {
+            // Unless dropped by its own callback, on the worker itself.
+            if worker.thread().id() != thread::current().id() {
+                let _ = worker.join();
+            }
+        }
     }
 }
 

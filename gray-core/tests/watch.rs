@@ -163,6 +163,106 @@ fn a_configmap_symlink_swap_reloads() {
     }
 }
 
+/// A rules file that is a symlink into another directory (a checkout of a config
+/// repository, say): edits of the target, in place or renamed over, are picked up although
+/// nothing changes in the link's own directory.
+#[cfg(unix)]
+#[test]
+fn a_link_into_another_directory_is_followed() {
+    use std::os::unix::fs::symlink;
+
+    let dir = temp_dir("elsewhere");
+    let (etc, repo) = (dir.join("etc"), dir.join("repo"));
+    fs::create_dir(&etc).unwrap();
+    fs::create_dir(&repo).unwrap();
+    let target = repo.join("rules.yaml");
+    fs::write(&target, rules(0)).unwrap();
+    symlink(&target, etc.join("rules.yaml")).unwrap();
+
+    let path = etc.join("rules.yaml");
+    let gray = Gray::from_path(&path).unwrap();
+    let (_w, rx) = watch(&gray, &path);
+    fs::write(&target, rules(100)).unwrap();
+    wait_ok(&rx);
+    assert_eq!(version(&gray), "canary");
+    rename_over(&target, &rules(0));
+    wait_ok(&rx);
+    assert_eq!(version(&gray), "stable");
+}
+
+/// Releases side by side and a `current` link swapped between them (Capistrano's layout),
+/// the rules file named through `current` (`releases/current/rules.yaml`) and through a
+/// link from another directory to that: each swap reloads, and so does an edit in the
+/// release `current` points to now — and no longer one in the old.
+#[cfg(unix)]
+#[test]
+fn a_directory_link_swapped_elsewhere_is_followed() {
+    use std::os::unix::fs::symlink;
+
+    let dir = temp_dir("releases");
+    let (app, releases) = (dir.join("app"), dir.join("releases"));
+    fs::create_dir(&app).unwrap();
+    fs::create_dir_all(releases.join("v1")).unwrap();
+    fs::write(releases.join("v1/rules.yaml"), rules(0)).unwrap();
+    symlink("v1", releases.join("current")).unwrap();
+    symlink("../releases/current/rules.yaml", app.join("rules.yaml")).unwrap();
+
+    let watched: Vec<_> = [app.join("rules.yaml"), releases.join("current/rules.yaml")]
+        .into_iter()
+        .map(|path| {
+            let gray = Gray::from_path(&path).unwrap();
+            let (watcher, rx) = watch(&gray, &path);
+            (gray, watcher, rx)
+        })
+        .collect();
+    let expect = |what: &str, want: &str| {
+        for (gray, watcher, rx) in &watched {
+            let path = watcher.path().display();
+            assert_eq!(
+                rx.recv_timeout(WAIT).expect("a report"),
+                Ok(()),
+                "{what}: {path}"
+            );
+            assert_eq!(version(gray), want, "{what}: {path}");
+        }
+    };
+
+    for (i, canary) in [(2, 100), (3, 0)] {
+        let release = releases.join(format!("v{i}"));
+        fs::create_dir(&release).unwrap();
+        fs::write(release.join("rules.yaml"), rules(canary)).unwrap();
+        symlink(format!("v{i}"), releases.join("current_tmp")).unwrap();
+        fs::rename(releases.join("current_tmp"), releases.join("current")).unwrap();
+        let (now, then) = if canary == 100 {
+            ("canary", "stable")
+        } else {
+            ("stable", "canary")
+        };
+        expect(&format!("swap {i}"), now);
+
+        // Noise: an edit of the release that was current, not the file any more.
+        fs::write(releases.join(format!("v{}/rules.yaml", i - 1)), rules(50)).unwrap();
+        // An edit of the current release, in place.
+        fs::write(release.join("rules.yaml"), rules(100 - canary)).unwrap();
+        expect(&format!("edit {i}"), then);
+    }
+}
+
+/// Dropping a watcher stops it: once `drop` returns, no reload is under way or to come —
+/// its thread has ended, and the callback with it.
+#[test]
+fn a_dropped_watcher_has_stopped() {
+    let dir = temp_dir("dropped");
+    let path = dir.join("rules.yaml");
+    fs::write(&path, rules(0)).unwrap();
+    let gray = Gray::from_path(&path).unwrap();
+    let (w, rx) = watch(&gray, &path);
+    fs::write(&path, rules(100)).unwrap();
+    wait_ok(&rx);
+    drop(w);
+    assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+}
+
 #[test]
 fn an_unknown_format_is_refused_up_front() {
     let dir = temp_dir("format");
