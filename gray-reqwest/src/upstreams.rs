@@ -79,7 +79,8 @@ impl Upstream {
     }
 
     /// `url` moved onto the base of `version`, if `url` is under the logical base:
-    /// same scheme, host and port, and a path at or below the logical path.
+    /// same scheme, host and port, and a path at or below the logical path. Its query
+    /// goes along, and so do credentials in it unless the base names its own.
     pub fn rewrite(&self, url: &Url, version: Option<&str>) -> Option<Url> {
         let same_origin = url.scheme() == self.logical.scheme()
             && url.host_str() == self.logical.host_str()
@@ -97,6 +98,12 @@ impl Upstream {
         let mut out = base.clone();
         out.set_path(&format!("{}{rest}", base.path().trim_end_matches('/')));
         out.set_query(url.query());
+        if base.username().is_empty() && base.password().is_none() {
+            // The call's credentials (reqwest sends them as basic auth) go along; setting
+            // them fails only on a URL without a host, which a base never is.
+            let _ = out.set_username(url.username());
+            let _ = out.set_password(url.password());
+        }
         Some(out)
     }
 }

@@ -150,3 +150,24 @@ fn bad_upstream_urls_are_refused_by_name() {
         .unwrap_err();
     assert!(err.to_string().contains("canary"), "{err}");
 }
+
+/// Credentials in a call's URL (`http://user:secret@orders/…`, sent by reqwest as basic
+/// auth) go along to the version's address, unless that base names its own.
+#[test]
+fn credentials_in_the_url_go_along() {
+    let orders = Upstream::new("http://orders", "http://10.0.0.5:8080")
+        .unwrap()
+        .version("canary", "http://svc:token@10.0.0.9:8080")
+        .unwrap();
+    let url = reqwest::Url::parse("http://alice:s3cret@orders/api?page=2").unwrap();
+    let stable = orders.rewrite(&url, Some("stable")).unwrap();
+    assert_eq!(
+        stable.as_str(),
+        "http://alice:s3cret@10.0.0.5:8080/api?page=2"
+    );
+    let canary = orders.rewrite(&url, Some("canary")).unwrap();
+    assert_eq!(canary.as_str(), "http://svc:token@10.0.0.9:8080/api?page=2");
+    let plain = reqwest::Url::parse("http://orders/api").unwrap();
+    let stable = orders.rewrite(&plain, None).unwrap();
+    assert_eq!(stable.as_str(), "http://10.0.0.5:8080/api");
+}
