@@ -310,6 +310,7 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
         .header("x-secret", "1")
         .header("keep-alive", "timeout=5")
         .header("te", "trailers")
+        .header("upgrade", "websocket") // not named in `Connection`: no switch asked
         .header("x-app-version", "beta")
         .header("x-gray-version", "stable")
         .header("baggage", "gray=stable,a=1")
@@ -322,7 +323,7 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     let [names, label, baggage] = body.splitn(3, '|').collect::<Vec<_>>()[..] else {
         panic!("{body}")
     };
-    for gone in ["x-secret", "keep-alive", "te", "connection"] {
+    for gone in ["x-secret", "keep-alive", "te", "connection", "upgrade"] {
         assert!(
             !names.split(',').any(|n| n == gone),
             "{gone} forwarded: {names}"
@@ -346,6 +347,108 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
     assert_eq!(body.split('|').nth(1), Some("canary"), "{body}");
+}
+
+/// A WebSocket upstream: says who it is and the label it got, then echoes each text
+/// message with its name; a plain `GET /plain` refuses to switch.
+fn websocket_upstream(name: &'static str) -> axum::Router {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    axum::Router::new()
+        .route(
+            "/chat",
+            axum::routing::get(
+                move |ws: WebSocketUpgrade, headers: http::HeaderMap| async move {
+                    let label = headers
+                        .get("x-gray-version")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_owned();
+                    ws.on_upgrade(move |mut socket| async move {
+                        let hello = Message::text(format!("{name} {label}"));
+                        if socket.send(hello).await.is_err() {
+                            return;
+                        }
+                        while let Some(Ok(Message::Text(text))) = socket.recv().await {
+                            let echo = Message::text(format!("{name}: {}", text.as_str()));
+                            if socket.send(echo).await.is_err() {
+                                return;
+                            }
+                        }
+                    })
+                },
+            ),
+        )
+        .route(
+            "/plain",
+            axum::routing::get(|| async { "no switching here" }),
+        )
+}
+
+/// A WebSocket through the gateway: the handshake is routed like any request and goes
+/// to its version's upstream, labelled, and then messages flow both ways through the
+/// tunnel — several sockets at once, each on its own version.
+#[tokio::test]
+async fn a_websocket_goes_to_its_version_and_messages_flow_both_ways() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let stable = serve_app(websocket_upstream("stable")).await;
+    let canary = serve_app(websocket_upstream("canary")).await;
+    let gray = design();
+    let (gw, _) = gateway(
+        gray.clone(),
+        vec![("stable", uri(stable)), ("canary", uri(canary))],
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let mut sockets = Vec::new();
+    for (name, value, want) in [
+        ("x-app-version", "beta", "canary"),
+        ("x-user-id", "7", "stable"),
+        ("x-user-id", "3", "canary"),
+    ] {
+        let mut request = format!("ws://{gw}/chat").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert(name, http::HeaderValue::from_static(value));
+        let (mut socket, res) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(res.status(), 101);
+        let hello = socket.next().await.unwrap().unwrap();
+        assert_eq!(hello.to_text().unwrap(), format!("{want} {want}"));
+        sockets.push((socket, want));
+    }
+    // The three tunnels are open together; each talks to its own upstream.
+    for round in 0..3 {
+        for (socket, want) in &mut sockets {
+            socket
+                .send(Message::text(format!("hello {round}")))
+                .await
+                .unwrap();
+            let echo = socket.next().await.unwrap().unwrap();
+            assert_eq!(echo.to_text().unwrap(), format!("{want}: hello {round}"));
+        }
+    }
+    for (mut socket, _) in sockets {
+        socket.close(None).await.unwrap();
+    }
+    // Each handshake is a request served by its version (101 counts as 1xx).
+    let metrics = gray.metrics();
+    let served = |v: &str| metrics.version(v).map(|m| m.total());
+    assert_eq!((served("stable"), served("canary")), (Some(1), Some(2)));
+
+    // An upstream that does not switch: its answer reaches the client as it is.
+    let refused = tokio_tungstenite::connect_async(format!("ws://{gw}/plain")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.body().as_deref(), Some(&b"no switching here"[..]));
+        }
+        other => panic!("expected the upstream's 200, got {other:?}"),
+    }
+    // The gateway goes on serving plain requests.
+    let client = reqwest::Client::new();
+    assert_eq!(get_text(&client, gw, "/plain").await, "no switching here");
 }
 
 /// client → the gateway (an edge) → `middle`, which passes `baggage` on and drops every

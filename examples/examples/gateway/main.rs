@@ -9,7 +9,10 @@
 //!
 //! Each request is sent on to its version's upstream with the label in the label header
 //! and in W3C `baggage` (merged with the members there), as `GrayPropagation` writes it on
-//! a client's calls; a spoofed label in either is overwritten at this edge.
+//! a client's calls; a spoofed label in either is overwritten at this edge. A WebSocket
+//! (any request switching protocols with `Connection: upgrade`) is routed by its
+//! handshake and tunnelled to that version's upstream on a connection of its own, for as
+//! long as both sides keep it open; tunnels close when the gateway stops.
 //!
 //! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
 //!   responder per version on an ephemeral port that says who answered; prints curl lines.
@@ -57,18 +60,18 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use bytes::Bytes;
 use gray_core::{Config, Gray, GrayContext, Propagation, Rollout, RolloutStatus, Watcher};
 use gray_tower::GrayLayer;
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
-};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower_layer::Layer as _;
 
 #[path = "deadline.rs"]
 pub(crate) mod deadline;
+#[path = "hop.rs"]
+mod hop;
 #[path = "pool.rs"]
 mod pool;
 
@@ -300,8 +303,9 @@ impl Proxy {
         }
     }
 
-    /// Forwards a request to its version's upstream, bodies streamed both ways.
-    async fn forward(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+    /// Forwards a request to its version's upstream, bodies streamed both ways; a switch
+    /// of protocols (WebSocket) on a connection of its own, then tunnelled.
+    async fn forward(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
         let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
             return text(
                 StatusCode::BAD_GATEWAY,
@@ -312,6 +316,12 @@ impl Proxy {
         let Some(upstream) = self.upstream(version) else {
             return bad_gateway(format!("gray: no upstream for version {version}\n"));
         };
+        // hyper hands over the connection of a request with `Upgrade`; Front kept that
+        // header only if `Connection` asked for the switch.
+        let client_upgrade = req
+            .extensions_mut()
+            .remove::<OnUpgrade>()
+            .filter(|_| req.headers().contains_key(header::UPGRADE));
         let (mut parts, body) = req.into_parts();
         let base_path = upstream.base.path().trim_end_matches('/');
         // The request goes out in origin-form (the connection is already to the upstream).
@@ -332,11 +342,31 @@ impl Proxy {
         // other headers (OpenTelemetry's).
         self.baggage.apply(&ctx, &mut parts.headers);
         parts.version = http::Version::HTTP_11;
-        let call = upstream.pool.send(Request::from_parts(parts, body));
-        match self.deadlines.within(self.timeout, call).await {
+        let req = Request::from_parts(parts, body);
+        let sent = match client_upgrade {
+            None => {
+                self.deadlines
+                    .within(self.timeout, upstream.pool.send(req))
+                    .await
+            }
+            Some(client) => {
+                // Boxed: the common path's future stays as small as it was.
+                let call = Box::pin(upstream.pool.send_upgrade(req));
+                let mut sent = self.deadlines.within(self.timeout, call).await;
+                if let Ok(Ok(res)) = &mut sent
+                    && res.status() == StatusCode::SWITCHING_PROTOCOLS
+                {
+                    hop::tunnel(client, hyper::upgrade::on(res), version.to_owned());
+                }
+                sent
+            }
+        };
+        match sent {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
+                // A switch of protocols keeps its `Upgrade` and `Connection: upgrade`.
+                let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+                hop::strip(&mut parts.headers, switched);
                 Response::from_parts(parts, Either::Left(body))
             }
             Ok(Err(e)) => {
@@ -481,8 +511,9 @@ where
             return FrontFuture::Admin { res: Some(res) };
         }
         // Hop-by-hop headers end here, on receipt: before the label header is set, so a
-        // client naming it in `Connection` cannot strip it from the request sent on.
-        strip_hop_by_hop(req.headers_mut());
+        // client naming it in `Connection` cannot strip it from the request sent on. A
+        // switch of protocols (a WebSocket handshake) goes on.
+        hop::strip(req.headers_mut(), true);
         FrontFuture::Gray {
             future: self.gray.call(req),
         }
@@ -546,7 +577,9 @@ pub(crate) async fn serve(
         proxy: Arc::clone(&proxy),
         admin: admin.is_none(),
     };
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver: a stop is one send, and once all are dropped
+    // every connection has ended.
+    let (stop, connections) = tokio::sync::watch::channel(());
     let mut shutdown = pin!(shutdown);
     loop {
         let (accepted, to_admin) = tokio::select! {
@@ -577,15 +610,21 @@ pub(crate) async fn serve(
                 });
                 std::future::ready(Ok::<_, Infallible>(res))
             });
-            spawn_connection(graceful.watch(http1.serve_connection(io, admin)));
+            let conn = http1.serve_connection(io, admin);
+            spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
         } else {
-            let conn = http1.serve_connection(io, TowerToHyperService::new(service.clone()));
-            spawn_connection(graceful.watch(conn));
+            // With upgrades: a request that switches protocols gets the connection.
+            let conn = http1
+                .serve_connection(io, TowerToHyperService::new(service.clone()))
+                .with_upgrades();
+            spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
         }
     }
     drop(listener);
     drop(admin);
-    graceful.shutdown().await;
+    let _ = stop.send(());
+    drop(connections);
+    stop.closed().await;
 }
 
 /// The next connection on `listener`; never, without one.
@@ -598,54 +637,29 @@ async fn accept(
     }
 }
 
-/// Serves one connection on a task of its own.
-fn spawn_connection<C>(conn: C)
-where
-    C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+/// Serves one connection on a task of its own until it ends. When `stop` changes (the
+/// gateway stops), `graceful` asks it to finish the request in flight and close.
+fn spawn_connection<C, E>(
+    conn: C,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    graceful: fn(Pin<&mut C>),
+) where
+    C: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send,
 {
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        let mut conn = pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            _ = stop.changed() => {
+                graceful(conn.as_mut());
+                conn.await
+            }
+        };
+        if let Err(e) = result {
             tracing::debug!("connection: {e}");
         }
     });
-}
-
-/// Headers meaningful for one connection only (RFC 9110 §7.6.1), never forwarded.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TRANSFER_ENCODING
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::UPGRADE
-        || name == header::PROXY_AUTHENTICATE
-        || name == header::PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
-/// Removes the hop-by-hop headers, including those `Connection` names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
-        return; // the common case: one pass of compares, nothing to remove
-    }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    let hop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n))
-        .cloned()
-        .collect();
-    for name in hop {
-        headers.remove(name);
-    }
 }
 
 /// A built-in upstream for `version`: answers `{"version":…,"path":…}` and echoes a body.

@@ -14,6 +14,7 @@ use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 /// What can go wrong on the way to an upstream.
 #[derive(Debug)]
@@ -63,20 +64,50 @@ impl Pool {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
-        let stream = tokio::net::TcpStream::connect(&self.addr)
+    /// A new connection to the upstream: its sender and the connection to drive.
+    async fn handshake(
+        &self,
+    ) -> Result<
+        (
+            SendRequest<Incoming>,
+            http1::Connection<TokioIo<TcpStream>, Incoming>,
+        ),
+        PoolError,
+    > {
+        let stream = TcpStream::connect(&self.addr)
             .await
             .map_err(PoolError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(PoolError::Http)?;
+            .map_err(PoolError::Http)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+        let (sender, conn) = self.handshake().await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("upstream connection: {e}");
             }
         });
         Ok(sender)
+    }
+
+    /// Sends `req`, a request to switch protocols (`Upgrade`), on a connection of its
+    /// own, never pooled: if the upstream switches, the connection becomes the tunnel
+    /// (`hyper::upgrade::on` the response).
+    pub(crate) async fn send_upgrade(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        let (mut sender, conn) = self.handshake().await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("upstream connection: {e}");
+            }
+        });
+        let res = sender.send_request(req).await.map_err(PoolError::Http)?;
+        Ok(res.map(|body| PooledBody { body, home: None }))
     }
 
     /// Sends `req` on an idle connection (or a new one) and returns the response, whose

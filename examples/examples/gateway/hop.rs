@@ -1,0 +1,77 @@
+//! Hop-by-hop headers (RFC 9110 §7.6.1), which end at the gateway, and the one thing they
+//! ask for that a proxy passes on: switching protocols (`Upgrade`, as a WebSocket
+//! handshake does). Such a request goes to its version's upstream on a connection of its
+//! own; if the upstream switches (`101`), the two connections become one tunnel.
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+/// Headers meaningful for one connection only, never forwarded as they are.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Removes the hop-by-hop headers, including those `Connection` names. With
+/// `keep_upgrade`, a message whose `Connection` names `upgrade` keeps its `Upgrade` and
+/// `Connection: upgrade` (and only those) — the switch of protocols goes on to the next
+/// hop; returns whether it did.
+pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
+    if !headers.keys().any(is_hop_by_hop) {
+        return false; // the common case: one pass of compares, nothing to remove
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let protocols = match keep_upgrade && named.contains(&header::UPGRADE) {
+        true => headers.get(header::UPGRADE).cloned(),
+        false => None,
+    };
+    for name in named {
+        headers.remove(name);
+    }
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in hop {
+        headers.remove(name);
+    }
+    let Some(protocols) = protocols else {
+        return false;
+    };
+    headers.insert(header::UPGRADE, protocols);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    true
+}
+
+/// Once the client's connection and the upstream's have both switched protocols, copies
+/// bytes between them until either side closes; on a task of its own.
+pub(crate) fn tunnel(client: OnUpgrade, upstream: OnUpgrade, version: String) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(version, "upgrade: {e}");
+                return;
+            }
+        };
+        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(version, "tunnel: {e}");
+        }
+    });
+}
