@@ -63,6 +63,15 @@
 //! # }
 //! ```
 //!
+//! A WebSocket's socket in axum, so that every call made while it is open carries the
+//! label of the request that opened it (`tests/websocket.rs` runs this):
+//!
+//! ```ignore
+//! async fn chat(Gray(ctx): Gray, ws: WebSocketUpgrade) -> Response {
+//!     ws.on_upgrade(move |socket| GrayContext::scope(ctx, handle(socket)))
+//! }
+//! ```
+//!
 //! # Streamed bodies
 //! A response body produced after the handler returns (server-sent events, a body from a
 //! stream, a gRPC server stream) is polled by the server outside the handler's scope:
