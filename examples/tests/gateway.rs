@@ -290,10 +290,11 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
                 .to_owned()
         };
         format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}",
             names.join(","),
             value("x-gray-version"),
-            value("baggage")
+            value("baggage"),
+            value("x-forwarded-for")
         )
     });
     let upstream = serve_app(echo).await;
@@ -314,13 +315,15 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
         .header("x-app-version", "beta")
         .header("x-gray-version", "stable")
         .header("baggage", "gray=stable,a=1")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-forwarded-for", "10.0.0.2")
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let [names, label, baggage] = body.splitn(3, '|').collect::<Vec<_>>()[..] else {
+    let [names, label, baggage, forwarded] = body.splitn(4, '|').collect::<Vec<_>>()[..] else {
         panic!("{body}")
     };
     for gone in ["x-secret", "keep-alive", "te", "connection", "upgrade"] {
@@ -334,6 +337,8 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     // label header and in baggage, whatever the client said in either.
     assert_eq!(label, "canary");
     assert_eq!(baggage, "a=1,gray=canary");
+    // The client's address joins the list the client sent.
+    assert_eq!(forwarded, "10.0.0.1, 10.0.0.2, 127.0.0.1");
 
     // The label is the gateway's own header: a client naming it in `Connection` does not
     // strip it from the request the gateway sends on.
@@ -347,6 +352,7 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
     assert_eq!(body.split('|').nth(1), Some("canary"), "{body}");
+    assert_eq!(body.split('|').nth(3), Some("127.0.0.1"), "{body}");
 }
 
 /// A WebSocket upstream: says who it is and the label it got, then echoes each text

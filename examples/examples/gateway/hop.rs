@@ -1,8 +1,10 @@
-//! Hop-by-hop headers (RFC 9110 §7.6.1), which end at the gateway, and the one thing they
-//! ask for that a proxy passes on: switching protocols (`Upgrade`, as a WebSocket
-//! handshake does). Such a request goes to its version's upstream on a connection of its
-//! own; if the upstream switches (`101`), the two connections become one tunnel.
+//! What changes at each hop: hop-by-hop headers (RFC 9110 §7.6.1) end at the gateway, but
+//! for the one thing they ask for that a proxy passes on — switching protocols
+//! (`Upgrade`, as a WebSocket handshake does; such a request goes to its version's
+//! upstream on a connection of its own, and if the upstream switches (`101`), the two
+//! connections become one tunnel) — and the client's address joins `X-Forwarded-For`.
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -56,6 +58,31 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     headers.insert(header::UPGRADE, protocols);
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     true
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Appends `client` to `X-Forwarded-For`, joining the addresses a client or earlier
+/// proxies put there into one list, as nginx's `$proxy_add_x_forwarded_for` does.
+pub(crate) fn forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(entry) => {
+            entry.insert(client.clone());
+        }
+        Entry::Occupied(mut entry) => {
+            let mut list = Vec::new();
+            for value in entry.iter().chain([client]) {
+                if !list.is_empty() {
+                    list.extend_from_slice(b", ");
+                }
+                list.extend_from_slice(value.as_bytes());
+            }
+            // Made of valid values and ", ": valid too.
+            if let Ok(list) = HeaderValue::from_bytes(&list) {
+                entry.insert(list);
+            }
+        }
+    }
 }
 
 /// Once the client's connection and the upstream's have both switched protocols, copies

@@ -12,7 +12,9 @@
 //! a client's calls; a spoofed label in either is overwritten at this edge. A WebSocket
 //! (any request switching protocols with `Connection: upgrade`) is routed by its
 //! handshake and tunnelled to that version's upstream on a connection of its own, for as
-//! long as both sides keep it open; tunnels close when the gateway stops.
+//! long as both sides keep it open; tunnels close when the gateway stops. The client's
+//! address is appended to `X-Forwarded-For` (as nginx's `$proxy_add_x_forwarded_for`):
+//! an upstream should trust only the last entry, the one this gateway wrote.
 //!
 //! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
 //!   responder per version on an ephemeral port that says who answered; prints curl lines.
@@ -490,6 +492,8 @@ pub(crate) struct Front<S> {
     gray: S,
     /// Whether `/gray/status` and `/gray/metrics` are answered here.
     admin: bool,
+    /// The connection's client address, for `X-Forwarded-For` (made once per connection).
+    client: Option<HeaderValue>,
 }
 
 impl<S> tower_service::Service<Request<Incoming>> for Front<S>
@@ -514,6 +518,9 @@ where
         // client naming it in `Connection` cannot strip it from the request sent on. A
         // switch of protocols (a WebSocket handshake) goes on.
         hop::strip(req.headers_mut(), true);
+        if let Some(client) = &self.client {
+            hop::forwarded_for(req.headers_mut(), client);
+        }
         FrontFuture::Gray {
             future: self.gray.call(req),
         }
@@ -576,6 +583,7 @@ pub(crate) async fn serve(
             .layer(ProxyService(Arc::clone(&proxy))),
         proxy: Arc::clone(&proxy),
         admin: admin.is_none(),
+        client: None,
     };
     // Every connection holds a receiver: a stop is one send, and once all are dropped
     // every connection has ended.
@@ -587,8 +595,8 @@ pub(crate) async fn serve(
             accepted = accept(admin.as_ref()) => (accepted, true),
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, say: back off a little, keep serving.
                 tracing::warn!("accept: {e}");
@@ -613,9 +621,11 @@ pub(crate) async fn serve(
             let conn = http1.serve_connection(io, admin);
             spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
         } else {
+            let mut front = service.clone();
+            front.client = HeaderValue::try_from(client.ip().to_string()).ok();
             // With upgrades: a request that switches protocols gets the connection.
             let conn = http1
-                .serve_connection(io, TowerToHyperService::new(service.clone()))
+                .serve_connection(io, TowerToHyperService::new(front))
                 .with_upgrades();
             spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
         }
