@@ -48,6 +48,31 @@
 //! }
 //! ```
 //!
+//! A task spawned from a handler (`actix_web::rt::spawn`, or a WebSocket session that
+//! `actix-ws` handles in a task of its own) does not inherit that scope: carry the context
+//! into it.
+//!
+//! ```
+//! use gray_core::GrayContext;
+//!
+//! # #[actix_web::main]
+//! # async fn main() {
+//! # GrayContext::scope(GrayContext::new("canary"), async {
+//! // In a handler:
+//! let ctx = GrayContext::current();
+//! let task = actix_web::rt::spawn(async move {
+//!     let work = async { /* calls here carry the label */ GrayContext::current() };
+//!     match ctx {
+//!         Some(ctx) => GrayContext::scope(ctx, work).await,
+//!         None => work.await,
+//!     }
+//! });
+//! # let seen = task.await.unwrap();
+//! # assert_eq!(seen.as_ref().map(GrayContext::version), Some("canary"));
+//! # }).await;
+//! # }
+//! ```
+//!
 //! A streamed response (`HttpResponse::streaming`) is polled after the handler returns,
 //! outside that scope: wrap its stream in [`GrayStream`] with the request's context, so
 //! that calls made while producing its items carry the label and log lines the version.
