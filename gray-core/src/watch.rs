@@ -97,6 +97,7 @@ impl Watcher {
             message: e.to_string(),
         };
         let (events, rx) = mpsc::channel();
+        let watched_path = path.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
                 Ok(event) if event.kind.is_access() && !is_close_write(&event.kind) => {}
@@ -104,7 +105,7 @@ impl Watcher {
                     // The receiver is gone only once the watcher is being dropped.
                     let _ = events.send(());
                 }
-                Err(e) => tracing::warn!("gray rules watch error: {e}"),
+                Err(e) => tracing::warn!(path = %watched_path.display(), "watch error: {e}"),
             })
             .map_err(watch_err)?;
         // The file's own directory must be watchable; the others are watched as they can be.
@@ -288,7 +289,8 @@ fn dirs_to_watch(path: &Path) -> (BTreeSet<PathBuf>, PathBuf) {
 }
 
 /// Moves the watches from the directories in `watched` to those in `wanted`. A directory
-/// that cannot be watched is warned about and tried again on the next event.
+/// that cannot be watched is warned about once, and tried again only once the path has
+/// resolved away from it and back.
 fn rewatch(
     notify: &mut RecommendedWatcher,
     watched: &mut BTreeSet<PathBuf>,
@@ -305,16 +307,14 @@ fn rewatch(
             now.insert(dir);
             continue;
         }
-        match notify.watch(&dir, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                now.insert(dir);
-            }
-            Err(e) => tracing::warn!(
+        if let Err(e) = notify.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(
                 path = %path.display(),
                 dir = %dir.display(),
                 "cannot watch a directory the rules file is reached through: {e}"
-            ),
+            );
         }
+        now.insert(dir);
     }
     *watched = now;
 }
