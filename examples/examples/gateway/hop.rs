@@ -1,8 +1,8 @@
-//! What changes at each hop: hop-by-hop headers (RFC 9110 §7.6.1) end at the gateway, but
-//! for the one thing they ask for that a proxy passes on — switching protocols
-//! (`Upgrade`, as a WebSocket handshake does; such a request goes to its version's
-//! upstream on a connection of its own, and if the upstream switches (`101`), the two
-//! connections become one tunnel) — and the client's address joins `X-Forwarded-For`.
+//! What changes at each hop. Hop-by-hop headers (RFC 9110 §7.6.1) end at the gateway,
+//! but for a switch of protocols (`Upgrade`, as a WebSocket handshake asks for), which
+//! goes on: such a request goes to its version's upstream on a connection of its own, and
+//! if the upstream switches (`101`), the two connections become one tunnel. And the
+//! client's address joins `X-Forwarded-For`.
 
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -24,11 +24,11 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes the hop-by-hop headers, including those `Connection` names. With
 /// `keep_upgrade`, a message whose `Connection` names `upgrade` keeps its `Upgrade` and
-/// `Connection: upgrade` (and only those) — the switch of protocols goes on to the next
-/// hop; returns whether it did.
-pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
+/// `Connection: upgrade` (and only those): the switch of protocols goes on to the next
+/// hop.
+pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     if !headers.keys().any(is_hop_by_hop) {
-        return false; // the common case: one pass of compares, nothing to remove
+        return; // the common case: one pass of compares, nothing to remove
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -52,12 +52,10 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     for name in hop {
         headers.remove(name);
     }
-    let Some(protocols) = protocols else {
-        return false;
-    };
-    headers.insert(header::UPGRADE, protocols);
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    true
+    if let Some(protocols) = protocols {
+        headers.insert(header::UPGRADE, protocols);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
