@@ -516,8 +516,9 @@ where
         }
         // Hop-by-hop headers end here, on receipt: before the label header is set, so a
         // client naming it in `Connection` cannot strip it from the request sent on. A
-        // switch of protocols (a WebSocket handshake) goes on.
-        hop::strip(req.headers_mut(), true);
+        // switch of protocols (a WebSocket handshake) goes on: HTTP/1.1 has them.
+        let upgrade = req.version() == http::Version::HTTP_11;
+        hop::strip(req.headers_mut(), upgrade);
         if let Some(client) = &self.client {
             hop::forwarded_for(req.headers_mut(), client);
         }
