@@ -248,6 +248,31 @@ fn a_directory_link_swapped_elsewhere_is_followed() {
     }
 }
 
+/// Links that point at each other: resolving the path gives up after as many links as
+/// the kernel follows, and the watcher is refused — it does not loop.
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_is_refused_not_followed_forever() {
+    use std::os::unix::fs::symlink;
+
+    let dir = temp_dir("loop");
+    symlink("b", dir.join("a")).unwrap();
+    symlink("a", dir.join("b")).unwrap();
+    let gray = Gray::new(gray_core::Config::from_yaml(&rules(0)).unwrap()).unwrap();
+    let path = dir.join("a/rules.yaml");
+    // On a thread of its own, so that a loop fails the test instead of hanging it.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let made = Watcher::new(gray, path, |_| {}).map(drop);
+        let _ = tx.send(made.map_err(|e| e.to_string()));
+    });
+    let err = rx
+        .recv_timeout(WAIT)
+        .expect("resolving the path loops")
+        .unwrap_err();
+    assert!(err.contains("rules.yaml"), "{err}");
+}
+
 /// Dropping a watcher stops it: once `drop` returns, no reload is under way or to come —
 /// its thread has ended, and the callback with it.
 #[test]
