@@ -1,6 +1,6 @@
 //! [`Watcher`]: reload a [`Gray`] when its rules file changes (feature `watch`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -19,16 +19,18 @@ pub type Reloaded = Result<(), Error>;
 /// Reloads a [`Gray`] from its rules file whenever the file changes, until dropped.
 ///
 /// It watches the file's *directory* — and each directory holding a symlink on the way
-/// to the file, and the directory of the file the path resolves to — and on every event
-/// there re-resolves the path (following symlinks) and re-reads the file; it reloads when
-/// the resolved target or the content differs from what it last loaded, and moves its
-/// watches when the path resolves elsewhere. That follows every way a file is updated:
+/// to the file, the directory of the file the path resolves to, and that one's parent —
+/// and on every event there re-resolves the path (following symlinks) and re-reads the
+/// file; it reloads when the resolved target or the content differs from what it last
+/// loaded, and moves its watches when the path resolves elsewhere or a directory is
+/// replaced. That follows every way a file is updated:
 ///
 /// - a Kubernetes ConfigMap mount, where the kubelet writes a new timestamped directory and
 ///   atomically swaps the `..data` symlink — the file's own path never changes;
 /// - an in-place write, and an editor's write-to-temp-then-rename-over;
 /// - the same through a symlink into another directory (a checkout of a config
-///   repository), or through a `current` link swapped between releases.
+///   repository), or through a `current` link swapped between releases;
+/// - the file's directory deleted and made again (`rm -r conf && mkdir conf`).
 ///
 /// The reloads run on a thread of the watcher's own (`gray-watcher`), which also calls
 /// `on_reload`; a burst of events is one reload.
@@ -113,7 +115,7 @@ impl Watcher {
         watcher
             .watch(&home, RecursiveMode::NonRecursive)
             .map_err(watch_err)?;
-        let mut watched = BTreeSet::from([home]);
+        let mut watched = Watched::from([(home.clone(), identity(&home))]);
         rewatch(&mut watcher, &mut watched, wanted, &path);
         // Read once watched: a change from now on is an event.
         let state = State {
@@ -177,7 +179,7 @@ impl State {
         mut self,
         events: &mpsc::Receiver<()>,
         notify: &Weak<Mutex<RecommendedWatcher>>,
-        mut watched: BTreeSet<PathBuf>,
+        mut watched: Watched,
     ) {
         while events.recv().is_ok() {
             while events.try_recv().is_ok() {}
@@ -230,9 +232,10 @@ impl State {
 }
 
 /// The directories whose changes can change the file `path` names — each directory
-/// holding a symlink met on the way to the file, and the directory of the file it resolves
-/// to — and that file's directory. All resolved, so one directory is never watched under
-/// two names; components that do not exist (yet) are taken as they are.
+/// holding a symlink met on the way to the file, the directory of the file it resolves to
+/// and that directory's parent — and that file's directory. All resolved, so one
+/// directory is never watched under two names; components that do not exist (yet) are
+/// taken as they are.
 fn dirs_to_watch(path: &Path) -> (BTreeSet<PathBuf>, PathBuf) {
     /// As the kernel's `ELOOP`: a longer chain of links is followed no further.
     const MAX_LINKS: usize = 40;
@@ -284,37 +287,71 @@ fn dirs_to_watch(path: &Path) -> (BTreeSet<PathBuf>, PathBuf) {
     let home = resolved
         .parent()
         .map_or_else(|| resolved.clone(), Path::to_path_buf);
+    // Its parent sees the directory itself replaced (`rm -r conf && mkdir conf`).
+    if let Some(parent) = home.parent() {
+        dirs.insert(parent.to_path_buf());
+    }
     dirs.insert(home.clone());
     (dirs, home)
 }
 
-/// Moves the watches from the directories in `watched` to those in `wanted`. A directory
-/// that cannot be watched is warned about once, and tried again only once the path has
-/// resolved away from it and back.
+/// Watched directories, each with what it was when watched ([`identity`]).
+type Watched = BTreeMap<PathBuf, Option<(u64, u64)>>;
+
+/// Which directory is at `dir` now — device and inode on unix, so that one replaced under
+/// the same name (whose watch ended with the old one) is told apart — or `None` if none is.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    let meta = fs::metadata(dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Some((0, 0))
+    }
+}
+
+/// Moves the watches from the directories in `watched` to those in `wanted`, watching
+/// again a directory replaced under its name, and one that appears. A directory that
+/// cannot be watched is warned about once, and tried again only when it changes.
 fn rewatch(
     notify: &mut RecommendedWatcher,
-    watched: &mut BTreeSet<PathBuf>,
+    watched: &mut Watched,
     wanted: BTreeSet<PathBuf>,
     path: &Path,
 ) {
-    for gone in watched.difference(&wanted) {
+    for gone in watched.keys().filter(|dir| !wanted.contains(*dir)) {
         // Fails only if the directory went, and its watch with it.
         let _ = notify.unwatch(gone);
     }
-    let mut now = BTreeSet::new();
+    let mut now = Watched::new();
     for dir in wanted {
-        if watched.contains(&dir) {
-            now.insert(dir);
-            continue;
+        let id = identity(&dir);
+        match watched.get(&dir) {
+            Some(was) if *was == id => {
+                now.insert(dir, id);
+                continue;
+            }
+            // Replaced or gone: its watch went with it.
+            Some(_) => {
+                let _ = notify.unwatch(&dir);
+            }
+            None => {}
         }
-        if let Err(e) = notify.watch(&dir, RecursiveMode::NonRecursive) {
+        // Not there (yet): watched when it appears, as its parent will tell.
+        if id.is_some()
+            && let Err(e) = notify.watch(&dir, RecursiveMode::NonRecursive)
+        {
             tracing::warn!(
                 path = %path.display(),
                 dir = %dir.display(),
                 "cannot watch a directory the rules file is reached through: {e}"
             );
         }
-        now.insert(dir);
+        now.insert(dir, id);
     }
     *watched = now;
 }

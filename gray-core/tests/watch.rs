@@ -163,6 +163,31 @@ fn a_configmap_symlink_swap_reloads() {
     }
 }
 
+/// The file's directory replaced under its name (`rm -r conf && mkdir conf`, as deploy
+/// scripts do): reported gone, then watched again — the new file reloads, and so do
+/// later edits of it.
+#[test]
+fn a_directory_replaced_under_the_file_is_watched_again() {
+    let dir = temp_dir("replaced");
+    let conf = dir.join("conf");
+    fs::create_dir(&conf).unwrap();
+    let path = conf.join("rules.yaml");
+    fs::write(&path, rules(0)).unwrap();
+    let gray = Gray::from_path(&path).unwrap();
+    let (_w, rx) = watch(&gray, &path);
+
+    fs::remove_dir_all(&conf).unwrap();
+    let err = rx.recv_timeout(WAIT).expect("a report").expect_err("gone");
+    assert!(err.contains("cannot read"), "{err}");
+    fs::create_dir(&conf).unwrap();
+    fs::write(&path, rules(100)).unwrap();
+    wait_ok(&rx);
+    assert_eq!(version(&gray), "canary");
+    fs::write(&path, rules(0)).unwrap();
+    wait_ok(&rx);
+    assert_eq!(version(&gray), "stable");
+}
+
 /// A rules file that is a symlink into another directory (a checkout of a config
 /// repository, say): edits of the target, in place or renamed over, are picked up although
 /// nothing changes in the link's own directory.
