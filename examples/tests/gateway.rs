@@ -887,6 +887,78 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     );
 }
 
+/// An operator rolls a running `--rollout` back with `POST /gray/rollout/roll-back` on the
+/// admin listener: the canary goes to 0% at once, and stays there through an edit of the
+/// rules. On the proxy's port that path is the upstreams', like any other.
+#[tokio::test]
+async fn an_operator_rolls_a_rollout_back_on_the_admin_listener_only() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let rules = "versions: [stable, canary]\nroutes:\n  - { name: users, split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } } }\n";
+    let gray = Gray::new(Config::from_yaml(rules).unwrap()).unwrap();
+    let proxy = Arc::new(Proxy::new(
+        gray.clone(),
+        vec![
+            ("stable".to_owned(), uri(stable)),
+            ("canary".to_owned(), uri(canary)),
+        ],
+        Duration::from_secs(5),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (gw, admin_at) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    tokio::spawn(serve(
+        listener,
+        Some(admin),
+        Arc::clone(&proxy),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let roll_back = |at: SocketAddr| {
+        client
+            .post(format!("http://{at}/gray/rollout/roll-back"))
+            .send()
+    };
+
+    // No rollout yet: nothing to roll back.
+    assert_eq!(roll_back(admin_at).await.unwrap().status(), 409);
+
+    // A rollout at its first stage (50%), judged hourly: not before the test ends.
+    let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [50.0, 100.0]).unwrap();
+    gateway::start_rollout(&proxy, rollout, Duration::from_secs(3600)).unwrap();
+    let on_canary = || async {
+        let mut canary = 0;
+        for user in 0..100 {
+            let user = user.to_string();
+            canary +=
+                usize::from(version_of(&client, gw, &[("x-user-id", &user)]).await == "canary");
+        }
+        canary
+    };
+    let before = on_canary().await;
+    assert!((25..=75).contains(&before), "{before} of 100 at 50%");
+
+    // The proxy's port: the upstream answers the path (the responder echoes a POST).
+    let proxied = roll_back(gw).await.unwrap();
+    assert_eq!(proxied.status(), 200);
+    assert_eq!(on_canary().await, before, "nothing rolled back");
+
+    // The admin listener: rolled back, at once.
+    let res = roll_back(admin_at).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let status: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(status["state"], "rolled back", "{status}");
+    assert!(
+        status["reason"].as_str().unwrap().contains("operator"),
+        "{status}"
+    );
+    assert_eq!(on_canary().await, 0);
+    // Held: an edit of the rules that gives the canary 10% changes nothing.
+    let edited = rules.replace("stable: 100, canary: 0", "stable: 90, canary: 10");
+    gray.reload(Config::from_yaml(&edited).unwrap()).unwrap();
+    assert_eq!(on_canary().await, 0);
+}
+
 #[tokio::test]
 async fn the_upstream_gets_origin_form_under_its_base_path() {
     let stable = responder("stable".to_owned()).await.unwrap();

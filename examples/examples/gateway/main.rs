@@ -41,9 +41,11 @@
 //! in the Prometheus text format. Neither is counted as traffic. They are answered on the
 //! proxy's own port unless `--admin ADDR` gives them a listener of their own (then every
 //! path on the proxy's port, `/gray/…` too, goes to the upstreams): the status shows the
-//! rules, testers' headers included, so keep it off a public port. An upstream
-//! that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
-//! accepting, finish in-flight requests.
+//! rules, testers' headers included, so keep it off a public port. The admin listener
+//! also takes `POST /gray/rollout/roll-back`: the `--rollout`'s canary to 0% at once
+//! (Argo's `abort`), held there until the gateway stops; it changes state, so it is
+//! never answered on the proxy's port. An upstream that refuses or times out gives `502`
+//! naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -68,6 +70,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::{mpsc, oneshot};
 use tower_layer::Layer as _;
 
 #[path = "deadline.rs"]
@@ -220,6 +223,10 @@ pub(crate) struct Proxy {
     deadlines: Arc<Deadlines>,
     /// Where the `--rollout` stands, for `/gray/status`.
     rollout: Mutex<Option<RolloutStatus>>,
+    /// An operator's `POST /gray/rollout/roll-back`, to the task driving the rollout,
+    /// with where to answer; that task takes the receiver.
+    roll_back: mpsc::UnboundedSender<RollBack>,
+    roll_backs: Mutex<Option<mpsc::UnboundedReceiver<RollBack>>>,
     /// How the label goes into the `baggage` of a request sent on (the label header is
     /// GrayLayer's): the `gray` member, merged with the members already there.
     baggage: Propagation,
@@ -227,6 +234,7 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn new(gray: Gray, upstreams: Vec<(String, Uri)>, timeout: Duration) -> Self {
+        let (roll_back, roll_backs) = mpsc::unbounded_channel();
         let upstreams = upstreams
             .into_iter()
             .map(|(version, base)| {
@@ -249,6 +257,8 @@ impl Proxy {
             timeout,
             deadlines: Arc::default(),
             rollout: Mutex::new(None),
+            roll_back,
+            roll_backs: Mutex::new(Some(roll_backs)),
             baggage: Propagation::new().baggage_only(),
         }
     }
@@ -269,6 +279,38 @@ impl Proxy {
         );
         self.set_rollout(status);
         going
+    }
+
+    /// `POST /gray/rollout/roll-back`, answered on the admin listener only: the
+    /// `--rollout`'s canary to 0% now (Argo's `abort`), held there until the gateway
+    /// stops; answers the rollout's status.
+    async fn roll_back_rollout(&self) -> Response<ProxyBody> {
+        let none = || {
+            text(
+                StatusCode::CONFLICT,
+                "gray: no rollout to roll back\n".to_owned(),
+            )
+        };
+        if self
+            .rollout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            return none();
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.roll_back.send(reply).is_err() {
+            return none();
+        }
+        match answer.await {
+            Ok(Ok(())) => json(self.rollout_json().to_string()),
+            Ok(Err(e)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("gray: the rollout could not roll back: {e}\n"),
+            ),
+            Err(_) => none(), // no task drives a rollout
+        }
     }
 
     fn set_rollout(&self, status: RolloutStatus) {
@@ -446,13 +488,18 @@ impl Proxy {
             "unavailable": self.gray.unavailable_versions(),
             "rollout": self.rollout_json(),
         });
-        let mut res = text(StatusCode::OK, status.to_string());
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        res
+        json(status.to_string())
     }
+}
+
+/// A `200` with a JSON body.
+fn json(body: String) -> Response<ProxyBody> {
+    let mut res = text(StatusCode::OK, body);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
@@ -554,19 +601,63 @@ where
     }
 }
 
-/// Steps `rollout` every `every` until it completes or rolls back, then keeps it — and
-/// its hold on the canary's weight — until the gateway stops.
-async fn drive_rollout(mut rollout: Rollout, every: Duration, proxy: Arc<Proxy>) {
+/// Starts `rollout` and drives it on a task of its own: a step every `every` until it
+/// completes or rolls back, an operator's roll-back whenever one comes; then it keeps the
+/// rollout — and its hold on the canary's weight — until the gateway stops.
+pub(crate) fn start_rollout(
+    proxy: &Arc<Proxy>,
+    mut rollout: Rollout,
+    every: Duration,
+) -> Result<(), gray_core::RolloutError> {
+    proxy.set_rollout(rollout.start()?.clone());
+    let roll_backs = proxy
+        .roll_backs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    tokio::spawn(drive_rollout(rollout, every, Arc::clone(proxy), roll_backs));
+    Ok(())
+}
+
+/// [`start_rollout`]'s task.
+async fn drive_rollout(
+    mut rollout: Rollout,
+    every: Duration,
+    proxy: Arc<Proxy>,
+    mut roll_backs: Option<mpsc::UnboundedReceiver<RollBack>>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is now: let a stage see traffic first
+    let mut going = true;
     loop {
-        ticks.tick().await;
-        if !proxy.step_rollout(&mut rollout) {
-            break;
+        tokio::select! {
+            _ = ticks.tick(), if going => going = proxy.step_rollout(&mut rollout),
+            Some(reply) = next(&mut roll_backs) => {
+                let result = rollout.roll_back("rolled back by an operator").cloned();
+                let answer = match result {
+                    Ok(status) => {
+                        proxy.set_rollout(status);
+                        going = false;
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
-    std::future::pending::<()>().await;
 }
+
+/// The next operator's roll-back; never, without a channel.
+async fn next(roll_backs: &mut Option<mpsc::UnboundedReceiver<RollBack>>) -> Option<RollBack> {
+    match roll_backs {
+        Some(roll_backs) => roll_backs.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where the task driving a rollout answers an operator's roll-back.
+type RollBack = oneshot::Sender<Result<(), String>>;
 
 /// Serves HTTP/1.1 on `listener` — and the gateway's own endpoints on `admin` when given,
 /// instead of on `listener` — until `shutdown` resolves, then stops accepting and lets
@@ -611,13 +702,25 @@ pub(crate) async fn serve(
         if to_admin {
             let proxy = Arc::clone(&proxy);
             let admin = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = proxy.admin(&req).unwrap_or_else(|| {
-                    text(
-                        StatusCode::NOT_FOUND,
-                        "gray: /gray/status or /gray/metrics\n".to_owned(),
-                    )
-                });
-                std::future::ready(Ok::<_, Infallible>(res))
+                let proxy = Arc::clone(&proxy);
+                async move {
+                    let res = match proxy.admin(&req) {
+                        Some(res) => res,
+                        // Changes state: on this listener only, never on the proxy's port.
+                        None if req.method() == Method::POST
+                            && req.uri().path() == "/gray/rollout/roll-back" =>
+                        {
+                            proxy.roll_back_rollout().await
+                        }
+                        None => text(
+                            StatusCode::NOT_FOUND,
+                            "gray: GET /gray/status, GET /gray/metrics, \
+                             POST /gray/rollout/roll-back\n"
+                                .to_owned(),
+                        ),
+                    };
+                    Ok::<_, Infallible>(res)
+                }
             });
             let conn = http1.serve_connection(io, admin);
             spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
@@ -788,18 +891,13 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     let proxy = Arc::new(Proxy::new(gray, upstreams, options.timeout));
     if let Some(spec) = &options.rollout {
-        let mut rollout = Rollout::new(
+        let rollout = Rollout::new(
             proxy.gray.clone(),
             &spec.route,
             &spec.canary,
             spec.stages.iter().copied(),
         )?;
-        proxy.set_rollout(rollout.start()?.clone());
-        tokio::spawn(drive_rollout(
-            rollout,
-            options.rollout_every,
-            Arc::clone(&proxy),
-        ));
+        start_rollout(&proxy, rollout, options.rollout_every)?;
     }
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
