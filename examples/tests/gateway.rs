@@ -887,11 +887,12 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     );
 }
 
-/// An operator rolls a running `--rollout` back with `POST /gray/rollout/roll-back` on the
-/// admin listener: the canary goes to 0% at once, and stays there through an edit of the
-/// rules. On the proxy's port that path is the upstreams', like any other.
+/// An operator orders a running `--rollout` about on the admin listener: `POST
+/// /gray/rollout/promote` moves it to its next stage at once, `POST
+/// /gray/rollout/roll-back` puts the canary to 0% at once, and it stays there through an
+/// edit of the rules. On the proxy's port those paths are the upstreams', like any other.
 #[tokio::test]
-async fn an_operator_rolls_a_rollout_back_on_the_admin_listener_only() {
+async fn an_operator_promotes_and_rolls_back_a_rollout_on_the_admin_listener_only() {
     let stable = responder("stable".to_owned()).await.unwrap();
     let canary = responder("canary".to_owned()).await.unwrap();
     let rules = "versions: [stable, canary]\nroutes:\n  - { name: users, split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } } }\n";
@@ -914,14 +915,16 @@ async fn an_operator_rolls_a_rollout_back_on_the_admin_listener_only() {
         std::future::pending(),
     ));
     let client = reqwest::Client::new();
-    let roll_back = |at: SocketAddr| {
+    let order = |at: SocketAddr, action: &str| {
         client
-            .post(format!("http://{at}/gray/rollout/roll-back"))
+            .post(format!("http://{at}/gray/rollout/{action}"))
             .send()
     };
+    let roll_back = |at: SocketAddr| order(at, "roll-back");
 
-    // No rollout yet: nothing to roll back.
+    // No rollout yet: nothing to order.
     assert_eq!(roll_back(admin_at).await.unwrap().status(), 409);
+    assert_eq!(order(admin_at, "promote").await.unwrap().status(), 409);
 
     // A rollout at its first stage (50%), judged hourly: not before the test ends.
     let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [50.0, 100.0]).unwrap();
@@ -942,6 +945,14 @@ async fn an_operator_rolls_a_rollout_back_on_the_admin_listener_only() {
     let proxied = roll_back(gw).await.unwrap();
     assert_eq!(proxied.status(), 200);
     assert_eq!(on_canary().await, before, "nothing rolled back");
+
+    // Promoted: the next stage (100%) at once, with no traffic judged.
+    let res = order(admin_at, "promote").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let status: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(status["state"], "progressing", "{status}");
+    assert_eq!(status["weight"], 100.0, "{status}");
+    assert_eq!(on_canary().await, 100);
 
     // The admin listener: rolled back, at once.
     let res = roll_back(admin_at).await.unwrap();

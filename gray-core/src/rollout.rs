@@ -311,6 +311,37 @@ impl Rollout {
         Ok(&self.status)
     }
 
+    /// Moves on now, without judging the stage in force (Argo's `promote`): to the next
+    /// stage, or to [`RolloutStatus::Completed`] from the last; from a progressing or a
+    /// paused stage, and otherwise does nothing. The next stage is judged as usual.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(
+    ///     "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { weights: { stable: 100, canary: 0 } }\n",
+    /// )?)?;
+    /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0])?;
+    /// rollout.start()?;
+    /// assert_eq!(rollout.promote()?, &RolloutStatus::Progressing { stage: 1, weight: 30.0 });
+    /// assert_eq!(rollout.promote()?, &RolloutStatus::Completed { weight: 30.0 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn promote(&mut self) -> Result<&RolloutStatus, RolloutError> {
+        let (RolloutStatus::Progressing { stage, weight }
+        | RolloutStatus::Paused { stage, weight, .. }) = self.status
+        else {
+            return Ok(&self.status);
+        };
+        if stage + 1 < self.stages.len() {
+            self.enter(stage + 1)?;
+        } else {
+            self.set_weight(weight)?; // the route or canary may have gone in a reload
+            self.status = RolloutStatus::Completed { weight };
+        }
+        Ok(&self.status)
+    }
+
     /// Sets the canary's weight to 0 now, whatever the stage.
     pub fn roll_back(&mut self, reason: impl Into<String>) -> Result<&RolloutStatus, RolloutError> {
         self.set_weight(0.0)?;

@@ -169,6 +169,62 @@ fn a_failing_stage_can_pause_and_resume() {
     );
 }
 
+/// An operator's promotion: the next stage at once, whatever the traffic; from a pause
+/// too; completed from the last; nothing once over.
+#[test]
+fn a_promotion_moves_on_without_judging() {
+    let g = gray(RULES);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 30.0, 100.0])
+        .unwrap()
+        .analysis(analysis())
+        .on_failure(OnFailure::Pause);
+    r.start().unwrap();
+    // No traffic at all: a step would wait; a promotion moves on.
+    r.step().unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::Progressing {
+            stage: 0,
+            weight: 5.0
+        }
+    );
+    r.promote().unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::Progressing {
+            stage: 1,
+            weight: 30.0
+        }
+    );
+    assert_eq!(weights(&g), (70.0, 30.0));
+    // A failing stage pauses; promoted, the next stage is entered (and judged afresh).
+    traffic(&g, 2_000, 503);
+    r.step().unwrap();
+    assert!(
+        matches!(r.status(), Status::Paused { stage: 1, .. }),
+        "{:?}",
+        r.status()
+    );
+    r.promote().unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::Progressing {
+            stage: 2,
+            weight: 100.0
+        }
+    );
+    assert_eq!(weights(&g), (0.0, 100.0));
+    r.promote().unwrap();
+    assert_eq!(r.status(), &Status::Completed { weight: 100.0 });
+    r.promote().unwrap();
+    assert_eq!(r.status(), &Status::Completed { weight: 100.0 });
+    // Rolled back, a promotion brings nothing back.
+    r.roll_back("bad").unwrap();
+    r.promote().unwrap();
+    assert!(matches!(r.status(), Status::RolledBack { .. }));
+    assert_eq!(weights(&g), (100.0, 0.0));
+}
+
 /// The rules file as an operator edits it mid-rollout: the split back at 90/10 as first
 /// written, and a new route in front of it.
 const EDITED: &str = r#"

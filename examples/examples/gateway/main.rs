@@ -42,9 +42,10 @@
 //! proxy's own port unless `--admin ADDR` gives them a listener of their own (then every
 //! path on the proxy's port, `/gray/…` too, goes to the upstreams): the status shows the
 //! rules, testers' headers included, so keep it off a public port. The admin listener
-//! also takes `POST /gray/rollout/roll-back`: the `--rollout`'s canary to 0% at once
-//! (Argo's `abort`), held there until the gateway stops; it changes state, so it is
-//! never answered on the proxy's port. An upstream that refuses or times out gives `502`
+//! also takes `POST /gray/rollout/roll-back` — the `--rollout`'s canary to 0% at once
+//! (Argo's `abort`), held there until the gateway stops — and `POST
+//! /gray/rollout/promote` — its next stage at once, unjudged (Argo's `promote`); they
+//! change state, so they are never answered on the proxy's port. An upstream that refuses or times out gives `502`
 //! naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
 
 use std::collections::BTreeMap;
@@ -223,10 +224,10 @@ pub(crate) struct Proxy {
     deadlines: Arc<Deadlines>,
     /// Where the `--rollout` stands, for `/gray/status`.
     rollout: Mutex<Option<RolloutStatus>>,
-    /// An operator's `POST /gray/rollout/roll-back`, to the task driving the rollout,
-    /// with where to answer; that task takes the receiver.
-    roll_back: mpsc::UnboundedSender<RollBack>,
-    roll_backs: Mutex<Option<mpsc::UnboundedReceiver<RollBack>>>,
+    /// An operator's `POST /gray/rollout/…`, to the task driving the rollout, with where
+    /// to answer; that task takes the receiver.
+    orders: mpsc::UnboundedSender<Order>,
+    orders_in: Mutex<Option<mpsc::UnboundedReceiver<Order>>>,
     /// How the label goes into the `baggage` of a request sent on (the label header is
     /// GrayLayer's): the `gray` member, merged with the members already there.
     baggage: Propagation,
@@ -234,7 +235,7 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn new(gray: Gray, upstreams: Vec<(String, Uri)>, timeout: Duration) -> Self {
-        let (roll_back, roll_backs) = mpsc::unbounded_channel();
+        let (orders, orders_in) = mpsc::unbounded_channel();
         let upstreams = upstreams
             .into_iter()
             .map(|(version, base)| {
@@ -257,8 +258,8 @@ impl Proxy {
             timeout,
             deadlines: Arc::default(),
             rollout: Mutex::new(None),
-            roll_back,
-            roll_backs: Mutex::new(Some(roll_backs)),
+            orders,
+            orders_in: Mutex::new(Some(orders_in)),
             baggage: Propagation::new().baggage_only(),
         }
     }
@@ -281,16 +282,12 @@ impl Proxy {
         going
     }
 
-    /// `POST /gray/rollout/roll-back`, answered on the admin listener only: the
-    /// `--rollout`'s canary to 0% now (Argo's `abort`), held there until the gateway
-    /// stops; answers the rollout's status.
-    async fn roll_back_rollout(&self) -> Response<ProxyBody> {
-        let none = || {
-            text(
-                StatusCode::CONFLICT,
-                "gray: no rollout to roll back\n".to_owned(),
-            )
-        };
+    /// `POST /gray/rollout/roll-back` and `/gray/rollout/promote`, answered on the admin
+    /// listener only: the `--rollout`'s canary to 0% now (Argo's `abort`), held there
+    /// until the gateway stops, or its next stage now (Argo's `promote`); answers the
+    /// rollout's status.
+    async fn order_rollout(&self, action: Action) -> Response<ProxyBody> {
+        let none = || text(StatusCode::CONFLICT, "gray: no rollout\n".to_owned());
         if self
             .rollout
             .lock()
@@ -300,14 +297,14 @@ impl Proxy {
             return none();
         }
         let (reply, answer) = oneshot::channel();
-        if self.roll_back.send(reply).is_err() {
+        if self.orders.send(Order { action, reply }).is_err() {
             return none();
         }
         match answer.await {
             Ok(Ok(())) => json(self.rollout_json().to_string()),
             Ok(Err(e)) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("gray: the rollout could not roll back: {e}\n"),
+                format!("gray: the rollout could not {}: {e}\n", action.verb()),
             ),
             Err(_) => none(), // no task drives a rollout
         }
@@ -492,6 +489,16 @@ impl Proxy {
     }
 }
 
+/// The admin listener's answer to any other request.
+fn not_found() -> Response<ProxyBody> {
+    text(
+        StatusCode::NOT_FOUND,
+        "gray: GET /gray/status, GET /gray/metrics, POST /gray/rollout/roll-back, \
+         POST /gray/rollout/promote\n"
+            .to_owned(),
+    )
+}
+
 /// A `200` with a JSON body.
 fn json(body: String) -> Response<ProxyBody> {
     let mut res = text(StatusCode::OK, body);
@@ -610,12 +617,12 @@ pub(crate) fn start_rollout(
     every: Duration,
 ) -> Result<(), gray_core::RolloutError> {
     proxy.set_rollout(rollout.start()?.clone());
-    let roll_backs = proxy
-        .roll_backs
+    let orders = proxy
+        .orders_in
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    tokio::spawn(drive_rollout(rollout, every, Arc::clone(proxy), roll_backs));
+    tokio::spawn(drive_rollout(rollout, every, Arc::clone(proxy), orders));
     Ok(())
 }
 
@@ -624,7 +631,7 @@ async fn drive_rollout(
     mut rollout: Rollout,
     every: Duration,
     proxy: Arc<Proxy>,
-    mut roll_backs: Option<mpsc::UnboundedReceiver<RollBack>>,
+    mut orders: Option<mpsc::UnboundedReceiver<Order>>,
 ) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is now: let a stage see traffic first
@@ -632,12 +639,15 @@ async fn drive_rollout(
     loop {
         tokio::select! {
             _ = ticks.tick(), if going => going = proxy.step_rollout(&mut rollout),
-            Some(reply) = next(&mut roll_backs) => {
-                let result = rollout.roll_back("rolled back by an operator").cloned();
-                let answer = match result {
+            Some(Order { action, reply }) = next(&mut orders) => {
+                let result = match action {
+                    Action::RollBack => rollout.roll_back("rolled back by an operator"),
+                    Action::Promote => rollout.promote(),
+                };
+                let answer = match result.cloned() {
                     Ok(status) => {
+                        going = matches!(status, RolloutStatus::Progressing { .. });
                         proxy.set_rollout(status);
-                        going = false;
                         Ok(())
                     }
                     Err(e) => Err(e.to_string()),
@@ -648,16 +658,35 @@ async fn drive_rollout(
     }
 }
 
-/// The next operator's roll-back; never, without a channel.
-async fn next(roll_backs: &mut Option<mpsc::UnboundedReceiver<RollBack>>) -> Option<RollBack> {
-    match roll_backs {
-        Some(roll_backs) => roll_backs.recv().await,
+/// The next operator's order; never, without a channel.
+async fn next(orders: &mut Option<mpsc::UnboundedReceiver<Order>>) -> Option<Order> {
+    match orders {
+        Some(orders) => orders.recv().await,
         None => std::future::pending().await,
     }
 }
 
-/// Where the task driving a rollout answers an operator's roll-back.
-type RollBack = oneshot::Sender<Result<(), String>>;
+/// What an operator asks of a running rollout.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    RollBack,
+    Promote,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::RollBack => "roll back",
+            Self::Promote => "promote",
+        }
+    }
+}
+
+/// An operator's order, and where the task driving the rollout answers it.
+struct Order {
+    action: Action,
+    reply: oneshot::Sender<Result<(), String>>,
+}
 
 /// Serves HTTP/1.1 on `listener` — and the gateway's own endpoints on `admin` when given,
 /// instead of on `listener` — until `shutdown` resolves, then stops accepting and lets
@@ -707,17 +736,14 @@ pub(crate) async fn serve(
                     let res = match proxy.admin(&req) {
                         Some(res) => res,
                         // Changes state: on this listener only, never on the proxy's port.
-                        None if req.method() == Method::POST
-                            && req.uri().path() == "/gray/rollout/roll-back" =>
-                        {
-                            proxy.roll_back_rollout().await
-                        }
-                        None => text(
-                            StatusCode::NOT_FOUND,
-                            "gray: GET /gray/status, GET /gray/metrics, \
-                             POST /gray/rollout/roll-back\n"
-                                .to_owned(),
-                        ),
+                        None if req.method() == Method::POST => match req.uri().path() {
+                            "/gray/rollout/roll-back" => {
+                                proxy.order_rollout(Action::RollBack).await
+                            }
+                            "/gray/rollout/promote" => proxy.order_rollout(Action::Promote).await,
+                            _ => not_found(),
+                        },
+                        None => not_found(),
                     };
                     Ok::<_, Infallible>(res)
                 }
