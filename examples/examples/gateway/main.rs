@@ -45,8 +45,9 @@
 //! also takes `POST /gray/rollout/roll-back` — the `--rollout`'s canary to 0% at once
 //! (Argo's `abort`), held there until the gateway stops — and `POST
 //! /gray/rollout/promote` — its next stage at once, unjudged (Argo's `promote`); they
-//! change state, so they are never answered on the proxy's port. An upstream that refuses or times out gives `502`
-//! naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight requests.
+//! change state, so they are never answered on the proxy's port. An upstream that
+//! refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
+//! accepting, finish in-flight requests.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
