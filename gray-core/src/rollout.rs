@@ -318,9 +318,12 @@ impl Rollout {
     /// ```
     /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
     ///
-    /// let gray = Gray::new(Config::from_yaml(
-    ///     "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { weights: { stable: 100, canary: 0 } }\n",
-    /// )?)?;
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: users
+    ///     split: { weights: { stable: 100, canary: 0 } }
+    /// "#)?)?;
     /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0])?;
     /// rollout.start()?;
     /// assert_eq!(rollout.promote()?, &RolloutStatus::Progressing { stage: 1, weight: 30.0 });
