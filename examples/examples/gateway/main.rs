@@ -275,10 +275,7 @@ impl Proxy {
                 return true; // the rules may come right; try again next time
             }
         };
-        let going = !matches!(
-            status,
-            RolloutStatus::Completed { .. } | RolloutStatus::RolledBack { .. }
-        );
+        let going = still_going(&status);
         self.set_rollout(status);
         going
     }
@@ -647,7 +644,7 @@ async fn drive_rollout(
                 };
                 let answer = match result.cloned() {
                     Ok(status) => {
-                        going = matches!(status, RolloutStatus::Progressing { .. });
+                        going = still_going(&status);
                         proxy.set_rollout(status);
                         Ok(())
                     }
@@ -657,6 +654,14 @@ async fn drive_rollout(
             }
         }
     }
+}
+
+/// Whether a rollout in `status` still has steps to take (a paused one waits for them).
+fn still_going(status: &RolloutStatus) -> bool {
+    !matches!(
+        status,
+        RolloutStatus::Completed { .. } | RolloutStatus::RolledBack { .. }
+    )
 }
 
 /// The next operator's order; never, without a channel.
