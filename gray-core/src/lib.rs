@@ -95,6 +95,7 @@
 // On docs.rs: mark what a feature brings.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod analysis;
 mod baggage;
 mod bucket;
 mod compile;
@@ -117,6 +118,7 @@ mod values;
 #[cfg(feature = "watch")]
 mod watch;
 
+pub use analysis::{Analysis, Verdict};
 pub use baggage::{
     BAGGAGE_HEADER, BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_relabeled, baggage_with,
     relabel_baggage,
@@ -137,7 +139,7 @@ pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
 pub use propagation::Propagation;
 pub use request::RequestView;
-pub use rollout::{Analysis, OnFailure, Rollout, RolloutError, RolloutStatus, Verdict};
+pub use rollout::{OnFailure, Rollout, RolloutError, RolloutStatus};
 pub use telemetry::Telemetry;
 #[cfg(feature = "watch")]
 pub use watch::{Reloaded, Watcher};

@@ -1,0 +1,155 @@
+//! [`Analysis`]: how a rollout's stage is judged — the canary's error rate and latency
+//! against the default version's, over the same stretch of time.
+
+use crate::metrics::VersionMetrics;
+
+/// When a stage's canary is judged worse than the baseline (the default version).
+///
+/// Every stage is judged on the requests since it began: nothing is decided before the
+/// canary has served `min_requests`. The latency check needs `min_requests` on both sides.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Analysis {
+    /// Canary requests a stage needs before it is judged (default 100).
+    pub min_requests: u64,
+    /// Highest share of 5xx responses the canary may have (default 0.05).
+    pub max_error_rate: f64,
+    /// How much the canary's 5xx share may exceed the baseline's (default 0.01: one point).
+    pub max_error_rate_increase: f64,
+    /// The latency quantile compared (default 0.95). A tail quantile needs many requests
+    /// to mean anything: raise `min_requests` with it.
+    pub quantile: f64,
+    /// How many times the baseline's quantile the canary's may be (default 1.5). Quantiles
+    /// are estimated from the latency histogram as Prometheus does
+    /// ([`VersionMetrics::latency_quantile`]), so a canary whose quantile crosses into
+    /// the next bucket by a little is not judged as if it sat at that bucket's top.
+    pub max_latency_ratio: f64,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            min_requests: 100,
+            max_error_rate: 0.05,
+            max_error_rate_increase: 0.01,
+            quantile: 0.95,
+            max_latency_ratio: 1.5,
+        }
+    }
+}
+
+/// The outcome of judging one stage.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Not enough canary requests yet.
+    Wait,
+    /// The canary is no worse than the baseline.
+    Pass,
+    /// The canary is worse; the reason says how.
+    Fail(String),
+}
+
+impl Analysis {
+    /// Judges `canary` against `baseline`, each counted over the same stretch of time.
+    pub fn judge(&self, canary: &VersionMetrics, baseline: &VersionMetrics) -> Verdict {
+        if canary.total() < self.min_requests {
+            return Verdict::Wait;
+        }
+        let rate = canary.error_rate();
+        if rate > self.max_error_rate {
+            return Verdict::Fail(format!(
+                "canary 5xx rate {:.2}% over the {:.2}% ceiling",
+                rate * 100.0,
+                self.max_error_rate * 100.0
+            ));
+        }
+        if baseline.total() >= self.min_requests {
+            let base = baseline.error_rate();
+            if rate > base + self.max_error_rate_increase {
+                return Verdict::Fail(format!(
+                    "canary 5xx rate {:.2}% against {:.2}% for {}",
+                    rate * 100.0,
+                    base * 100.0,
+                    baseline.version
+                ));
+            }
+            let quantiles = (
+                canary.latency_quantile(self.quantile),
+                baseline.latency_quantile(self.quantile),
+            );
+            if let (Some(c), Some(b)) = quantiles
+                && c > b * self.max_latency_ratio
+            {
+                return Verdict::Fail(format!(
+                    "canary p{} latency ≈ {:.1} ms against ≈ {:.1} ms for {}",
+                    self.quantile * 100.0,
+                    c * 1000.0,
+                    b * 1000.0,
+                    baseline.version
+                ));
+            }
+        }
+        Verdict::Pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(version: &str, requests: [u64; 5], latency_bucket: usize) -> VersionMetrics {
+        let mut v = VersionMetrics::empty(version);
+        v.requests = requests;
+        v.latency[latency_bucket] = requests.iter().sum();
+        v
+    }
+
+    #[test]
+    fn a_stage_is_judged_on_errors_then_latency() {
+        let a = Analysis::default();
+        let base = counted("stable", [0, 1000, 0, 0, 10], 2);
+        // Too few canary requests.
+        assert_eq!(
+            a.judge(&counted("canary", [0, 99, 0, 0, 0], 2), &base),
+            Verdict::Wait
+        );
+        // As good as the baseline.
+        assert_eq!(
+            a.judge(&counted("canary", [0, 990, 0, 0, 10], 2), &base),
+            Verdict::Pass
+        );
+        // Over the absolute ceiling.
+        let bad = a.judge(&counted("canary", [0, 90, 0, 0, 10], 2), &base);
+        assert!(
+            matches!(&bad, Verdict::Fail(r) if r.contains("ceiling")),
+            "{bad:?}"
+        );
+        // Under the ceiling, but two points worse than the baseline's 1%.
+        let worse = a.judge(&counted("canary", [0, 970, 0, 0, 30], 2), &base);
+        assert!(
+            matches!(&worse, Verdict::Fail(r) if r.contains("against")),
+            "{worse:?}"
+        );
+        // Slower: p95 two buckets up (≈ 2.4 ms → ≈ 9.8 ms).
+        let slow = a.judge(&counted("canary", [0, 1000, 0, 0, 0], 4), &base);
+        assert!(
+            matches!(&slow, Verdict::Fail(r) if r.contains("latency ≈ 9.8 ms against ≈ 2.4 ms")),
+            "{slow:?}"
+        );
+        // A p95 that only just crosses a bucket bound: ≈ 9.8 ms (all in 5–10 ms) against
+        // ≈ 12.5 ms (6% in 10–25 ms), 1.28×, passes; the buckets' tops (10 and 25 ms) would
+        // have made it 2.5×.
+        let base = counted("stable", [0, 1000, 0, 0, 0], 4);
+        let mut canary = counted("canary", [0, 1000, 0, 0, 0], 4);
+        canary.latency[4] = 940;
+        canary.latency[5] = 60;
+        assert_eq!(a.judge(&canary, &base), Verdict::Pass);
+        // With no baseline traffic (100%), only the ceiling counts.
+        let alone = a.judge(
+            &counted("canary", [0, 1000, 0, 0, 0], 4),
+            &VersionMetrics::empty("stable"),
+        );
+        assert_eq!(alone, Verdict::Pass);
+    }
+}
