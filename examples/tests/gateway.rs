@@ -785,7 +785,7 @@ fn the_command_line_is_checked() {
     assert_eq!(ok.threads, Some(1));
     assert_eq!(
         ok.rollout,
-        Some(gateway::RolloutSpec {
+        Some(gateway::cli::RolloutSpec {
             route: "users".into(),
             canary: "canary".into(),
             stages: vec![5.0, 30.0, 100.0]

@@ -1,0 +1,130 @@
+//! The gateway's own endpoints: `GET /gray/status`, `GET /gray/metrics`, and on the
+//! admin listener the rollout's `POST /gray/rollout/…`.
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+
+use gray_core::RolloutStatus;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::proxy::{Proxy, ProxyBody, json, text};
+use super::rollout::Action;
+
+/// A request on the admin listener (`--admin`): the read-only endpoints, and the ones that
+/// change state — never answered on the proxy's port.
+pub(crate) async fn answer(proxy: &Proxy, req: Request<Incoming>) -> Response<ProxyBody> {
+    if let Some(res) = proxy.admin(&req) {
+        return res;
+    }
+    if req.method() != Method::POST {
+        return not_found();
+    }
+    match req.uri().path() {
+        "/gray/rollout/roll-back" => proxy.order_rollout(Action::RollBack).await,
+        "/gray/rollout/promote" => proxy.order_rollout(Action::Promote).await,
+        _ => not_found(),
+    }
+}
+
+impl Proxy {
+    /// The gateway's own endpoints (`GET /gray/status`, `GET /gray/metrics`): answered
+    /// before any rule, and not counted as traffic.
+    pub(crate) fn admin(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+        if req.method() != Method::GET {
+            return None;
+        }
+        match req.uri().path() {
+            "/gray/status" => Some(self.status()),
+            "/gray/metrics" => {
+                let mut res = text(StatusCode::OK, self.gray.metrics().prometheus());
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                Some(res)
+            }
+            _ => None,
+        }
+    }
+
+    /// The `--rollout`'s status as JSON; `null` without one.
+    pub(crate) fn rollout_json(&self) -> serde_json::Value {
+        let status = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*status {
+            None => serde_json::Value::Null,
+            Some(RolloutStatus::Pending) => serde_json::json!({ "state": "pending" }),
+            Some(RolloutStatus::Progressing { stage, weight }) => {
+                serde_json::json!({ "state": "progressing", "stage": stage, "weight": weight })
+            }
+            Some(RolloutStatus::Paused {
+                stage,
+                weight,
+                reason,
+            }) => serde_json::json!({
+                "state": "paused", "stage": stage, "weight": weight, "reason": reason
+            }),
+            Some(RolloutStatus::RolledBack { reason }) => {
+                serde_json::json!({ "state": "rolled back", "reason": reason })
+            }
+            Some(RolloutStatus::Completed { weight }) => {
+                serde_json::json!({ "state": "completed", "weight": weight })
+            }
+            Some(other) => serde_json::json!({ "state": format!("{other:?}") }),
+        }
+    }
+
+    /// `GET /gray/status`.
+    fn status(&self) -> Response<ProxyBody> {
+        let config = self.gray.config();
+        let metrics = self.gray.metrics();
+        let served: BTreeMap<&str, u64> = metrics
+            .versions()
+            .iter()
+            .map(|v| (v.version.as_str(), v.total()))
+            .collect();
+        let routes: Vec<serde_json::Value> = config
+            .routes
+            .iter()
+            .map(|route| {
+                let mut out = serde_json::json!({ "name": route.name });
+                if let Some(to) = &route.to {
+                    out["to"] = serde_json::json!(to);
+                }
+                if let Some(split) = &route.split {
+                    out["weights"] = serde_json::json!(split.weights);
+                }
+                if route.matches.is_some() {
+                    out["match"] = serde_json::json!(route.matches);
+                }
+                out
+            })
+            .collect();
+        let upstreams: BTreeMap<&str, String> = self
+            .upstreams
+            .iter()
+            .map(|u| (u.version.as_str(), u.base.to_string()))
+            .collect();
+        let status = serde_json::json!({
+            "versions": config.versions,
+            "routes": routes,
+            "upstreams": upstreams,
+            "served": served,
+            "rejected_labels": self.gray.rejected_labels(),
+            "waiting_for_upstreams": self.deadlines.waiting(),
+            "unavailable": self.gray.unavailable_versions(),
+            "rollout": self.rollout_json(),
+        });
+        json(status.to_string())
+    }
+}
+
+/// The admin listener's answer to any other request.
+fn not_found() -> Response<ProxyBody> {
+    text(
+        StatusCode::NOT_FOUND,
+        "gray: GET /gray/status, GET /gray/metrics, POST /gray/rollout/roll-back, \
+         POST /gray/rollout/promote\n"
+            .to_owned(),
+    )
+}

@@ -1,0 +1,120 @@
+//! The gateway's command line.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::Uri;
+
+/// The command line.
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) upstreams: Vec<(String, Uri)>,
+    pub(crate) threads: Option<usize>,
+    pub(crate) timeout: Duration,
+    pub(crate) rollout: Option<RolloutSpec>,
+    pub(crate) rollout_every: Duration,
+    /// Where `/gray/status` and `/gray/metrics` are served instead of the proxy's port.
+    pub(crate) admin: Option<SocketAddr>,
+}
+
+/// `--rollout ROUTE:CANARY:STAGE,STAGE…`: a staged rollout of `CANARY` in split route
+/// `ROUTE`, stages in percent.
+#[derive(Debug, PartialEq)]
+pub(crate) struct RolloutSpec {
+    pub(crate) route: String,
+    pub(crate) canary: String,
+    pub(crate) stages: Vec<f64>,
+}
+
+fn rollout_spec(raw: &str) -> Result<RolloutSpec, String> {
+    let bad = || {
+        format!("--rollout {raw:?} is not ROUTE:CANARY:STAGE,STAGE… (e.g. users:canary:5,30,100)")
+    };
+    let mut parts = raw.splitn(3, ':');
+    let (Some(route), Some(canary), Some(stages)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let stages = stages
+        .split(',')
+        .map(|s| s.trim().parse::<f64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad())?;
+    if route.is_empty() || canary.is_empty() {
+        return Err(bad());
+    }
+    Ok(RolloutSpec {
+        route: route.to_owned(),
+        canary: canary.to_owned(),
+        stages,
+    })
+}
+
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut options = Options {
+        config: None,
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        upstreams: Vec::new(),
+        threads: None,
+        timeout: Duration::from_secs(30),
+        rollout: None,
+        rollout_every: Duration::from_secs(60),
+        admin: None,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("config") => options.config = Some(parser.value()?.into()),
+            Long("listen") => options.listen = parser.value()?.parse()?,
+            Long("admin") => options.admin = Some(parser.value()?.parse()?),
+            Long("upstream") => {
+                let raw = parser.value()?.string()?;
+                let (version, url) = raw.split_once('=').ok_or_else(|| {
+                    lexopt::Error::Custom(format!("--upstream {raw:?} is not VERSION=URL").into())
+                })?;
+                let uri = upstream_uri(url).map_err(|e| {
+                    lexopt::Error::Custom(format!("--upstream {version}: {e}").into())
+                })?;
+                options.upstreams.push((version.to_owned(), uri));
+            }
+            Long("threads") => {
+                let threads: usize = parser.value()?.parse()?;
+                if threads == 0 {
+                    return Err(lexopt::Error::Custom("--threads must be at least 1".into()));
+                }
+                options.threads = Some(threads);
+            }
+            Long("timeout") => options.timeout = Duration::from_secs(parser.value()?.parse()?),
+            Long("rollout") => {
+                let raw = parser.value()?.string()?;
+                options.rollout = Some(rollout_spec(&raw).map_err(lexopt::Error::from)?);
+            }
+            Long("rollout-every") => {
+                let secs: f64 = parser.value()?.parse()?;
+                options.rollout_every = Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| lexopt::Error::from("--rollout-every must be above 0"))?;
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(options)
+}
+
+/// An upstream base: `http://host:port[/prefix]`.
+fn upstream_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url:?} is not an http://host:port URL"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{url:?}: an upstream has no query"));
+    }
+    Ok(uri)
+}

@@ -1,0 +1,203 @@
+//! The proxy: each request, decided by `GrayLayer`, sent on to its version's upstream.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gray_core::{Gray, GrayContext, Propagation, RolloutStatus};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use tokio::sync::mpsc;
+
+use super::deadline::Deadlines;
+use super::hop;
+use super::pool::{Pool, PooledBody};
+use super::rollout::Order;
+
+/// A response body: the upstream's, streamed, or one the gateway writes itself.
+pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
+
+/// One version's upstream: its base URL, `Host` value, and keep-alive connections.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) version: String,
+    pub(crate) base: Uri,
+    pub(crate) host: Option<HeaderValue>,
+    pub(crate) pool: Arc<Pool>,
+}
+
+/// What every connection of the gateway shares.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    pub(crate) gray: Gray,
+    pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) timeout: Duration,
+    /// Requests waiting for an upstream's response head, with their `timeout`.
+    pub(crate) deadlines: Arc<Deadlines>,
+    /// Where the `--rollout` stands, for `/gray/status`.
+    pub(crate) rollout: Mutex<Option<RolloutStatus>>,
+    /// An operator's `POST /gray/rollout/…`, to the task driving the rollout, with where
+    /// to answer; that task takes the receiver.
+    pub(crate) orders: mpsc::UnboundedSender<Order>,
+    pub(crate) orders_in: Mutex<Option<mpsc::UnboundedReceiver<Order>>>,
+    /// How the label goes into the `baggage` of a request sent on (the label header is
+    /// GrayLayer's): the `gray` member, merged with the members already there.
+    pub(crate) baggage: Propagation,
+}
+
+impl Proxy {
+    pub(crate) fn new(gray: Gray, upstreams: Vec<(String, Uri)>, timeout: Duration) -> Self {
+        let (orders, orders_in) = mpsc::unbounded_channel();
+        let upstreams = upstreams
+            .into_iter()
+            .map(|(version, base)| {
+                let authority = base.authority().map_or("", |a| a.as_str());
+                let addr = match base.port_u16() {
+                    Some(_) => authority.to_owned(),
+                    None => format!("{authority}:80"),
+                };
+                Upstream {
+                    host: HeaderValue::from_str(authority).ok(),
+                    pool: Pool::new(addr),
+                    version,
+                    base,
+                }
+            })
+            .collect();
+        Self {
+            gray,
+            upstreams,
+            timeout,
+            deadlines: Arc::default(),
+            rollout: Mutex::new(None),
+            orders,
+            orders_in: Mutex::new(Some(orders_in)),
+            baggage: Propagation::new().baggage_only(),
+        }
+    }
+
+    /// The upstream of `version`, else the default version's.
+    fn upstream(&self, version: &str) -> Option<&Upstream> {
+        let find = |v: &str| self.upstreams.iter().find(|u| u.version == v);
+        find(version).or_else(|| find(self.gray.config().versions.first()?))
+    }
+
+    /// Forwards a request to its version's upstream, bodies streamed both ways; a switch
+    /// of protocols (WebSocket) on a connection of its own, then tunnelled.
+    async fn forward(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
+        let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                "gray: no version decided\n".to_owned(),
+            );
+        };
+        let version = ctx.version();
+        let Some(upstream) = self.upstream(version) else {
+            return bad_gateway(format!("gray: no upstream for version {version}\n"));
+        };
+        // hyper hands over the connection of a request with `Upgrade`; Front kept that
+        // header only if `Connection` asked for the switch.
+        let client_upgrade = req
+            .extensions_mut()
+            .remove::<OnUpgrade>()
+            .filter(|_| req.headers().contains_key(header::UPGRADE));
+        let (mut parts, body) = req.into_parts();
+        let base_path = upstream.base.path().trim_end_matches('/');
+        // The request goes out in origin-form (the connection is already to the upstream).
+        // It usually came in that form: then it is sent on as it is, nothing parsed again.
+        let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
+        if !(base_path.is_empty() && origin_form) {
+            let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let Ok(uri) = Uri::try_from(format!("{base_path}{path}")) else {
+                return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
+            };
+            parts.uri = uri;
+        }
+        if let Some(host) = &upstream.host {
+            parts.headers.insert(header::HOST, host.clone());
+        }
+        // GrayLayer set the label header; the label goes in W3C baggage too, as the clients'
+        // propagation writes it, so it crosses services that pass baggage on and drop
+        // other headers (OpenTelemetry's).
+        self.baggage.apply(&ctx, &mut parts.headers);
+        parts.version = http::Version::HTTP_11;
+        let req = Request::from_parts(parts, body);
+        let sent = match client_upgrade {
+            None => {
+                self.deadlines
+                    .within(self.timeout, upstream.pool.send(req))
+                    .await
+            }
+            Some(client) => {
+                // Boxed: the common path's future stays as small as it was.
+                let call = Box::pin(upstream.pool.send_upgrade(req));
+                let mut sent = self.deadlines.within(self.timeout, call).await;
+                if let Ok(Ok(res)) = &mut sent
+                    && res.status() == StatusCode::SWITCHING_PROTOCOLS
+                {
+                    hop::tunnel(client, hyper::upgrade::on(res), version.to_owned());
+                }
+                sent
+            }
+        };
+        match sent {
+            Ok(Ok(res)) => {
+                let (mut parts, body) = res.into_parts();
+                // A switch of protocols keeps its `Upgrade` and `Connection: upgrade`.
+                let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+                hop::strip(&mut parts.headers, switched);
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(version, "upstream error: {e}");
+                bad_gateway(format!("gray: upstream {version} unavailable\n"))
+            }
+            Err(_) => bad_gateway(format!("gray: upstream {version} timed out\n")),
+        }
+    }
+}
+
+/// A `200` with a JSON body.
+pub(crate) fn json(body: String) -> Response<ProxyBody> {
+    let mut res = text(StatusCode::OK, body);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+pub(crate) fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *res.status_mut() = status;
+    res
+}
+
+pub(crate) fn bad_gateway(body: String) -> Response<ProxyBody> {
+    text(StatusCode::BAD_GATEWAY, body)
+}
+
+/// The gateway as a tower service (behind `GrayLayer`, which decides the version).
+#[derive(Clone, Debug)]
+pub(crate) struct ProxyService(pub(crate) Arc<Proxy>);
+
+impl tower_service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.0);
+        Box::pin(async move { Ok(proxy.forward(req).await) })
+    }
+}

@@ -1,0 +1,191 @@
+//! Serving: the proxy's listener and the admin one, each connection on a task of its own,
+//! and a graceful stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use gray_tower::GrayLayer;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tower_layer::Layer as _;
+
+use super::admin;
+use super::hop;
+use super::proxy::{Proxy, ProxyBody, ProxyService};
+
+/// Serves HTTP/1.1 on `listener` — and the gateway's own endpoints on `admin` when given,
+/// instead of on `listener` — until `shutdown` resolves, then stops accepting and lets
+/// in-flight requests finish.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) {
+    proxy.deadlines.start();
+    let service = Front {
+        gray: GrayLayer::new(proxy.gray.clone())
+            .metrics(true)
+            .layer(ProxyService(Arc::clone(&proxy))),
+        proxy: Arc::clone(&proxy),
+        admin: admin.is_none(),
+        client: None,
+    };
+    // Every connection holds a receiver: a stop is one send, and once all are dropped
+    // every connection has ended.
+    let (stop, connections) = tokio::sync::watch::channel(());
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (accepted, to_admin) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept(admin.as_ref()) => (accepted, true),
+            () = &mut shutdown => break,
+        };
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, say: back off a little, keep serving.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let http1 = hyper::server::conn::http1::Builder::new();
+        if to_admin {
+            let proxy = Arc::clone(&proxy);
+            let answer = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let proxy = Arc::clone(&proxy);
+                async move { Ok::<_, Infallible>(admin::answer(&proxy, req).await) }
+            });
+            let conn = http1.serve_connection(io, answer);
+            spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
+        } else {
+            let mut front = service.clone();
+            front.client = HeaderValue::try_from(client.ip().to_string()).ok();
+            // With upgrades: a request that switches protocols gets the connection.
+            let conn = http1
+                .serve_connection(io, TowerToHyperService::new(front))
+                .with_upgrades();
+            spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
+        }
+    }
+    drop(listener);
+    drop(admin);
+    let _ = stop.send(());
+    drop(connections);
+    stop.closed().await;
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves one connection on a task of its own until it ends. When `stop` changes (the
+/// gateway stops), `graceful` asks it to finish the request in flight and close.
+fn spawn_connection<C, E>(
+    conn: C,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    graceful: fn(Pin<&mut C>),
+) where
+    C: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send,
+{
+    tokio::spawn(async move {
+        let mut conn = pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            _ = stop.changed() => {
+                graceful(conn.as_mut());
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!("connection: {e}");
+        }
+    });
+}
+
+/// The gateway's front: its own endpoints (unless they have a listener of their own),
+/// else the request through `GrayLayer` to the proxy.
+#[derive(Clone, Debug)]
+pub(crate) struct Front<S> {
+    proxy: Arc<Proxy>,
+    gray: S,
+    /// Whether `/gray/status` and `/gray/metrics` are answered here.
+    admin: bool,
+    /// The connection's client address, for `X-Forwarded-For` (made once per connection).
+    client: Option<HeaderValue>,
+}
+
+impl<S> tower_service::Service<Request<Incoming>> for Front<S>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<ProxyBody>>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = S::Error;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.gray.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        if self.admin
+            && let Some(res) = self.proxy.admin(&req)
+        {
+            return FrontFuture::Admin { res: Some(res) };
+        }
+        // Hop-by-hop headers end here, on receipt: before the label header is set, so a
+        // client naming it in `Connection` cannot strip it from the request sent on. A
+        // switch of protocols (a WebSocket handshake) goes on: HTTP/1.1 has them.
+        let upgrade = req.version() == http::Version::HTTP_11;
+        hop::strip(req.headers_mut(), upgrade);
+        if let Some(client) = &self.client {
+            hop::forwarded_for(req.headers_mut(), client);
+        }
+        FrontFuture::Gray {
+            future: self.gray.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Front`]'s response future.
+    #[project = FrontProj]
+    pub(crate) enum FrontFuture<F> {
+        Admin { res: Option<Response<ProxyBody>> },
+        Gray { #[pin] future: F },
+    }
+}
+
+impl<F, E> Future for FrontFuture<F>
+where
+    F: Future<Output = Result<Response<ProxyBody>, E>>,
+{
+    type Output = Result<Response<ProxyBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FrontProj::Admin { res } => match res.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("`FrontFuture` polled after completion"),
+            },
+            FrontProj::Gray { future } => future.poll(cx),
+        }
+    }
+}
