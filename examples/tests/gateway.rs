@@ -888,11 +888,12 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
 }
 
 /// An operator orders a running `--rollout` about on the admin listener: `POST
+/// /gray/rollout/pause` holds its stage until `POST /gray/rollout/resume`, `POST
 /// /gray/rollout/promote` moves it to its next stage at once, `POST
 /// /gray/rollout/roll-back` puts the canary to 0% at once, and it stays there through an
 /// edit of the rules. On the proxy's port those paths are the upstreams', like any other.
 #[tokio::test]
-async fn an_operator_promotes_and_rolls_back_a_rollout_on_the_admin_listener_only() {
+async fn an_operator_pauses_promotes_and_rolls_back_a_rollout_on_the_admin_listener_only() {
     let stable = responder("stable".to_owned()).await.unwrap();
     let canary = responder("canary".to_owned()).await.unwrap();
     let rules = "versions: [stable, canary]\nroutes:\n  - { name: users, split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } } }\n";
@@ -924,7 +925,9 @@ async fn an_operator_promotes_and_rolls_back_a_rollout_on_the_admin_listener_onl
 
     // No rollout yet: nothing to order.
     assert_eq!(roll_back(admin_at).await.unwrap().status(), 409);
-    assert_eq!(order(admin_at, "promote").await.unwrap().status(), 409);
+    for action in ["promote", "pause", "resume"] {
+        assert_eq!(order(admin_at, action).await.unwrap().status(), 409);
+    }
 
     // A rollout at its first stage (50%), judged hourly: not before the test ends.
     let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [50.0, 100.0]).unwrap();
@@ -946,18 +949,32 @@ async fn an_operator_promotes_and_rolls_back_a_rollout_on_the_admin_listener_onl
     assert_eq!(proxied.status(), 200);
     assert_eq!(on_canary().await, before, "nothing rolled back");
 
+    // Paused, then resumed: the stage and its weight stay.
+    let state = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 200);
+        let status: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        status
+    };
+    let status = state(order(admin_at, "pause").await.unwrap()).await;
+    assert_eq!(status["state"], "paused", "{status}");
+    assert_eq!(status["stage"], 0, "{status}");
+    assert!(
+        status["reason"].as_str().unwrap().contains("operator"),
+        "{status}"
+    );
+    assert_eq!(on_canary().await, before, "the stage's weight stays");
+    let status = state(order(admin_at, "resume").await.unwrap()).await;
+    assert_eq!(status["state"], "progressing", "{status}");
+    assert_eq!(status["weight"], 50.0, "{status}");
+
     // Promoted: the next stage (100%) at once, with no traffic judged.
-    let res = order(admin_at, "promote").await.unwrap();
-    assert_eq!(res.status(), 200);
-    let status: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let status = state(order(admin_at, "promote").await.unwrap()).await;
     assert_eq!(status["state"], "progressing", "{status}");
     assert_eq!(status["weight"], 100.0, "{status}");
     assert_eq!(on_canary().await, 100);
 
     // The admin listener: rolled back, at once.
-    let res = roll_back(admin_at).await.unwrap();
-    assert_eq!(res.status(), 200);
-    let status: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let status = state(roll_back(admin_at).await.unwrap()).await;
     assert_eq!(status["state"], "rolled back", "{status}");
     assert!(
         status["reason"].as_str().unwrap().contains("operator"),

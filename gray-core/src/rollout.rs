@@ -33,16 +33,17 @@ pub enum RolloutStatus {
         /// The canary's weight in force, in percent.
         weight: f64,
     },
-    /// A stage failed under [`OnFailure::Pause`]: its weight stays.
+    /// A stage failed under [`OnFailure::Pause`], or [`Rollout::pause`] stopped it: its
+    /// weight stays.
     Paused {
         /// Index into the stages.
         stage: usize,
         /// The canary's weight in force, in percent.
         weight: f64,
-        /// Why the stage failed.
+        /// Why it paused: how the stage failed, or what [`Rollout::pause`] was given.
         reason: String,
     },
-    /// A stage failed: the canary's weight is 0.
+    /// A stage failed, or [`Rollout::roll_back`] was called: the canary's weight is 0.
     RolledBack {
         /// Why.
         reason: String,
@@ -210,6 +211,40 @@ impl Rollout {
             Verdict::Fail(reason) => self.fail(stage, weight, reason)?,
         }
         Ok(&self.status)
+    }
+
+    /// Stops at the stage in force (Argo's `pause`): its weight stays, and
+    /// [`step`](Self::step) does nothing until [`resume`](Self::resume) or
+    /// [`promote`](Self::promote). Only a progressing rollout pauses; otherwise nothing
+    /// changes (a paused one keeps the reason it has). Weights do not change, so nothing can
+    /// fail.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: users
+    ///     split: { weights: { stable: 100, canary: 0 } }
+    /// "#)?)?;
+    /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0])?;
+    /// rollout.start()?;
+    /// rollout.pause("waiting for the product team");
+    /// assert!(matches!(rollout.step()?, RolloutStatus::Paused { stage: 0, .. }));
+    /// // Judged afresh, on the requests from now on.
+    /// assert_eq!(rollout.resume()?, &RolloutStatus::Progressing { stage: 0, weight: 5.0 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pause(&mut self, reason: impl Into<String>) -> &RolloutStatus {
+        if let RolloutStatus::Progressing { stage, weight } = self.status {
+            self.status = RolloutStatus::Paused {
+                stage,
+                weight,
+                reason: reason.into(),
+            };
+        }
+        &self.status
     }
 
     /// Goes on from [`RolloutStatus::Paused`]: the paused stage is judged again on requests

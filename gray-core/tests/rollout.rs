@@ -225,6 +225,71 @@ fn a_promotion_moves_on_without_judging() {
     assert_eq!(weights(&g), (100.0, 0.0));
 }
 
+/// An operator's pause: the stage's weight stays and steps wait, whatever the traffic,
+/// until resumed (judged afresh) or promoted; only a progressing rollout pauses.
+#[test]
+fn an_operator_pause_holds_the_stage_until_resumed_or_promoted() {
+    let g = gray(RULES);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 30.0, 100.0])
+        .unwrap()
+        .analysis(analysis());
+    // Not started: nothing to pause.
+    assert_eq!(r.pause("too early"), &Status::Pending);
+    r.start().unwrap();
+    let paused = r.pause("waiting for sign-off").clone();
+    assert_eq!(
+        paused,
+        Status::Paused {
+            stage: 0,
+            weight: 5.0,
+            reason: "waiting for sign-off".to_owned()
+        }
+    );
+    // Healthy traffic that would pass the stage: paused, it waits.
+    traffic(&g, 2_000, 200);
+    r.step().unwrap();
+    assert_eq!(r.status(), &paused);
+    assert_eq!(weights(&g), (95.0, 5.0), "the stage's weight stays");
+    // Paused again, the first reason stays.
+    r.pause("again");
+    assert_eq!(r.status(), &paused);
+    // Resumed, the stage is judged on the requests from now on: the ones served while
+    // paused do not count, so a step waits.
+    r.resume().unwrap();
+    r.step().unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::Progressing {
+            stage: 0,
+            weight: 5.0
+        }
+    );
+    traffic(&g, 2_000, 200);
+    r.step().unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::Progressing {
+            stage: 1,
+            weight: 30.0
+        }
+    );
+    // Paused, then promoted: the next stage.
+    r.pause("hold");
+    r.promote().unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::Progressing {
+            stage: 2,
+            weight: 100.0
+        }
+    );
+    // Over, nothing pauses.
+    r.roll_back("bad").unwrap();
+    r.pause("late");
+    assert!(matches!(r.status(), Status::RolledBack { reason } if reason == "bad"));
+    assert_eq!(weights(&g), (100.0, 0.0));
+}
+
 /// The rules file as an operator edits it mid-rollout: the split back at 90/10 as first
 /// written, and a new route in front of it.
 const EDITED: &str = r#"

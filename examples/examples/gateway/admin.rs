@@ -23,6 +23,8 @@ pub(crate) async fn answer(proxy: &Proxy, req: Request<Incoming>) -> Response<Pr
     match req.uri().path() {
         "/gray/rollout/roll-back" => proxy.order_rollout(Action::RollBack).await,
         "/gray/rollout/promote" => proxy.order_rollout(Action::Promote).await,
+        "/gray/rollout/pause" => proxy.order_rollout(Action::Pause).await,
+        "/gray/rollout/resume" => proxy.order_rollout(Action::Resume).await,
         _ => not_found(),
     }
 }
@@ -124,7 +126,7 @@ fn not_found() -> Response<ProxyBody> {
     text(
         StatusCode::NOT_FOUND,
         "gray: GET /gray/status, GET /gray/metrics, POST /gray/rollout/roll-back, \
-         POST /gray/rollout/promote\n"
+         POST /gray/rollout/promote, POST /gray/rollout/pause, POST /gray/rollout/resume\n"
             .to_owned(),
     )
 }

@@ -41,12 +41,15 @@
 //! traffic. They are answered on the proxy's own port unless `--admin ADDR` gives them a
 //! listener of their own (then every path on the proxy's port, `/gray/…` too, goes to
 //! the upstreams): the status shows the rules, testers' headers included, so keep it off
-//! a public port. The admin listener also takes `POST /gray/rollout/roll-back` — the
-//! `--rollout`'s canary to 0% at once (Argo's `abort`), held there until the gateway
-//! stops — and `POST /gray/rollout/promote` — its next stage at once, unjudged (Argo's
-//! `promote`); they change state, so they are never answered on the proxy's port. An
-//! upstream that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM:
-//! stop accepting, finish in-flight requests.
+//! a public port. The admin listener also takes an operator's orders to the
+//! `--rollout`, as Argo Rollouts' `kubectl` plugin gives them: `POST
+//! /gray/rollout/roll-back` — the canary to 0% at once (`abort`), held there until the
+//! gateway stops; `POST /gray/rollout/promote` — the next stage at once, unjudged
+//! (`promote`); `POST /gray/rollout/pause` — the stage and its weight held, unjudged,
+//! until `POST /gray/rollout/resume`, when it is judged afresh (`pause`, `resume`). They
+//! change state, so they are never answered on the proxy's port. An upstream that
+//! refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
+//! accepting, finish in-flight requests.
 //!
 //! Modules: `cli` the command line, `proxy` a request to its upstream, `admin` the
 //! endpoints above, `rollout` the task driving `--rollout`, `server` the listeners and

@@ -25,10 +25,11 @@ impl Proxy {
         going
     }
 
-    /// `POST /gray/rollout/roll-back` and `/gray/rollout/promote`, answered on the admin
+    /// `POST /gray/rollout/{roll-back,promote,pause,resume}`, answered on the admin
     /// listener only: the `--rollout`'s canary to 0% now (Argo's `abort`), held there
-    /// until the gateway stops, or its next stage now (Argo's `promote`); answers the
-    /// rollout's status.
+    /// until the gateway stops; its next stage now (Argo's `promote`); its stage held
+    /// until resumed, when it is judged afresh (Argo's `pause`). Answers the rollout's
+    /// status, `409` without one.
     pub(crate) async fn order_rollout(&self, action: Action) -> Response<ProxyBody> {
         let none = || text(StatusCode::CONFLICT, "gray: no rollout\n".to_owned());
         if self
@@ -97,6 +98,8 @@ async fn drive_rollout(
                 let result = match action {
                     Action::RollBack => rollout.roll_back("rolled back by an operator"),
                     Action::Promote => rollout.promote(),
+                    Action::Pause => Ok(rollout.pause("paused by an operator")),
+                    Action::Resume => rollout.resume(),
                 };
                 let answer = match result.cloned() {
                     Ok(status) => {
@@ -133,6 +136,8 @@ async fn next(orders: &mut Option<mpsc::UnboundedReceiver<Order>>) -> Option<Ord
 pub(crate) enum Action {
     RollBack,
     Promote,
+    Pause,
+    Resume,
 }
 
 impl Action {
@@ -140,6 +145,8 @@ impl Action {
         match self {
             Self::RollBack => "roll back",
             Self::Promote => "promote",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
         }
     }
 }
