@@ -21,7 +21,8 @@ use crate::view::ActixRequest;
 /// For each request it decides once (honouring `label.inherit`), inserts the
 /// [`GrayContext`] into the request extensions (read it with the
 /// [`Gray`](crate::Gray) extractor, `web::ReqData<GrayContext>` or
-/// `req.extensions().get::<GrayContext>()`), sets the label header on the request to the
+/// `req.extensions().get::<GrayContext>()`) — and a [`Mirror`](gray_core::Mirror) when
+/// the deciding route's `mirror:` copies the request —, sets the label header on the request to the
 /// decided version (and a `gray` member of W3C `baggage` that says otherwise, see
 /// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)), and runs the rest
 /// of the chain inside [`GrayContext::scope`], so a `gray_reqwest::GrayPropagation`
@@ -177,13 +178,13 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label, in_place, stale, telemetry) = {
+        let (ctx, label, in_place, stale, mirror, telemetry) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
             let ctx = decision.context();
             let label = self.labels.borrow_mut().get(decision.label_header(), &ctx);
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            (ctx, label, in_place, stale, telemetry)
+            (ctx, label, in_place, stale, decision.mirror(), telemetry)
         };
         if let Some((name, value)) = label.as_ref().filter(|_| !in_place) {
             req.headers_mut().insert(name.clone(), value.clone());
@@ -192,6 +193,10 @@ where
             relabel_baggage(&mut req, ctx.version());
         }
         req.extensions_mut().insert(ctx.clone());
+        // A route's `mirror:` drew it: for a proxying handler to send a copy.
+        if let Some(mirror) = mirror {
+            req.extensions_mut().insert(mirror);
+        }
         let call = || telemetry.in_scope(|| self.service.call(req));
         let future = GrayContext::sync_scope(ctx.clone(), call);
         ResponseFuture {

@@ -106,6 +106,41 @@ async fn the_handler_sees_the_decision_every_way() {
     assert_eq!(rules.rejected_labels(), 50);
 }
 
+/// A route's `mirror:` puts a `Mirror` in the extensions of the requests it draws only.
+#[actix_web::test]
+async fn a_mirrored_request_carries_its_mirror_in_the_extensions() {
+    async fn copy(req: HttpRequest) -> String {
+        let to = req
+            .extensions()
+            .get::<gray_core::Mirror>()
+            .map(|m| m.version().to_owned());
+        to.unwrap_or_else(|| "-".to_owned())
+    }
+    let rules = gray_core::Gray::new(
+        Config::from_yaml(
+            "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary, percent: 50 } }\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(rules))
+            .route("/copy", web::get().to(copy)),
+    )
+    .await;
+    let mut copied = 0;
+    for _ in 0..20 {
+        let req = test::TestRequest::get().uri("/copy").to_request();
+        match &test::call_and_read_body(&app, req).await[..] {
+            b"canary" => copied += 1,
+            b"-" => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(copied, 10);
+}
+
 #[actix_web::test]
 async fn a_spoofed_baggage_label_is_rewritten_and_other_members_kept() {
     let rules = edge();

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use http::HeaderName;
 
 use crate::bucket::{BUCKETS, Weighted};
-use crate::config::{Config, Inherit, Match, Route, Split, SplitBy, ValueMatch};
+use crate::config::{Config, Inherit, Match, MirrorConfig, Route, Split, SplitBy, ValueMatch};
 use crate::context::GrayContext;
 use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
+use crate::mirror::CompiledMirror;
 use crate::values::{Field, Fields, HeaderNames};
 
 /// Most versions a config may declare (they are indexed by a byte).
@@ -181,13 +182,49 @@ fn compile_route(
         (None, Some(split)) => compile_split(split, &route.name, versions, fields)?,
         _ => return Err(("to".into(), Problem::RouteAction)),
     };
+    let name: Arc<str> = Arc::from(route.name.as_str());
+    let mirror = match &route.mirror {
+        Some(mirror) => compile_mirror(mirror, &name, &action, versions)?,
+        None => None,
+    };
     Ok(CompiledRoute {
-        name: Arc::from(route.name.as_str()),
+        name,
         conditions,
         condition_paths,
         action,
         contexts: Box::default(),
+        mirror,
     })
+}
+
+/// A route's `mirror:`; `None` when it copies nothing (0%).
+fn compile_mirror(
+    mirror: &MirrorConfig,
+    route: &Arc<str>,
+    action: &Action,
+    versions: &[String],
+) -> Result<Option<CompiledMirror>, FieldError> {
+    let version = version_index(versions, &mirror.to).map_err(|p| ("mirror.to".to_owned(), p))?;
+    if matches!(action, Action::To(to) if *to == version) {
+        let problem = Problem::MirrorToSelf(mirror.to.clone());
+        return Err(("mirror.to".to_owned(), problem));
+    }
+    let percent = mirror.percent;
+    let bad = || ("mirror.percent".to_owned(), Problem::MirrorPercent(percent));
+    let scaled = percent * 100.0;
+    if !(0.0..=100.0).contains(&percent) || (scaled - scaled.round()).abs() > 1e-6 {
+        return Err(bad());
+    }
+    // In 0..=10_000 after the checks.
+    let bp = scaled.round() as u16;
+    if bp == 0 {
+        return Ok(None);
+    }
+    let context = GrayContext::from_parts(
+        Arc::from(versions[usize::from(version)].as_str()),
+        Some(Arc::clone(route)),
+    );
+    Ok(Some(CompiledMirror::new(version, bp, context)))
 }
 
 /// A match's conditions, in the order written, each with where it is in the config.

@@ -113,6 +113,47 @@ pub struct Route {
     /// Or split matching requests between versions by weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
+    /// Also send a copy of matching requests to another version, whose answer is
+    /// discarded (Istio's `mirror`, traffic shadowing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorConfig>,
+}
+
+/// `mirror:` — a copy of a share of the route's requests for another version, whose
+/// answer nobody waits for (Istio's `mirror` and `mirrorPercentage`): the canary sees
+/// production traffic before it serves any. A request the route already sends to that
+/// version is not copied; the share is of the others, drawn as the exact sequence of an
+/// unkeyed split (so 10% is every tenth request, near enough).
+///
+/// The engine only decides which requests to copy
+/// ([`Decision::mirror`](crate::Decision::mirror)); whatever forwards requests (the
+/// `gateway` example, or a proxy of yours) sends the copy.
+///
+/// ```
+/// let config = gray_core::Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: everyone
+///     to: stable
+///     mirror: { to: canary, percent: 10 }
+/// "#)?;
+/// let mirror = config.routes[0].mirror.as_ref().unwrap();
+/// assert_eq!((mirror.to.as_str(), mirror.percent), ("canary", 10.0));
+/// # Ok::<(), gray_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// The version the copies go to.
+    pub to: String,
+    /// Percent of the route's requests (not already on `to`) copied; default 100, with at
+    /// most two decimals.
+    #[serde(default = "hundred")]
+    pub percent: f64,
+}
+
+fn hundred() -> f64 {
+    100.0
 }
 
 /// `match:` — every listed condition must hold. For OR, write two routes.

@@ -10,6 +10,7 @@ use http::{HeaderName, HeaderValue};
 use crate::context::GrayContext;
 use crate::engine::{Engine, Outcome, Source};
 use crate::metrics::Measure;
+use crate::mirror::Mirror;
 
 /// The outcome of [`Gray::decide`](crate::Gray::decide): the version, and why.
 pub struct Decision {
@@ -133,6 +134,20 @@ impl Decision {
             .map(Measure::start)
     }
 
+    /// Whether a copy of the request also goes to another version (the deciding route's
+    /// `mirror:` drew it), and under which context; `None` for almost every request (one
+    /// bit test). Never for a request the route already sends to the mirror version, nor
+    /// while the mirror version is marked unavailable. Server adapters put it in the request
+    /// extensions; see [`Mirror`].
+    #[inline]
+    pub fn mirror(&self) -> Option<Mirror> {
+        if !self.outcome.mirror {
+            return None;
+        }
+        let route = self.engine.routes.get(self.outcome.route? as usize)?;
+        route.mirror.as_ref().map(|m| m.mirror.clone())
+    }
+
     /// An owned, cheap-to-clone context for the request, to put in request extensions and
     /// task-local scope. Built with the rules from interned names, so this copies a
     /// pointer: no allocation, and no reference count that every core would contend on.
@@ -151,6 +166,7 @@ impl fmt::Debug for Decision {
             .field("label_rejected", &self.label_rejected())
             .field("label_in_place", &self.label_in_place())
             .field("baggage_stale", &self.baggage_stale())
+            .field("mirror", &self.mirror())
             .finish()
     }
 }

@@ -9,6 +9,7 @@ use crate::bucket::Weighted;
 use crate::config::Config;
 use crate::context::GrayContext;
 use crate::matcher::Pattern;
+use crate::mirror::CompiledMirror;
 use crate::request::RequestView;
 use crate::values::{Field, HeaderNames, Values};
 
@@ -43,6 +44,8 @@ pub(crate) struct Outcome {
     pub(crate) label_in_place: bool,
     /// The request's `baggage` may carry a `gray` member other than this version.
     pub(crate) baggage_stale: bool,
+    /// A copy goes to the route's mirror version too.
+    pub(crate) mirror: bool,
 }
 
 /// A compiled config. Immutable once built, but for the unkeyed sequence counters and the
@@ -89,6 +92,8 @@ pub(crate) struct CompiledRoute {
     pub(crate) action: Action,
     /// The contexts this route hands out: one for `to`, one per version for a split.
     pub(crate) contexts: Box<[GrayContext]>,
+    /// Which requests are also copied to another version, if any.
+    pub(crate) mirror: Option<CompiledMirror>,
 }
 
 #[derive(Debug)]
@@ -128,6 +133,7 @@ impl Engine {
             label_rejected: outcome.label_rejected,
             label_in_place: false,
             baggage_stale: false,
+            mirror: false,
         }
     }
 
@@ -210,6 +216,7 @@ impl Engine {
                         label_rejected,
                         label_in_place: in_header,
                         baggage_stale: false,
+                        mirror: false,
                     };
                     return self.available_or_default(outcome);
                 }
@@ -225,6 +232,11 @@ impl Engine {
                         _ => weighted.next(),
                     },
                 };
+                // Most routes copy nothing: one test of an `Option`.
+                let mirror = route
+                    .mirror
+                    .as_ref()
+                    .is_some_and(|m| !self.is_unavailable(m.version) && m.copies(version));
                 // Route count is bounded by u32 at compile time.
                 let outcome = Outcome {
                     version,
@@ -233,6 +245,7 @@ impl Engine {
                     label_rejected,
                     label_in_place: false,
                     baggage_stale: false,
+                    mirror,
                 };
                 return self.available_or_default(outcome);
             }
@@ -244,6 +257,7 @@ impl Engine {
             label_rejected,
             label_in_place: false,
             baggage_stale: false,
+            mirror: false,
         }
     }
 

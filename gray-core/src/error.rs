@@ -171,6 +171,12 @@ pub enum Problem {
     /// A weight with more than two decimals.
     #[error("weight {0} is finer than the 0.01% resolution")]
     WeightResolution(f64),
+    /// A `mirror.percent` that is not a percentage with at most two decimals.
+    #[error("mirror percent {0} is not between 0 and 100 with at most two decimals")]
+    MirrorPercent(f64),
+    /// A `mirror.to` naming the version the route already sends every request to.
+    #[error("the route sends every request to \"{0}\" already: a copy there would run each twice")]
+    MirrorToSelf(String),
     /// A header name that HTTP does not allow.
     #[error("{0:?} is not a valid header name")]
     BadHeaderName(String),

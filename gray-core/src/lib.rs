@@ -110,6 +110,7 @@ mod hold;
 mod intern;
 mod matcher;
 mod metrics;
+mod mirror;
 mod propagation;
 mod request;
 mod rollout;
@@ -126,7 +127,8 @@ pub use baggage::{
 pub use bucket::{BUCKETS, bucket};
 pub use compile::MAX_VERSIONS;
 pub use config::{
-    Config, Format, Inherit, LabelConfig, Match, PathMatch, Route, Split, SplitBy, ValueMatch,
+    Config, Format, Inherit, LabelConfig, Match, MirrorConfig, PathMatch, Route, Split, SplitBy,
+    ValueMatch,
 };
 pub use context::GrayContext;
 pub use decision::Decision;
@@ -137,6 +139,7 @@ pub use gray::Gray;
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
+pub use mirror::Mirror;
 pub use propagation::Propagation;
 pub use request::RequestView;
 pub use rollout::{OnFailure, Rollout, RolloutError, RolloutStatus};

@@ -63,6 +63,11 @@ fn five_thousand_decisions_allocate_nothing() {
         req("/", &[("x-user-tier", "platinum-42")]),
         req("/", &[("x-user-tier", "bronze-1")]),
     ];
+    // A route copying half its requests to the canary: its draw has a per-thread counter.
+    let mirrored = common::gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary, percent: 50 } }\n",
+    );
+    let _ = mirrored.decide(&requests[3]);
     // Warm up: arc-swap registers this thread on its first load, the unkeyed split makes
     // this thread's counter, the regex its match cache.
     let _ = gray.decide(&requests[3]);
@@ -92,6 +97,9 @@ fn five_thousand_decisions_allocate_nothing() {
         assert_eq!(outbound.len(), 2);
         let tier = regex.decide(&tiers[i % tiers.len()]);
         canary += usize::from(tier.version() == "canary");
+        // What a server adapter does with a copy: its context, a pointer copy.
+        let copied = mirrored.decide(&requests[3]).mirror();
+        canary += usize::from(copied.is_some_and(|m| m.version() == "canary"));
     }
     COUNTING.store(false, Ordering::SeqCst);
 
@@ -101,7 +109,7 @@ fn five_thousand_decisions_allocate_nothing() {
         "decide or the outbound label allocated"
     );
     assert!(
-        canary >= 5_000,
-        "testers and premium-active alone are half: {canary}"
+        canary >= 7_500,
+        "testers and premium-active alone are half, copies another half: {canary}"
     );
 }

@@ -14,7 +14,9 @@ use crate::future::ResponseFuture;
 /// For each request the service
 /// 1. decides once, honouring `label.inherit` (an incoming label header, or the `gray` member
 ///    of W3C `baggage`, is only trusted where the rules say so);
-/// 2. puts the [`GrayContext`] in the request extensions (`Extension<GrayContext>` in axum);
+/// 2. puts the [`GrayContext`] in the request extensions (`Extension<GrayContext>` in axum),
+///    and a [`Mirror`](gray_core::Mirror) when the deciding route's `mirror:` copies the
+///    request — for a proxy behind the layer to send the copy;
 /// 3. sets the label header (`x-gray-version` unless the rules name another) to the decided
 ///    version, overwriting what came in, so a proxy forwards the right one (an honoured
 ///    label that came once, already the decided version, is left as it is:
@@ -177,14 +179,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value, in_place, stale, telemetry) = {
+        let (ctx, header, value, in_place, stale, mirror, telemetry) = {
             let decision = self.gray.decide(&req);
             let ctx = decision.context();
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let header = decision.label_header().clone();
             let value = decision.label_value().clone();
             let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            (ctx, header, value, in_place, stale, telemetry)
+            let mirror = decision.mirror();
+            (ctx, header, value, in_place, stale, mirror, telemetry)
         };
         // The Decision (and its snapshot guard) is dropped here, before any await.
         let echo = self.echo.then(|| (header.clone(), value.clone()));
@@ -195,6 +198,10 @@ where
             gray_core::relabel_baggage(req.headers_mut(), ctx.version());
         }
         req.extensions_mut().insert(ctx.clone());
+        // A route's `mirror:` drew it: for whatever forwards the request to send a copy.
+        if let Some(mirror) = mirror {
+            req.extensions_mut().insert(mirror);
+        }
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.
         let future = telemetry.in_scope(|| self.inner.call(req));

@@ -357,3 +357,35 @@ async fn gray_body_layer_scopes_every_streamed_body() {
         .unwrap();
     assert_eq!(body, "canary;canary;canary;");
 }
+
+/// A route's `mirror:` puts a `Mirror` beside the context, on the requests it draws only:
+/// half of them here, each still served by its own version.
+#[tokio::test]
+async fn a_mirrored_request_carries_its_mirror_in_the_extensions() {
+    async fn copy(
+        Extension(ctx): Extension<GrayContext>,
+        mirror: Option<Extension<gray_core::Mirror>>,
+    ) -> String {
+        let to = mirror.map_or("-".to_owned(), |Extension(m)| m.version().to_owned());
+        format!("{}>{to}", ctx.version())
+    }
+    let gray = gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary, percent: 50 } }\n",
+    );
+    let addr = serve(
+        Router::new()
+            .route("/copy", get(copy))
+            .layer(GrayLayer::new(gray)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let res = common::get(&client, format!("http://{addr}/copy"), &[]).await;
+        answers.push(res.text().await.unwrap());
+    }
+    let copied = answers.iter().filter(|a| *a == "stable>canary").count();
+    let kept = answers.iter().filter(|a| *a == "stable>-").count();
+    assert_eq!(copied + kept, 20, "{answers:?}");
+    assert!((9..=11).contains(&copied), "{answers:?}");
+}
