@@ -1092,3 +1092,174 @@ fn upstreams_are_checked_against_the_rules() {
     let err = check_upstreams(&versions, &[up("canary")]).unwrap_err();
     assert!(err.contains("default version `stable`"), "{err}");
 }
+
+/// What a recording upstream saw of one request.
+#[derive(Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    label: String,
+    baggage: String,
+    shadow: bool,
+    body: Vec<u8>,
+}
+
+/// An upstream that reports every request it gets on `tx`, then answers `version` — or
+/// `500` on `/api/fail`.
+async fn recorder(
+    version: &'static str,
+    tx: tokio::sync::mpsc::UnboundedSender<Seen>,
+) -> SocketAddr {
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let tx = tx.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let header = |name: &str| {
+                let value = parts.headers.get(name).and_then(|v| v.to_str().ok());
+                value.unwrap_or("-").to_owned()
+            };
+            let seen = Seen {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                label: header("x-gray-version"),
+                baggage: header("baggage"),
+                shadow: parts
+                    .headers
+                    .get("x-gray-shadow")
+                    .is_some_and(|v| v == "true"),
+                body: axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec(),
+            };
+            let fail = seen.path == "/api/fail";
+            tx.send(seen).unwrap();
+            let status = if fail { 500 } else { 200 };
+            (http::StatusCode::from_u16(status).unwrap(), version)
+        }
+    });
+    serve_app(app).await
+}
+
+/// The next request an upstream saw, failing the test after 10 s without one.
+async fn next_seen(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Seen {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the upstream saw no request")
+        .unwrap()
+}
+
+/// A route's `mirror:` behind the gateway: the client gets its own version's answer, and a
+/// copy — same method, path and body, the mirror version's label, `x-gray-shadow: true` —
+/// reaches the mirror version's upstream. A body of unknown length (chunked) or over
+/// 64 KiB goes to its own version only; so does a request whose mirror version has no
+/// upstream (never a second time to the default's). `/gray/status` counts the copies.
+#[tokio::test]
+async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_own() {
+    let (stable_tx, mut stable) = tokio::sync::mpsc::unbounded_channel();
+    let (canary_tx, mut canary) = tokio::sync::mpsc::unbounded_channel();
+    let stable_at = recorder("stable", stable_tx).await;
+    let canary_at = recorder("canary", canary_tx).await;
+    let rules = "versions: [stable, canary, next]\nroutes:\n  - { name: api, match: { path: { prefix: /api } }, to: stable, mirror: { to: canary } }\n  - { name: orphan, match: { path: { prefix: /orphan } }, to: stable, mirror: { to: next } }\n";
+    let (gw, _) = gateway(
+        Gray::new(Config::from_yaml(rules).unwrap()).unwrap(),
+        vec![("stable", uri(stable_at)), ("canary", uri(canary_at))],
+        Duration::from_secs(10),
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    let res = client
+        .post(format!("http://{gw}/api/orders?id=7"))
+        .body("order-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "stable");
+    let original = next_seen(&mut stable).await;
+    assert_eq!(
+        (
+            original.method.as_str(),
+            original.label.as_str(),
+            original.shadow
+        ),
+        ("POST", "stable", false)
+    );
+    assert_eq!(original.body, b"order-1");
+    let copy = next_seen(&mut canary).await;
+    assert_eq!(
+        (
+            copy.method.as_str(),
+            copy.path.as_str(),
+            copy.label.as_str()
+        ),
+        ("POST", "/api/orders", "canary")
+    );
+    assert!(copy.shadow, "{copy:?}");
+    assert_eq!(copy.baggage, "gray=canary");
+    assert_eq!(copy.body, b"order-1");
+
+    // A body of unknown length: streamed to stable, not copied.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut raw = tokio::net::TcpStream::connect(gw).await.unwrap();
+        raw.write_all(
+            b"POST /api/chunked HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut answer = String::new();
+        raw.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    assert_eq!(next_seen(&mut stable).await.body, b"hello");
+    // Over 64 KiB: the same.
+    let big = vec![b'x'; 70 * 1024];
+    let res = client
+        .post(format!("http://{gw}/api/big"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(next_seen(&mut stable).await.body, big);
+    // A mirror version without an upstream: served once, by stable.
+    assert_eq!(get_text(&client, gw, "/orphan").await, "stable");
+    assert_eq!(next_seen(&mut stable).await.path, "/orphan");
+    // A copy that fails (the canary answers 500) fails only itself.
+    assert_eq!(get_text(&client, gw, "/api/fail").await, "stable");
+    assert_eq!(next_seen(&mut stable).await.path, "/api/fail");
+    let copy = next_seen(&mut canary).await;
+    assert_eq!(
+        copy.path, "/api/fail",
+        "the next copy: none was made meanwhile"
+    );
+    assert!(copy.body.is_empty());
+    // Outside any mirroring route: no copy; and a client cannot pass a request off as a
+    // copy, the mark is the gateway's.
+    let res = client
+        .get(format!("http://{gw}/home"))
+        .header("x-gray-shadow", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "stable");
+    let home = next_seen(&mut stable).await;
+    assert_eq!((home.path.as_str(), home.shadow), ("/home", false));
+
+    // The copies' outcomes reach the status once their answers are in: the failed one is
+    // read by the copy's own task, so wait for it (no signal to await from outside).
+    let mut mirror = serde_json::Value::Null;
+    for _ in 0..200 {
+        let status: serde_json::Value =
+            serde_json::from_str(&get_text(&client, gw, "/gray/status").await).unwrap();
+        mirror = status["mirror"].clone();
+        if mirror["failed"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        mirror,
+        serde_json::json!({ "sent": 2, "failed": 1, "skipped": 3 }),
+        "two copies, one failed; chunked, big and orphan skipped"
+    );
+    assert!(stable.try_recv().is_err() && canary.try_recv().is_err());
+}

@@ -18,16 +18,15 @@ use crate::view::ActixRequest;
 
 /// actix-web middleware that decides the version of every request with a [`Gray`].
 ///
-/// For each request it decides once (honouring `label.inherit`), inserts the
-/// [`GrayContext`] into the request extensions (read it with the
-/// [`Gray`](crate::Gray) extractor, `web::ReqData<GrayContext>` or
-/// `req.extensions().get::<GrayContext>()`) — and a [`Mirror`](gray_core::Mirror) when
-/// the deciding route's `mirror:` copies the request —, sets the label header on the request to the
-/// decided version (and a `gray` member of W3C `baggage` that says otherwise, see
-/// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)), and runs the rest
-/// of the chain inside [`GrayContext::scope`], so a `gray_reqwest::GrayPropagation`
-/// client called from a handler carries the label on.
-/// The next service is called exactly once.
+/// For each request it decides once (honouring `label.inherit`); inserts the
+/// [`GrayContext`] into the request extensions (read it with the [`Gray`](crate::Gray)
+/// extractor, `web::ReqData<GrayContext>` or `req.extensions().get::<GrayContext>()`), and
+/// a [`Mirror`](gray_core::Mirror) beside it when the deciding route's `mirror:` copies the
+/// request; sets the label header on the request to the decided version (and a `gray`
+/// member of W3C `baggage` that says otherwise, see
+/// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)); and runs the rest of
+/// the chain inside [`GrayContext::scope`], so a `gray_reqwest::GrayPropagation` client
+/// called from a handler carries the label on. The next service is called exactly once.
 ///
 /// ```
 /// use actix_web::{App, web};

@@ -62,6 +62,11 @@
 //! member of `baggage` that says otherwise ([`Decision::baggage_stale`],
 //! [`relabel_baggage`]), so that a proxy forwards no label but the decided one.
 //!
+//! A route with `mirror:` ([`MirrorConfig`]) also picks a share of its requests to be
+//! copied to another version, whose answer nobody waits for (traffic shadowing):
+//! [`Decision::mirror`] gives the copy's [`Mirror`], and the adapters put it in the request
+//! extensions for whatever forwards the request (the `gateway` example) to send the copy.
+//!
 //! [`Gray::explain`] shows it for one request: the routes tried, in order, and the
 //! condition that stopped each ([`RouteCheck`]).
 //!

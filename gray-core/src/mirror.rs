@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use http::HeaderValue;
-
 use crate::bucket::{BUCKETS, Weighted};
 use crate::context::GrayContext;
 
@@ -50,11 +48,6 @@ impl Mirror {
     #[inline]
     pub fn context(&self) -> &GrayContext {
         &self.0
-    }
-
-    /// The mirror version as a label header value (prebuilt: a clone copies a pointer).
-    pub fn label_value(&self) -> Option<HeaderValue> {
-        self.0.label_value()
     }
 }
 

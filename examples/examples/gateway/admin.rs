@@ -116,6 +116,7 @@ impl Proxy {
             "waiting_for_upstreams": self.deadlines.waiting(),
             "unavailable": self.gray.unavailable_versions(),
             "rollout": self.rollout_json(),
+            "mirror": self.mirrored.json(),
         });
         json(status.to_string())
     }

@@ -2,14 +2,18 @@
 //! but for a switch of protocols (`Upgrade`, as a WebSocket handshake asks for), which
 //! goes on: such a request goes to its version's upstream on a connection of its own, and
 //! if the upstream switches (`101`), the two connections become one tunnel. And the
-//! client's address joins `X-Forwarded-For`.
+//! client's address joins `X-Forwarded-For`. A client's `x-gray-shadow` ends here too.
 
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-/// Headers meaningful for one connection only, never forwarded as they are.
+use super::mirror::SHADOW;
+
+/// Headers meaningful for one connection only, never forwarded as they are — and the
+/// gateway's mark of a mirrored copy (`x-gray-shadow`), which only it may set: a client
+/// sending it would pass a real request off as a copy, which a service may not act on.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == header::CONNECTION
         || name == header::TRANSFER_ENCODING
@@ -18,8 +22,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::UPGRADE
         || name == header::PROXY_AUTHENTICATE
         || name == header::PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+        // One look at the name's text for the rest: a switch on its length.
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection" | SHADOW)
 }
 
 /// Removes the hop-by-hop headers, including those `Connection` names. With

@@ -16,6 +16,10 @@
 //! address is appended to `X-Forwarded-For` (as nginx's `$proxy_add_x_forwarded_for`):
 //! an upstream should trust only the last entry, the one this gateway wrote.
 //!
+//! A route with `mirror:` also has a copy of each request it draws sent to the mirror
+//! version's upstream, marked `x-gray-shadow: true`, its answer dropped (see `mirror`):
+//! bodies of known length up to 64 KiB are copied; longer or chunked ones are not.
+//!
 //! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
 //!   responder per version on an ephemeral port that says who answered; prints curl lines.
 //! - `--config FILE`: rules from a file, watched and hot-reloaded; a bad edit is logged and
@@ -35,26 +39,26 @@
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!
 //! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
-//! requests served per version since start, incoming labels refused and requests waiting
-//! for an upstream's response; `GET /gray/metrics` the per-version metrics (requests by
-//! status class, latency histogram) in the Prometheus text format. Neither is counted as
-//! traffic. They are answered on the proxy's own port unless `--admin ADDR` gives them a
-//! listener of their own (then every path on the proxy's port, `/gray/…` too, goes to
-//! the upstreams): the status shows the rules, testers' headers included, so keep it off
-//! a public port. The admin listener also takes an operator's orders to the
-//! `--rollout`, as Argo Rollouts' `kubectl` plugin gives them: `POST
-//! /gray/rollout/roll-back` — the canary to 0% at once (`abort`), held there until the
-//! gateway stops; `POST /gray/rollout/promote` — the next stage at once, unjudged
-//! (`promote`); `POST /gray/rollout/pause` — the stage and its weight held, unjudged,
-//! until `POST /gray/rollout/resume`, when it is judged afresh (`pause`, `resume`). They
-//! change state, so they are never answered on the proxy's port. An upstream that
-//! refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM: stop
-//! accepting, finish in-flight requests.
+//! requests served per version since start, incoming labels refused, requests waiting for
+//! an upstream's response, and the mirrored copies sent, failed and skipped; `GET
+//! /gray/metrics` the per-version metrics (requests by status class, latency histogram) in
+//! the Prometheus text format. Neither is counted as traffic. They are answered on the
+//! proxy's own port unless `--admin ADDR` gives them a listener of their own (then every
+//! path on the proxy's port, `/gray/…` too, goes to the upstreams): the status shows the
+//! rules, testers' headers included, so keep it off a public port. The admin listener also
+//! takes an operator's orders to the `--rollout`, as Argo Rollouts' `kubectl` plugin gives
+//! them: `POST /gray/rollout/roll-back` — the canary to 0% at once (`abort`), held there
+//! until the gateway stops; `POST /gray/rollout/promote` — the next stage at once, unjudged
+//! (`promote`); `POST /gray/rollout/pause` — the stage and its weight held, unjudged, until
+//! `POST /gray/rollout/resume`, when it is judged afresh (`pause`, `resume`). They change
+//! state, so they are never answered on the proxy's port. An upstream that refuses or times
+//! out gives `502` naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight
+//! requests.
 //!
-//! Modules: `cli` the command line, `proxy` a request to its upstream, `admin` the
-//! endpoints above, `rollout` the task driving `--rollout`, `server` the listeners and
-//! the graceful stop; `pool`, `hop` and `deadline` the upstream connections, hop-by-hop
-//! headers and the response-head timeout.
+//! Modules: `cli` the command line, `proxy` a request to its upstream, `mirror` its copy,
+//! `admin` the endpoints above, `rollout` the task driving `--rollout`, `server` the
+//! listeners and the graceful stop; `pool`, `hop` and `deadline` the upstream connections,
+//! hop-by-hop headers and the response-head timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +77,8 @@ pub(crate) mod cli;
 pub(crate) mod deadline;
 #[path = "hop.rs"]
 mod hop;
+#[path = "mirror.rs"]
+mod mirror;
 #[path = "pool.rs"]
 mod pool;
 #[path = "proxy.rs"]

@@ -1,5 +1,10 @@
 //! Keep-alive connections to one upstream: a stack of idle HTTP/1.1 connections.
 //!
+//! A connection is typed by the request bodies it carries: a pool of `Incoming` ones for
+//! bodies streamed from the client (every request but mirrored ones), and one of
+//! `Full<Bytes>` for bodies read whole to be sent twice (a mirrored request and its copy),
+//! so the common path sends its bodies as they come, with no wrapper to look through.
+//!
 //! Leaner than a general-purpose pooled client for the one thing a gateway does: send
 //! to a fixed address. A connection goes back on the stack when its response body has
 //! been read to the end; one that the upstream closed meanwhile is dropped, and a
@@ -11,10 +16,62 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
+use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+/// A request body read whole, to be sent twice (a request mirrored to another version,
+/// and its copy).
+pub(crate) type ReadBody = Full<Bytes>;
+
+/// A request body a pool's connections carry, and how their connection goes home.
+pub(crate) trait PoolBody: Body<Data = Bytes> + Send + Unpin + Sized + 'static
+where
+    Self::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// `sender`, back to `pool` once the response has been read.
+    fn home(sender: SendRequest<Self>, pool: Weak<Pool<Self>>) -> Home;
+}
+
+impl PoolBody for Incoming {
+    fn home(sender: SendRequest<Self>, pool: Weak<Pool<Self>>) -> Home {
+        Home::Streamed(sender, pool)
+    }
+}
+
+impl PoolBody for ReadBody {
+    fn home(sender: SendRequest<Self>, pool: Weak<Pool<Self>>) -> Home {
+        Home::Read(sender, pool)
+    }
+}
+
+/// A connection in use, and the pool it goes back to.
+#[derive(Debug)]
+pub(crate) enum Home {
+    Streamed(SendRequest<Incoming>, Weak<Pool<Incoming>>),
+    Read(SendRequest<ReadBody>, Weak<Pool<ReadBody>>),
+}
+
+impl Home {
+    fn go(self) {
+        fn back<B: PoolBody>(sender: SendRequest<B>, pool: &Weak<Pool<B>>)
+        where
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+            if let Some(pool) = pool.upgrade()
+                && !sender.is_closed()
+            {
+                pool.push(sender);
+            }
+        }
+        match self {
+            Self::Streamed(sender, pool) => back(sender, &pool),
+            Self::Read(sender, pool) => back(sender, &pool),
+        }
+    }
+}
 
 /// What can go wrong on the way to an upstream.
 #[derive(Debug)]
@@ -32,17 +89,21 @@ impl std::fmt::Display for PoolError {
     }
 }
 
-/// The idle connections to one upstream address (`host:port`).
+/// The idle connections to one upstream address (`host:port`), for requests with bodies
+/// of type `B`.
 #[derive(Debug)]
-pub(crate) struct Pool {
+pub(crate) struct Pool<B = Incoming> {
     addr: String,
-    idle: Mutex<Vec<SendRequest<Incoming>>>,
+    idle: Mutex<Vec<SendRequest<B>>>,
 }
 
 /// Most idle connections kept per upstream.
 const MAX_IDLE: usize = 1024;
 
-impl Pool {
+impl<B: PoolBody> Pool<B>
+where
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     pub(crate) fn new(addr: String) -> Arc<Self> {
         Arc::new(Self {
             addr,
@@ -50,14 +111,14 @@ impl Pool {
         })
     }
 
-    fn pop(&self) -> Option<SendRequest<Incoming>> {
+    fn pop(&self) -> Option<SendRequest<B>> {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()
     }
 
-    fn push(&self, sender: SendRequest<Incoming>) {
+    fn push(&self, sender: SendRequest<B>) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
             idle.push(sender);
@@ -67,13 +128,7 @@ impl Pool {
     /// A new connection to the upstream: its sender and the connection to drive.
     async fn handshake(
         &self,
-    ) -> Result<
-        (
-            SendRequest<Incoming>,
-            http1::Connection<TokioIo<TcpStream>, Incoming>,
-        ),
-        PoolError,
-    > {
+    ) -> Result<(SendRequest<B>, http1::Connection<TokioIo<TcpStream>, B>), PoolError> {
         let stream = TcpStream::connect(&self.addr)
             .await
             .map_err(PoolError::Connect)?;
@@ -83,7 +138,7 @@ impl Pool {
             .map_err(PoolError::Http)
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+    async fn connect(&self) -> Result<SendRequest<B>, PoolError> {
         let (sender, conn) = self.handshake().await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -93,6 +148,42 @@ impl Pool {
         Ok(sender)
     }
 
+    /// Sends `req` on an idle connection (or a new one) and returns the response, whose
+    /// body hands the connection back when it has been read to the end.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        mut req: Request<B>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        loop {
+            let (mut sender, fresh) = match self.pop() {
+                Some(sender) => (sender, false),
+                None => (self.connect().await?, true),
+            };
+            if sender.ready().await.is_err() {
+                if fresh {
+                    return Err(PoolError::Connect(std::io::Error::other("closed at once")));
+                }
+                continue; // closed by the upstream while idle
+            }
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    let home = B::home(sender, Arc::downgrade(self));
+                    return Ok(res.map(|body| PooledBody {
+                        body,
+                        home: Some(home),
+                    }));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Never sent: the connection died first. Try another.
+                    Some(unsent) if !fresh => req = unsent,
+                    _ => return Err(PoolError::Http(e.into_error())),
+                },
+            }
+        }
+    }
+}
+
+impl Pool<Incoming> {
     /// Sends `req`, a request to switch protocols (`Upgrade`), on a connection of its
     /// own, never pooled: if the upstream switches, the connection becomes the tunnel
     /// (`hyper::upgrade::on` the response).
@@ -109,56 +200,19 @@ impl Pool {
         let res = sender.send_request(req).await.map_err(PoolError::Http)?;
         Ok(res.map(|body| PooledBody { body, home: None }))
     }
-
-    /// Sends `req` on an idle connection (or a new one) and returns the response, whose
-    /// body hands the connection back when it has been read to the end.
-    pub(crate) async fn send(
-        self: &Arc<Self>,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<PooledBody>, PoolError> {
-        loop {
-            let (mut sender, fresh) = match self.pop() {
-                Some(sender) => (sender, false),
-                None => (self.connect().await?, true),
-            };
-            if sender.ready().await.is_err() {
-                if fresh {
-                    return Err(PoolError::Connect(std::io::Error::other("closed at once")));
-                }
-                continue; // closed by the upstream while idle
-            }
-            match sender.try_send_request(req).await {
-                Ok(res) => {
-                    let pool = Arc::downgrade(self);
-                    return Ok(res.map(|body| PooledBody {
-                        body,
-                        home: Some((sender, pool)),
-                    }));
-                }
-                Err(mut e) => match e.take_message() {
-                    // Never sent: the connection died first. Try another.
-                    Some(unsent) if !fresh => req = unsent,
-                    _ => return Err(PoolError::Http(e.into_error())),
-                },
-            }
-        }
-    }
 }
 
 /// An upstream response body that returns its connection to the pool once read.
 #[derive(Debug)]
 pub(crate) struct PooledBody {
     body: Incoming,
-    home: Option<(SendRequest<Incoming>, Weak<Pool>)>,
+    home: Option<Home>,
 }
 
 impl PooledBody {
     fn go_home(&mut self) {
-        if let Some((sender, pool)) = self.home.take()
-            && let Some(pool) = pool.upgrade()
-            && !sender.is_closed()
-        {
-            pool.push(sender);
+        if let Some(home) = self.home.take() {
+            home.go();
         }
     }
 }

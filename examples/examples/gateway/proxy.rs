@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gray_core::{Gray, GrayContext, Propagation, RolloutStatus};
+use gray_core::{Gray, GrayContext, Mirror, Propagation, RolloutStatus};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 
 use super::deadline::Deadlines;
 use super::hop;
-use super::pool::{Pool, PooledBody};
+use super::mirror::{MirrorStats, Outgoing};
+use super::pool::{Pool, PooledBody, ReadBody};
 use super::rollout::Order;
 
 /// A response body: the upstream's, streamed, or one the gateway writes itself.
@@ -30,6 +31,23 @@ pub(crate) struct Upstream {
     pub(crate) base: Uri,
     pub(crate) host: Option<HeaderValue>,
     pub(crate) pool: Arc<Pool>,
+    /// Connections for bodies read whole: mirrored requests and their copies.
+    pub(crate) read_pool: Arc<Pool<ReadBody>>,
+}
+
+impl Upstream {
+    /// The URI a request for `uri` goes out with: origin-form (the connection is already
+    /// to the upstream), under the base URL's path. `None` when `uri` does as it is — it
+    /// usually came in that form, and is then sent on without being parsed again.
+    pub(crate) fn uri_for(&self, uri: &Uri) -> Result<Option<Uri>, http::uri::InvalidUri> {
+        let base_path = self.base.path().trim_end_matches('/');
+        let origin_form = uri.scheme().is_none() && uri.authority().is_none();
+        if base_path.is_empty() && origin_form {
+            return Ok(None);
+        }
+        let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        Uri::try_from(format!("{base_path}{path}")).map(Some)
+    }
 }
 
 /// What every connection of the gateway shares.
@@ -46,6 +64,8 @@ pub(crate) struct Proxy {
     /// to answer; that task takes the receiver.
     pub(crate) orders: mpsc::UnboundedSender<Order>,
     pub(crate) orders_in: Mutex<Option<mpsc::UnboundedReceiver<Order>>>,
+    /// What became of the copies of mirrored requests.
+    pub(crate) mirrored: Arc<MirrorStats>,
     /// How the label goes into the `baggage` of a request sent on (the label header is
     /// GrayLayer's): the `gray` member, merged with the members already there.
     pub(crate) baggage: Propagation,
@@ -64,6 +84,7 @@ impl Proxy {
                 };
                 Upstream {
                     host: HeaderValue::from_str(authority).ok(),
+                    read_pool: Pool::new(addr.clone()),
                     pool: Pool::new(addr),
                     version,
                     base,
@@ -78,6 +99,7 @@ impl Proxy {
             rollout: Mutex::new(None),
             orders,
             orders_in: Mutex::new(Some(orders_in)),
+            mirrored: Arc::default(),
             baggage: Propagation::new().baggage_only(),
         }
     }
@@ -108,16 +130,26 @@ impl Proxy {
             .remove::<OnUpgrade>()
             .filter(|_| req.headers().contains_key(header::UPGRADE));
         let (mut parts, body) = req.into_parts();
-        let base_path = upstream.base.path().trim_end_matches('/');
-        // The request goes out in origin-form (the connection is already to the upstream).
-        // It usually came in that form: then it is sent on as it is, nothing parsed again.
-        let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
-        if !(base_path.is_empty() && origin_form) {
-            let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let Ok(uri) = Uri::try_from(format!("{base_path}{path}")) else {
+        // A route's `mirror:` drew the request (never a switch of protocols): a copy goes
+        // to the mirror version's upstream as well, when the body can be read whole.
+        let mirror = match client_upgrade {
+            None => parts.extensions.remove::<Mirror>(),
+            Some(_) => None,
+        };
+        let body = match mirror {
+            None => Outgoing::Streamed(body),
+            // Boxed: the common path's future stays as small as it was.
+            Some(mirror) => match Box::pin(self.copy(mirror, &parts, body)).await {
+                Ok(body) => body,
+                Err(res) => return res,
+            },
+        };
+        match upstream.uri_for(&parts.uri) {
+            Ok(None) => {}
+            Ok(Some(uri)) => parts.uri = uri,
+            Err(_) => {
                 return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
-            };
-            parts.uri = uri;
+            }
         }
         if let Some(host) = &upstream.host {
             parts.headers.insert(header::HOST, host.clone());
@@ -127,14 +159,21 @@ impl Proxy {
         // other headers (OpenTelemetry's).
         self.baggage.apply(&ctx, &mut parts.headers);
         parts.version = http::Version::HTTP_11;
-        let req = Request::from_parts(parts, body);
-        let sent = match client_upgrade {
-            None => {
+        let sent = match (client_upgrade, body) {
+            (None, Outgoing::Streamed(body)) => {
+                let req = Request::from_parts(parts, body);
                 self.deadlines
                     .within(self.timeout, upstream.pool.send(req))
                     .await
             }
-            Some(client) => {
+            (_, Outgoing::Read(body)) => {
+                // Boxed, as below.
+                let req = Request::from_parts(parts, ReadBody::new(body));
+                let call = Box::pin(upstream.read_pool.send(req));
+                self.deadlines.within(self.timeout, call).await
+            }
+            (Some(client), Outgoing::Streamed(body)) => {
+                let req = Request::from_parts(parts, body);
                 // Boxed: the common path's future stays as small as it was.
                 let call = Box::pin(upstream.pool.send_upgrade(req));
                 let mut sent = self.deadlines.within(self.timeout, call).await;

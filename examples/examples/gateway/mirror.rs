@@ -1,0 +1,176 @@
+//! Traffic shadowing: a copy of each request a route's `mirror:` drew goes to the mirror
+//! version's upstream as well, labelled with that version and marked `x-gray-shadow:
+//! true`; its answer is read and dropped, and the client never waits for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use gray_core::{Mirror, Propagation};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+
+use super::pool::{PoolError, ReadBody};
+use super::proxy::{Proxy, ProxyBody, Upstream, text};
+
+/// Marks a copy, so the service it reaches can tell it from a request it must act on (as
+/// the `-shadow` suffix of the `Host` does behind Istio).
+pub(crate) const SHADOW_HEADER: HeaderName = HeaderName::from_static(SHADOW);
+
+/// [`SHADOW_HEADER`]'s name.
+pub(crate) const SHADOW: &str = "x-gray-shadow";
+
+/// Largest request body read whole to be copied. A longer one, or one of unknown length
+/// (chunked), is streamed to its own version uncopied.
+pub(crate) const MAX_COPIED_BODY: u64 = 64 * 1024;
+
+/// What became of the copies, for `/gray/status`.
+#[derive(Debug, Default)]
+pub(crate) struct MirrorStats {
+    /// Copies sent.
+    sent: AtomicU64,
+    /// Copies that failed: no answer, a timeout, or a 5xx.
+    failed: AtomicU64,
+    /// Requests drawn but not copied: a body too long or of unknown length, or no
+    /// upstream for the mirror version.
+    skipped: AtomicU64,
+}
+
+impl MirrorStats {
+    pub(crate) fn skip(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sent": self.sent.load(Ordering::Relaxed),
+            "failed": self.failed.load(Ordering::Relaxed),
+            "skipped": self.skipped.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// The body a request goes on with.
+pub(crate) enum Outgoing {
+    /// The client's, streamed.
+    Streamed(Incoming),
+    /// Read whole: it went to the mirror version too.
+    Read(Bytes),
+}
+
+/// A request body on its way to being copied.
+enum Tee {
+    /// Read whole: sent to both versions.
+    Read(Bytes),
+    /// Too long, or of unknown length: streamed to the request's own version only.
+    Streamed(Incoming),
+    /// The client did not send it in time, or broke off.
+    Failed(StatusCode),
+}
+
+impl Proxy {
+    /// The body to send on for a request that `mirror` drew, once its copy is on its way:
+    /// read whole and copied when it can be, else streamed uncopied. `Err` is the answer
+    /// to the client whose body did not come.
+    pub(crate) async fn copy(
+        &self,
+        mirror: Mirror,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<Outgoing, Response<ProxyBody>> {
+        let Some(upstream) = self.mirror_upstream(&mirror) else {
+            self.mirrored.skip();
+            return Ok(Outgoing::Streamed(body));
+        };
+        match self.tee(body).await {
+            Tee::Read(bytes) => {
+                self.send_copy(upstream, &mirror, parts, bytes.clone());
+                Ok(Outgoing::Read(bytes))
+            }
+            Tee::Streamed(body) => Ok(Outgoing::Streamed(body)),
+            Tee::Failed(status) => Err(text(
+                status,
+                "gray: the request body did not come\n".to_owned(),
+            )),
+        }
+    }
+
+    /// The upstream of `mirror`'s version: its own, never the default version's (a copy
+    /// sent there would run the request twice on the version that serves it).
+    fn mirror_upstream(&self, mirror: &Mirror) -> Option<&Upstream> {
+        self.upstreams
+            .iter()
+            .find(|u| u.version == mirror.version())
+    }
+
+    /// Reads `body` whole if it is short enough to copy, within the upstream timeout.
+    async fn tee(&self, body: Incoming) -> Tee {
+        if body.is_end_stream() {
+            return Tee::Read(Bytes::new());
+        }
+        if body
+            .size_hint()
+            .exact()
+            .is_none_or(|len| len > MAX_COPIED_BODY)
+        {
+            self.mirrored.skip();
+            return Tee::Streamed(body);
+        }
+        match self.deadlines.within(self.timeout, body.collect()).await {
+            Ok(Ok(read)) => Tee::Read(read.to_bytes()),
+            Ok(Err(_)) => Tee::Failed(StatusCode::BAD_REQUEST),
+            Err(_) => Tee::Failed(StatusCode::REQUEST_TIMEOUT),
+        }
+    }
+
+    /// Sends a copy of the request (`parts` as it came, `body` read whole) to `upstream`
+    /// under `mirror`'s context, on a task of its own; its answer is read and dropped.
+    fn send_copy(&self, upstream: &Upstream, mirror: &Mirror, parts: &Parts, body: Bytes) {
+        let Ok(uri) = upstream.uri_for(&parts.uri) else {
+            self.mirrored.skip();
+            return;
+        };
+        let mut copy = Request::new(ReadBody::new(body));
+        *copy.method_mut() = parts.method.clone();
+        *copy.uri_mut() = uri.unwrap_or_else(|| parts.uri.clone());
+        *copy.headers_mut() = parts.headers.clone();
+        let headers = copy.headers_mut();
+        if let Some(host) = &upstream.host {
+            headers.insert(header::HOST, host.clone());
+        }
+        Propagation::new()
+            .header(self.gray.label_header())
+            .apply(mirror.context(), headers);
+        headers.insert(SHADOW_HEADER, HeaderValue::from_static("true"));
+        let pool = Arc::clone(&upstream.read_pool);
+        let deadlines = Arc::clone(&self.deadlines);
+        let stats = Arc::clone(&self.mirrored);
+        let timeout = self.timeout;
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let exchange = async {
+                let res = pool.send(copy).await?;
+                let status = res.status();
+                // Read to the end, frame by frame, so the connection goes back to the pool.
+                let mut body = res.into_body();
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(PoolError::Http)?;
+                }
+                Ok::<_, PoolError>(status)
+            };
+            let ok = match deadlines.within(timeout, exchange).await {
+                Ok(Ok(status)) => !status.is_server_error(),
+                Ok(Err(e)) => {
+                    tracing::debug!("mirror copy: {e}");
+                    false
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+}
