@@ -19,6 +19,8 @@
 //! - `-H 'name: value'` — a request header, repeatable. `--path /p?q=1`, `--method POST`.
 //! - `--sample N [--key-header NAME]` — simulate N users (keys `1..=N` in the key header,
 //!   `x-user-id` by default) on top of the other headers and print each version's share.
+//! - A route with `mirror:` says what it copies (`mirror:  10% of these requests are
+//!   copied to canary as well`); `--sample` counts the copies per version.
 //! - `--why` — also list the routes tried, in order, each with the first of its conditions
 //!   that failed (`Gray::explain`):
 //!
@@ -161,6 +163,21 @@ fn explain_one(
         (None, Source::Inherited) => writeln!(out, "route:   (inherited label)")?,
         (None, _) => writeln!(out, "route:   (none matched: the default version)")?,
     }
+    // A dry run of one request: what the route copies, rather than one draw of it.
+    let config = gray.config();
+    let route = decision
+        .route()
+        .and_then(|r| config.routes.iter().find(|c| c.name == r));
+    if let Some(mirror) = route.and_then(|r| r.mirror.as_ref())
+        && mirror.to != decision.version()
+        && mirror.percent > 0.0
+    {
+        let (to, percent) = (&mirror.to, mirror.percent);
+        writeln!(
+            out,
+            "mirror:  {percent}% of these requests are copied to {to} as well"
+        )?;
+    }
     if decision.label_rejected() {
         let reason = match gray.config().label.inherit {
             Inherit::Never => "this service is an edge (`inherit: never`)",
@@ -224,6 +241,7 @@ fn sample(
         .map(|(i, v)| (i, (v.to_string(), 0)))
         .collect();
     let mut routes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut copies: BTreeMap<String, u64> = BTreeMap::new();
     for id in 1..=n {
         let Some(req) = request(&id.to_string()) else {
             return Err(io::Error::other(format!(
@@ -237,6 +255,9 @@ fn sample(
         *routes
             .entry(decision.route().unwrap_or("(default)").to_owned())
             .or_default() += 1;
+        if let Some(mirror) = decision.mirror() {
+            *copies.entry(mirror.version().to_owned()).or_default() += 1;
+        }
     }
     writeln!(out, "{n} simulated users, key header {key}:")?;
     let percent = |count: u64| 100.0 * count as f64 / n.max(1) as f64;
@@ -246,6 +267,12 @@ fn sample(
     writeln!(out, "by route:")?;
     for (route, count) in &routes {
         writeln!(out, "  {route:<16} {count:>6}")?;
+    }
+    if !copies.is_empty() {
+        writeln!(out, "mirrored (a copy as well):")?;
+        for (version, count) in &copies {
+            writeln!(out, "  {version:<8} {count:>6}  {:>6.2}%", percent(*count))?;
+        }
     }
     Ok(())
 }

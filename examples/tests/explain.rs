@@ -136,3 +136,30 @@ fn why_lists_the_routes_tried_and_the_condition_that_failed() {
         "version: canary\nroute:   testers\nwhy:\n  testers          yes\n"
     );
 }
+
+/// A route's `mirror:` shows: on one request, and as a count in a sample.
+#[test]
+fn a_mirrored_request_says_where_its_copy_goes() {
+    let dir = std::env::temp_dir().join(format!("gray-explain-mirror-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    std::fs::write(
+        &path,
+        "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary, percent: 25 } }\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    let (code, out, _) = explain(&["--config", &path]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "version: stable\nroute:   all\nmirror:  25% of these requests are copied to canary as well\n"
+    );
+    let (code, out, _) = explain(&["--config", &path, "--sample", "1000"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.ends_with("mirrored (a copy as well):\n  canary      250   25.00%\n"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
