@@ -1250,6 +1250,10 @@ async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_
     for _ in 0..200 {
         let status: serde_json::Value =
             serde_json::from_str(&get_text(&client, gw, "/gray/status").await).unwrap();
+        assert_eq!(
+            status["routes"][0]["mirror"],
+            serde_json::json!({ "to": "canary", "percent": 100.0 })
+        );
         mirror = status["mirror"].clone();
         if mirror["failed"] == 1 {
             break;

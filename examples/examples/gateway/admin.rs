@@ -99,6 +99,9 @@ impl Proxy {
                 if route.matches.is_some() {
                     out["match"] = serde_json::json!(route.matches);
                 }
+                if route.mirror.is_some() {
+                    out["mirror"] = serde_json::json!(route.mirror);
+                }
                 out
             })
             .collect();

@@ -38,7 +38,7 @@
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!
-//! `GET /gray/status` answers JSON: versions, routes with their weights, upstreams,
+//! `GET /gray/status` answers JSON: versions, routes (weights, mirrors), upstreams,
 //! requests served per version since start, incoming labels refused, requests waiting for
 //! an upstream's response, and the mirrored copies sent, failed and skipped; `GET
 //! /gray/metrics` the per-version metrics (requests by status class, latency histogram) in
