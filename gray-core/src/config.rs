@@ -123,7 +123,7 @@ pub struct Route {
 /// answer nobody waits for (Istio's `mirror` and `mirrorPercentage`): the canary sees
 /// production traffic before it serves any. A request the route already sends to that
 /// version is not copied; the share is of the others, drawn as the exact sequence of an
-/// unkeyed split (so 10% is every tenth request, near enough).
+/// unkeyed split (10% is every tenth request on each thread, near enough).
 ///
 /// The engine only decides which requests to copy
 /// ([`Decision::mirror`](crate::Decision::mirror)); whatever forwards requests (the

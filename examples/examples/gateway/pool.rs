@@ -1,14 +1,14 @@
 //! Keep-alive connections to one upstream: a stack of idle HTTP/1.1 connections.
 //!
-//! A connection is typed by the request bodies it carries: a pool of `Incoming` ones for
-//! bodies streamed from the client (every request but mirrored ones), and one of
-//! `Full<Bytes>` for bodies read whole to be sent twice (a mirrored request and its copy),
-//! so the common path sends its bodies as they come, with no wrapper to look through.
-//!
 //! Leaner than a general-purpose pooled client for the one thing a gateway does: send
 //! to a fixed address. A connection goes back on the stack when its response body has
 //! been read to the end; one that the upstream closed meanwhile is dropped, and a
 //! request that never left on it is retried on a fresh connection.
+//!
+//! A connection is typed by the request bodies it carries: a pool of `Incoming` ones for
+//! bodies streamed from the client (every request but mirrored ones), and one of
+//! `Full<Bytes>` for bodies read whole to be sent twice (a mirrored request and its copy),
+//! so the common path sends its bodies as they come, with no wrapper to look through.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
