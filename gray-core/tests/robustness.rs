@@ -31,7 +31,8 @@ fn mutation() -> impl Strategy<Value = &'static str> {
         "exact: \"\"", "prefix: x", "weights", "100", "-1", "0.001", "1e309", ".nan", "nan",
         "NaN", "inf", "to: v9", "to: canary", "by", "cookie", "query", "header", "salt: s",
         "versions", "routes", "name", "match", "split", "label", "inherit: always",
-        "baggage: false", "method", "path", "x-gray-version", "\u{0}", "é", "🙂",
+        "baggage: false", "method", "path", "x-gray-version", "mirror: { to: v2 }", "percent",
+        "\u{0}", "é", "🙂",
     ])
 }
 
@@ -63,6 +64,7 @@ fn word() -> impl Strategy<Value = &'static str> {
         "", "stable", "canary", "v2", "v9", "0", "100", "-1", "0.001", "99.999", "1e309",
         ".nan", "NaN", ".inf", "true", "null", "x-gray-version", "baggage", "cookie", "query",
         "header", "exact", "prefix", "regex", "present", "invert", "always", "never", "GET",
+        "mirror", "percent",
         "é", "🙂",
         "a-very-long-name-that-is-still-a-valid-header-name-but-longer-than-sixty-four-bytes",
     ])
@@ -106,6 +108,9 @@ proptest! {
         for g in [gray(EVERYTHING), design()] {
             let d = g.decide(&req);
             prop_assert!(["stable", "canary", "v2"].contains(&d.version()));
+            if let Some(m) = d.mirror() {
+                prop_assert!(m.version() != d.version());
+            }
             let _ = d.context();
             let _ = g.explain(&req);
         }
@@ -167,7 +172,7 @@ proptest! {
                 }
             }
             let d = gray.decide(&req);
-            let _ = (d.version(), d.route(), d.context(), d.label_value());
+            let _ = (d.version(), d.route(), d.context(), d.label_value(), d.mirror());
             let _ = gray.explain(&req);
         }
     }

@@ -1,6 +1,6 @@
 //! Any request against rules that read every kind of request value, with labels trusted:
-//! deciding, explaining and rewriting its baggage never panic, and a rewritten baggage
-//! needs no second rewrite.
+//! deciding, explaining and rewriting its baggage never panic, a rewritten baggage needs
+//! no second rewrite, and a mirrored copy never goes to the version serving the request.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -41,6 +41,10 @@ fuzz_target!(|data: &[u8]| {
     let decision = gray.decide(&req);
     let version = decision.version().to_owned();
     let stale = decision.baggage_stale();
+    // A copy never goes to the version that serves the request.
+    if let Some(mirror) = decision.mirror() {
+        assert_ne!(mirror.version(), version);
+    }
     drop(decision);
     let _ = gray.explain(&req);
     let (parts, ()) = req.into_parts();
