@@ -1070,7 +1070,7 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(mut future: F) -> Opt
 #[test]
 fn upstreams_are_checked_against_the_rules() {
     use gateway::check_upstreams;
-    let versions: Vec<std::sync::Arc<str>> = vec!["stable".into(), "canary".into()];
+    let versions = Config::from_yaml("versions: [stable, canary]\n").unwrap();
     let up = |v: &str| (v.to_owned(), "http://127.0.0.1:9/".parse::<Uri>().unwrap());
 
     assert_eq!(
@@ -1091,6 +1091,18 @@ fn upstreams_are_checked_against_the_rules() {
     // Nothing for the default version, which every version without one falls back to.
     let err = check_upstreams(&versions, &[up("canary")]).unwrap_err();
     assert!(err.contains("default version `stable`"), "{err}");
+    // A version routes mirror to, without an upstream: its copies are not sent.
+    let mirrored = Config::from_yaml(
+        "versions: [stable, canary]\nroutes:\n  - { name: a, to: stable, mirror: { to: canary } }\n  - { name: b, to: stable, mirror: { to: canary } }\n",
+    )
+    .unwrap();
+    let warnings = check_upstreams(&mirrored, &[up("stable")]).unwrap();
+    assert_eq!(
+        warnings,
+        [
+            "version `canary` has no --upstream: its requests go to `stable`'s, and the copies mirrored to it (routes: a, b) are not sent"
+        ]
+    );
 }
 
 /// What a recording upstream saw of one request.

@@ -146,14 +146,16 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Checks `--upstream`s against the rules' `versions` before serving: an error when the
-/// default version (the first) has none, since it also serves every version without one;
+/// Checks `--upstream`s against the rules before serving: an error when the default
+/// version (the first) has none, since it also serves every version without one;
 /// otherwise the warnings worth printing — an upstream for a version the rules do not
-/// declare (a typo, or a version still to come), a version that borrows the default's.
+/// declare (a typo, or a version still to come), a version that borrows the default's
+/// (and gets none of the copies a route mirrors to it).
 pub(crate) fn check_upstreams(
-    versions: &[Arc<str>],
+    config: &Config,
     upstreams: &[(String, Uri)],
 ) -> Result<Vec<String>, String> {
+    let versions = &config.versions;
     let has = |v: &str| upstreams.iter().any(|(u, _)| u == v);
     let Some(default) = versions.first() else {
         return Ok(Vec::new());
@@ -166,17 +168,26 @@ pub(crate) fn check_upstreams(
     }
     let mut warnings: Vec<String> = upstreams
         .iter()
-        .filter(|(v, _)| !versions.iter().any(|d| **d == **v))
+        .filter(|(v, _)| !versions.contains(v))
         .map(|(v, _)| {
             format!("--upstream {v}: the rules declare no version `{v}`; it gets no traffic until they do")
         })
         .collect();
-    warnings.extend(
-        versions
+    for version in versions.iter().filter(|v| !has(v)) {
+        let mut warning =
+            format!("version `{version}` has no --upstream: its requests go to `{default}`'s");
+        let mirrors: Vec<&str> = config
+            .routes
             .iter()
-            .filter(|v| !has(v))
-            .map(|v| format!("version `{v}` has no --upstream: its requests go to `{default}`'s")),
-    );
+            .filter(|r| r.mirror.as_ref().is_some_and(|m| m.to == *version))
+            .map(|r| r.name.as_str())
+            .collect();
+        if !mirrors.is_empty() {
+            let routes = mirrors.join(", ");
+            warning += &format!(", and the copies mirrored to it (routes: {routes}) are not sent");
+        }
+        warnings.push(warning);
+    }
     Ok(warnings)
 }
 
@@ -209,7 +220,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             upstreams.push((version.to_string(), format!("http://{addr}").parse()?));
         }
     }
-    for warning in check_upstreams(&gray.versions(), &upstreams)? {
+    for warning in check_upstreams(&gray.config(), &upstreams)? {
         tracing::warn!("{warning}");
     }
     let proxy = Arc::new(Proxy::new(gray, upstreams, options.timeout));
