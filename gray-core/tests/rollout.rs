@@ -42,6 +42,11 @@ fn traffic(g: &Gray, n: u32, canary_status: u16) -> Vec<u32> {
     on_canary
 }
 
+/// A progressing rollout at `stage`, `weight` percent.
+fn progressing(stage: usize, weight: f64) -> Status {
+    Status::Progressing { stage, weight }
+}
+
 fn weights(g: &Gray) -> (f64, f64) {
     weights_of(g, "users")
 }
@@ -70,37 +75,19 @@ fn a_healthy_canary_widens_stage_by_stage_and_keeps_its_users() {
     assert_eq!(weights(&g), (100.0, 0.0));
 
     r.start().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 0,
-            weight: 5.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(0, 5.0));
     assert_eq!(weights(&g), (95.0, 5.0));
     let at_5 = traffic(&g, 2_000, 200);
     assert!((60..=140).contains(&at_5.len()), "{} of 2000", at_5.len());
 
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 1,
-            weight: 30.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(1, 30.0));
     assert_eq!(weights(&g), (70.0, 30.0));
     let at_30 = traffic(&g, 2_000, 200);
     assert!(at_5.iter().all(|u| at_30.contains(u)), "canary users stay");
 
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 2,
-            weight: 100.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(2, 100.0));
     assert_eq!(traffic(&g, 2_000, 200).len(), 2_000);
 
     r.step().unwrap();
@@ -120,13 +107,7 @@ fn a_failing_canary_is_rolled_back() {
     // Too few requests yet: the stage waits.
     traffic(&g, 50, 500);
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 0,
-            weight: 10.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(0, 10.0));
 
     traffic(&g, 2_000, 500);
     r.step().unwrap();
@@ -160,13 +141,7 @@ fn a_failing_stage_can_pause_and_resume() {
     r.resume().unwrap();
     traffic(&g, 2_000, 200);
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 1,
-            weight: 30.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(1, 30.0));
 }
 
 /// An operator's promotion: the next stage at once, whatever the traffic; from a pause
@@ -181,21 +156,9 @@ fn a_promotion_moves_on_without_judging() {
     r.start().unwrap();
     // No traffic at all: a step would wait; a promotion moves on.
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 0,
-            weight: 5.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(0, 5.0));
     r.promote().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 1,
-            weight: 30.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(1, 30.0));
     assert_eq!(weights(&g), (70.0, 30.0));
     // A failing stage pauses; promoted, the next stage is entered (and judged afresh).
     traffic(&g, 2_000, 503);
@@ -206,13 +169,7 @@ fn a_promotion_moves_on_without_judging() {
         r.status()
     );
     r.promote().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 2,
-            weight: 100.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(2, 100.0));
     assert_eq!(weights(&g), (0.0, 100.0));
     r.promote().unwrap();
     assert_eq!(r.status(), &Status::Completed { weight: 100.0 });
@@ -257,32 +214,14 @@ fn an_operator_pause_holds_the_stage_until_resumed_or_promoted() {
     // paused do not count, so a step waits.
     r.resume().unwrap();
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 0,
-            weight: 5.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(0, 5.0));
     traffic(&g, 2_000, 200);
     r.step().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 1,
-            weight: 30.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(1, 30.0));
     // Paused, then promoted: the next stage.
     r.pause("hold");
     r.promote().unwrap();
-    assert_eq!(
-        r.status(),
-        &Status::Progressing {
-            stage: 2,
-            weight: 100.0
-        }
-    );
+    assert_eq!(r.status(), &progressing(2, 100.0));
     // Over, nothing pauses.
     r.roll_back("bad").unwrap();
     r.pause("late");
