@@ -1162,7 +1162,8 @@ async fn next_seen(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Seen 
 /// copy — same method, path and body, the mirror version's label, `x-gray-shadow: true` —
 /// reaches the mirror version's upstream. A body of unknown length (chunked) or over
 /// 64 KiB goes to its own version only; so does a request whose mirror version has no
-/// upstream (never a second time to the default's). `/gray/status` counts the copies.
+/// upstream (never a second time to the default's). `/gray/status` counts the copies, and
+/// the per-version metrics count each under the mirror version with its status.
 #[tokio::test]
 async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_own() {
     let (stable_tx, mut stable) = tokio::sync::mpsc::unbounded_channel();
@@ -1170,7 +1171,7 @@ async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_
     let stable_at = recorder("stable", stable_tx).await;
     let canary_at = recorder("canary", canary_tx).await;
     let rules = "versions: [stable, canary, next]\nroutes:\n  - { name: api, match: { path: { prefix: /api } }, to: stable, mirror: { to: canary } }\n  - { name: orphan, match: { path: { prefix: /orphan } }, to: stable, mirror: { to: next } }\n";
-    let (gw, _) = gateway(
+    let (gw, proxy) = gateway(
         Gray::new(Config::from_yaml(rules).unwrap()).unwrap(),
         vec![("stable", uri(stable_at)), ("canary", uri(canary_at))],
         Duration::from_secs(10),
@@ -1258,7 +1259,7 @@ async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_
 
     // The copies' outcomes reach the status once their answers are in: the failed one is
     // read by the copy's own task, so wait for it (no signal to await from outside).
-    let mut mirror = serde_json::Value::Null;
+    let (mut mirror, mut served) = (serde_json::Value::Null, serde_json::Value::Null);
     for _ in 0..200 {
         let status: serde_json::Value =
             serde_json::from_str(&get_text(&client, gw, "/gray/status").await).unwrap();
@@ -1266,8 +1267,8 @@ async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_
             status["routes"][0]["mirror"],
             serde_json::json!({ "to": "canary", "percent": 100.0 })
         );
-        mirror = status["mirror"].clone();
-        if mirror["failed"] == 1 {
+        (mirror, served) = (status["mirror"].clone(), status["served"].clone());
+        if mirror["failed"] == 1 && served["canary"] == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1277,5 +1278,10 @@ async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_
         serde_json::json!({ "sent": 2, "failed": 1, "skipped": 3 }),
         "two copies, one failed; chunked, big and orphan skipped"
     );
+    // Each copy counted under canary, with its status: the per-version metrics.
+    assert_eq!(served["canary"], 2, "{served}");
+    let canary_metrics = proxy.gray.metrics();
+    let canary_metrics = canary_metrics.version("canary").unwrap();
+    assert_eq!(canary_metrics.error_rate(), 0.5);
     assert!(stable.try_recv().is_err() && canary.try_recv().is_err());
 }

@@ -145,7 +145,9 @@ impl Decision {
             return None;
         }
         let route = self.engine.routes.get(self.outcome.route? as usize)?;
-        route.mirror.as_ref().map(|m| m.mirror.clone())
+        let mirror = route.mirror.as_ref()?;
+        let slot = self.engine.metric_slots.get(usize::from(mirror.version));
+        Some(Mirror::new(mirror.context.clone(), slot.copied().flatten()))
     }
 
     /// An owned, cheap-to-clone context for the request, to put in request extensions and

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::bucket::{BUCKETS, Weighted};
 use crate::context::GrayContext;
+use crate::metrics::Measure;
 
 /// A copy of the request is to go to another version as well ([`Decision::mirror`]): a
 /// route's `mirror:` drew this request. Server adapters put it in the request extensions
@@ -14,6 +15,12 @@ use crate::context::GrayContext;
 /// The copy's side effects are real: it reaches the mirror version labelled as such, and
 /// the services it calls in turn see that label. The `gateway` example marks each copy
 /// with `x-gray-shadow: true` so a service can tell and not write.
+///
+/// [`measure`](Self::measure) counts the copy under the mirror version in the per-version
+/// [`Metrics`](crate::Metrics), as that version's own service counts it: the canary's
+/// error rate and latency on production traffic show before it serves anyone, and a
+/// [`Rollout`](crate::Rollout) of it judges the copies with the requests it serves
+/// (Flagger's traffic mirroring).
 ///
 /// ```
 /// use gray_core::{Config, Gray};
@@ -35,19 +42,37 @@ use crate::context::GrayContext;
 ///
 /// [`Decision::mirror`]: crate::Decision::mirror
 #[derive(Clone, PartialEq)]
-pub struct Mirror(GrayContext);
+pub struct Mirror {
+    context: GrayContext,
+    /// The mirror version's counter slot in the per-version metrics, if it has one.
+    slot: Option<u32>,
+}
 
 impl Mirror {
+    #[inline]
+    pub(crate) fn new(context: GrayContext, slot: Option<u32>) -> Self {
+        Self { context, slot }
+    }
+
     /// The version the copy goes to.
     #[inline]
     pub fn version(&self) -> &str {
-        self.0.version()
+        self.context.version()
     }
 
     /// The copy's context: the mirror version, and the route that copied it.
     #[inline]
     pub fn context(&self) -> &GrayContext {
-        &self.0
+        &self.context
+    }
+
+    /// Starts measuring the copy (reads the clock), as
+    /// [`Decision::measure`](crate::Decision::measure) does a request: end it with
+    /// [`Measure::finish`] and the copy's status, to count it under the mirror version.
+    /// `None` when that version got no counter slot.
+    #[inline]
+    pub fn measure(&self) -> Option<Measure> {
+        self.slot.map(Measure::start)
     }
 }
 
@@ -65,7 +90,8 @@ pub(crate) struct CompiledMirror {
     /// Which requests are copied: `None` for all of them; else a two-way sequence, 1 for
     /// "copy".
     draw: Option<Weighted>,
-    pub(crate) mirror: Mirror,
+    /// The copies' context: the mirror version, and the route.
+    pub(crate) context: GrayContext,
 }
 
 impl CompiledMirror {
@@ -77,7 +103,7 @@ impl CompiledMirror {
         Self {
             version,
             draw,
-            mirror: Mirror(context),
+            context,
         }
     }
 

@@ -179,3 +179,23 @@ fn a_bad_mirror_is_refused_naming_the_route_and_field() {
     .expect_err("unknown field");
     assert!(e.to_string().contains("share"), "{e}");
 }
+
+/// A measured copy counts under the mirror version, beside the requests it serves.
+#[test]
+fn a_measured_copy_counts_under_the_mirror_version() {
+    let g = gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary } }\n",
+    );
+    for _ in 0..10 {
+        let d = g.decide(&req("/", &[]));
+        d.measure().unwrap().finish(200);
+        d.mirror().unwrap().measure().unwrap().finish(503);
+    }
+    let metrics = g.metrics();
+    let (stable, canary) = (
+        metrics.version("stable").unwrap(),
+        metrics.version("canary").unwrap(),
+    );
+    assert_eq!((stable.total(), stable.error_rate()), (10, 0.0));
+    assert_eq!((canary.total(), canary.error_rate()), (10, 1.0));
+}

@@ -229,6 +229,31 @@ fn an_operator_pause_holds_the_stage_until_resumed_or_promoted() {
     assert_eq!(weights(&g), (100.0, 0.0));
 }
 
+/// A canary that copies reach (`mirror:`) is judged on them as well: failing copies roll
+/// it back at its first stage, though the few requests it serves there succeed.
+#[test]
+fn a_rollout_judges_the_copies_a_mirror_sends_its_canary() {
+    let g = gray(
+        "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } }\n    mirror: { to: canary }\n",
+    );
+    let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 100.0])
+        .unwrap()
+        .analysis(analysis());
+    r.start().unwrap();
+    for user in 0..2_000 {
+        let d = g.decide(&req("/", &[("x-user-id", &user.to_string())]));
+        d.measure().unwrap().finish(200);
+        if let Some(copy) = d.mirror() {
+            copy.measure().unwrap().finish(500);
+        }
+    }
+    r.step().unwrap();
+    let Status::RolledBack { reason } = r.status() else {
+        panic!("{:?}", r.status());
+    };
+    assert!(reason.contains("5xx"), "{reason}");
+}
+
 /// The rules file as an operator edits it mid-rollout: the split back at 90/10 as first
 /// written, and a new route in front of it.
 const EDITED: &str = r#"

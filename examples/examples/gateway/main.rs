@@ -39,21 +39,21 @@
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!
 //! `GET /gray/status` answers JSON: versions, routes (weights, mirrors), upstreams,
-//! requests served per version since start, incoming labels refused, requests waiting for
-//! an upstream's response, and the mirrored copies sent, failed and skipped; `GET
-//! /gray/metrics` the per-version metrics (requests by status class, latency histogram) in
-//! the Prometheus text format. Neither is counted as traffic. They are answered on the
-//! proxy's own port unless `--admin ADDR` gives them a listener of their own (then every
-//! path on the proxy's port, `/gray/…` too, goes to the upstreams): the status shows the
-//! rules, testers' headers included, so keep it off a public port. The admin listener also
-//! takes an operator's orders to the `--rollout`, as Argo Rollouts' `kubectl` plugin gives
-//! them: `POST /gray/rollout/roll-back` — the canary to 0% at once (`abort`), held there
-//! until the gateway stops; `POST /gray/rollout/promote` — the next stage at once, unjudged
-//! (`promote`); `POST /gray/rollout/pause` — the stage and its weight held, unjudged, until
-//! `POST /gray/rollout/resume`, when it is judged afresh (`pause`, `resume`). They change
-//! state, so they are never answered on the proxy's port. An upstream that refuses or times
-//! out gives `502` naming the version. Ctrl-C / SIGTERM: stop accepting, finish in-flight
-//! requests.
+//! requests per version since start (copies a mirror sent it included), incoming labels
+//! refused, requests waiting for an upstream's response, and the mirrored copies sent,
+//! failed and skipped; `GET /gray/metrics` the per-version metrics (requests by status
+//! class, latency histogram) in the Prometheus text format. Neither is counted as traffic.
+//! They are answered on the proxy's own port unless `--admin ADDR` gives them a listener of
+//! their own (then every path on the proxy's port, `/gray/…` too, goes to the upstreams):
+//! the status shows the rules, testers' headers included, so keep it off a public port. The
+//! admin listener also takes an operator's orders to the `--rollout`, as Argo Rollouts'
+//! `kubectl` plugin gives them: `POST /gray/rollout/roll-back` — the canary to 0% at once
+//! (`abort`), held there until the gateway stops; `POST /gray/rollout/promote` — the next
+//! stage at once, unjudged (`promote`); `POST /gray/rollout/pause` — the stage and its
+//! weight held, unjudged, until `POST /gray/rollout/resume`, when it is judged afresh
+//! (`pause`, `resume`). They change state, so they are never answered on the proxy's port.
+//! An upstream that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM:
+//! stop accepting, finish in-flight requests.
 //!
 //! Modules: `cli` the command line, `proxy` a request to its upstream, `mirror` its copy,
 //! `admin` the endpoints above, `rollout` the task driving `--rollout`, `server` the

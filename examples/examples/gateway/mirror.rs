@@ -1,6 +1,8 @@
 //! Traffic shadowing: a copy of each request a route's `mirror:` drew goes to the mirror
 //! version's upstream as well, labelled with that version and marked `x-gray-shadow:
-//! true`; its answer is read and dropped, and the client never waits for it.
+//! true`; its answer is read and dropped, and the client never waits for it. Each copy is
+//! counted under the mirror version in the per-version metrics (its status, or 502 when
+//! none came), so a `--rollout` of that version judges the copies too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,6 +150,8 @@ impl Proxy {
         let deadlines = Arc::clone(&self.deadlines);
         let stats = Arc::clone(&self.mirrored);
         let timeout = self.timeout;
+        // Counted under the mirror version, as its own service counts it.
+        let measure = mirror.measure();
         stats.sent.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let exchange = async {
@@ -160,15 +164,19 @@ impl Proxy {
                 }
                 Ok::<_, PoolError>(status)
             };
-            let ok = match deadlines.within(timeout, exchange).await {
-                Ok(Ok(status)) => !status.is_server_error(),
+            // No answer counts as the gateway answers a request whose upstream gave none.
+            let status = match deadlines.within(timeout, exchange).await {
+                Ok(Ok(status)) => status,
                 Ok(Err(e)) => {
                     tracing::debug!("mirror copy: {e}");
-                    false
+                    StatusCode::BAD_GATEWAY
                 }
-                Err(_) => false,
+                Err(_) => StatusCode::BAD_GATEWAY,
             };
-            if !ok {
+            if let Some(measure) = measure {
+                measure.finish(status.as_u16());
+            }
+            if status.is_server_error() {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
             }
         });
