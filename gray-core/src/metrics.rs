@@ -330,7 +330,7 @@ impl Metrics {
             .map(|v| (escape_label(&v.version), v))
             .collect();
         let mut out = String::from(
-            "# HELP gray_requests_total Requests served, by version and status class.\n\
+            "# HELP gray_requests_total Requests served (and mirrored copies), by version and status class.\n\
              # TYPE gray_requests_total counter\n",
         );
         for (name, v) in &versions {
