@@ -1285,3 +1285,44 @@ async fn a_mirrored_request_is_copied_to_the_mirror_version_and_answered_by_its_
     assert_eq!(canary_metrics.error_rate(), 0.5);
     assert!(stable.try_recv().is_err() && canary.try_recv().is_err());
 }
+
+/// A mirror version that never answers holds at most `MAX_COPIES_IN_FLIGHT` copies (a task
+/// and a connection each); past that, requests go uncopied, and every request is served
+/// at once by its own version all along.
+#[tokio::test]
+async fn copies_to_a_mirror_version_that_never_answers_are_capped() {
+    use gateway::mirror::MAX_COPIES_IN_FLIGHT;
+    // Accepts connections and reads nothing, answers nothing; keeps them open.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_at = silent.local_addr().unwrap();
+    let held = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&held);
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+            counted.store(open.len(), Ordering::SeqCst);
+        }
+    });
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let rules = "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary } }\n";
+    let (gw, _) = gateway(
+        Gray::new(Config::from_yaml(rules).unwrap()).unwrap(),
+        vec![("stable", uri(stable)), ("canary", uri(silent_at))],
+        Duration::from_secs(60),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let extra = 20;
+    for _ in 0..MAX_COPIES_IN_FLIGHT + extra {
+        let answer = tokio::time::timeout(Duration::from_secs(5), get_text(&client, gw, "/"));
+        assert!(answer.await.unwrap().contains("stable"));
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&get_text(&client, gw, "/gray/status").await).unwrap();
+    assert_eq!(
+        status["mirror"],
+        serde_json::json!({ "sent": MAX_COPIES_IN_FLIGHT, "failed": 0, "skipped": extra }),
+    );
+    assert!(held.load(Ordering::SeqCst) <= MAX_COPIES_IN_FLIGHT);
+}

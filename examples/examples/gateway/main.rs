@@ -18,7 +18,8 @@
 //!
 //! A route with `mirror:` also has a copy of each request it draws sent to the mirror
 //! version's upstream, marked `x-gray-shadow: true`, its answer dropped (see `mirror`):
-//! bodies of known length up to 64 KiB are copied; longer or chunked ones are not.
+//! bodies of known length up to 64 KiB are copied; longer or chunked ones are not, nor
+//! requests that come while 256 copies await their answers.
 //!
 //! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
 //!   responder per version on an ephemeral port that says who answered; prints curl lines.
@@ -78,7 +79,7 @@ pub(crate) mod deadline;
 #[path = "hop.rs"]
 mod hop;
 #[path = "mirror.rs"]
-mod mirror;
+pub(crate) mod mirror;
 #[path = "pool.rs"]
 mod pool;
 #[path = "proxy.rs"]

@@ -5,7 +5,7 @@
 //! none came), so a `--rollout` of that version judges the copies too.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use gray_core::{Mirror, Propagation};
@@ -28,6 +28,12 @@ pub(crate) const SHADOW: &str = "x-gray-shadow";
 /// (chunked), is streamed to its own version uncopied.
 pub(crate) const MAX_COPIED_BODY: u64 = 64 * 1024;
 
+/// Most copies awaiting their answers at once. A mirror version that answers slowly, or
+/// not at all, costs at most this many tasks and connections (each for up to the upstream
+/// timeout); past it, requests are not copied — a copy must never cost the requests
+/// served.
+pub(crate) const MAX_COPIES_IN_FLIGHT: usize = 256;
+
 /// What became of the copies, for `/gray/status`.
 #[derive(Debug, Default)]
 pub(crate) struct MirrorStats {
@@ -35,14 +41,32 @@ pub(crate) struct MirrorStats {
     sent: AtomicU64,
     /// Copies that failed: no answer, a timeout, or a 5xx.
     failed: AtomicU64,
-    /// Requests drawn but not copied: a body too long or of unknown length, or no
-    /// upstream for the mirror version.
+    /// Requests drawn but not copied: a body too long or of unknown length, no upstream
+    /// for the mirror version, or [`MAX_COPIES_IN_FLIGHT`] copies already out.
     skipped: AtomicU64,
+    /// Copies awaiting their answers.
+    in_flight: AtomicUsize,
+}
+
+/// One of the [`MAX_COPIES_IN_FLIGHT`] places, given back when dropped.
+struct InFlight(Arc<MirrorStats>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl MirrorStats {
     pub(crate) fn skip(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A place for one more copy, if fewer than [`MAX_COPIES_IN_FLIGHT`] are out.
+    fn place(self: &Arc<Self>) -> Option<InFlight> {
+        let taken = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let place = InFlight(Arc::clone(self));
+        (taken < MAX_COPIES_IN_FLIGHT).then_some(place)
     }
 
     pub(crate) fn json(&self) -> serde_json::Value {
@@ -82,13 +106,14 @@ impl Proxy {
         parts: &Parts,
         body: Incoming,
     ) -> Result<Outgoing, Response<ProxyBody>> {
-        let Some(upstream) = self.mirror_upstream(&mirror) else {
+        let (Some(upstream), Some(place)) = (self.mirror_upstream(&mirror), self.mirrored.place())
+        else {
             self.mirrored.skip();
             return Ok(Outgoing::Streamed(body));
         };
         match self.tee(body).await {
             Tee::Read(bytes) => {
-                self.send_copy(upstream, &mirror, parts, bytes.clone());
+                self.send_copy(upstream, &mirror, parts, bytes.clone(), place);
                 Ok(Outgoing::Read(bytes))
             }
             Tee::Streamed(body) => Ok(Outgoing::Streamed(body)),
@@ -129,7 +154,14 @@ impl Proxy {
 
     /// Sends a copy of the request (`parts` as it came, `body` read whole) to `upstream`
     /// under `mirror`'s context, on a task of its own; its answer is read and dropped.
-    fn send_copy(&self, upstream: &Upstream, mirror: &Mirror, parts: &Parts, body: Bytes) {
+    fn send_copy(
+        &self,
+        upstream: &Upstream,
+        mirror: &Mirror,
+        parts: &Parts,
+        body: Bytes,
+        place: InFlight,
+    ) {
         let Ok(uri) = upstream.uri_for(&parts.uri) else {
             self.mirrored.skip();
             return;
@@ -154,6 +186,7 @@ impl Proxy {
         let measure = mirror.measure();
         stats.sent.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            let _place = place; // given back once the answer is in, or given up on
             let exchange = async {
                 let res = pool.send(copy).await?;
                 let status = res.status();
