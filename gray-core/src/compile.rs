@@ -209,14 +209,10 @@ fn compile_mirror(
         let problem = Problem::MirrorToSelf(mirror.to.clone());
         return Err(("mirror.to".to_owned(), problem));
     }
-    let percent = mirror.percent;
-    let bad = || ("mirror.percent".to_owned(), Problem::MirrorPercent(percent));
-    let scaled = percent * 100.0;
-    if !(0.0..=100.0).contains(&percent) || (scaled - scaled.round()).abs() > 1e-6 {
-        return Err(bad());
-    }
-    // In 0..=10_000 after the checks.
-    let bp = scaled.round() as u16;
+    let bp = basis_points(mirror.percent).map_err(|_| {
+        let problem = Problem::MirrorPercent(mirror.percent);
+        ("mirror.percent".to_owned(), problem)
+    })?;
     if bp == 0 {
         return Ok(None);
     }
@@ -225,6 +221,27 @@ fn compile_mirror(
         Some(Arc::clone(route)),
     );
     Ok(Some(CompiledMirror::new(version, bp, context)))
+}
+
+/// Why a number is no percentage at the 0.01% resolution of weights and mirrors.
+enum Percent {
+    /// Not within 0..=100 (or not a number).
+    OutOfRange,
+    /// More than two decimals.
+    TooFine,
+}
+
+/// `percent` in basis points (0..=10_000).
+fn basis_points(percent: f64) -> Result<u16, Percent> {
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(Percent::OutOfRange);
+    }
+    let scaled = percent * 100.0;
+    if (scaled - scaled.round()).abs() > 1e-6 {
+        return Err(Percent::TooFine);
+    }
+    // In 0..=10_000 after the range check.
+    Ok(scaled.round() as u16)
 }
 
 /// A match's conditions, in the order written, each with where it is in the config.
@@ -310,15 +327,10 @@ fn compile_split(
     for (name, &weight) in &split.weights {
         let at = || format!("split.weights.{name}");
         let index = version_index(versions, name).map_err(|p| (at(), p))?;
-        if !(0.0..=100.0).contains(&weight) {
-            return Err((at(), Problem::WeightRange(weight)));
-        }
-        let scaled = weight * 100.0;
-        if (scaled - scaled.round()).abs() > 1e-6 {
-            return Err((at(), Problem::WeightResolution(weight)));
-        }
-        // In 0..=10_000 after the range check.
-        let bp = scaled.round() as u16;
+        let bp = basis_points(weight).map_err(|e| match e {
+            Percent::OutOfRange => (at(), Problem::WeightRange(weight)),
+            Percent::TooFine => (at(), Problem::WeightResolution(weight)),
+        })?;
         points[usize::from(index)] = bp;
         sum += u32::from(bp);
     }
