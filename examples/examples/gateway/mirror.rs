@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use gray_core::{Mirror, Propagation};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 
@@ -162,22 +162,20 @@ impl Proxy {
         body: Bytes,
         place: InFlight,
     ) {
-        let Ok(uri) = upstream.uri_for(&parts.uri) else {
+        let mut uri = parts.uri.clone();
+        let mut headers = parts.headers.clone();
+        if upstream.address(&mut uri, &mut headers).is_err() {
             self.mirrored.skip();
             return;
-        };
-        let mut copy = Request::new(ReadBody::new(body));
-        *copy.method_mut() = parts.method.clone();
-        *copy.uri_mut() = uri.unwrap_or_else(|| parts.uri.clone());
-        *copy.headers_mut() = parts.headers.clone();
-        let headers = copy.headers_mut();
-        if let Some(host) = &upstream.host {
-            headers.insert(header::HOST, host.clone());
         }
         Propagation::new()
             .header(self.gray.label_header())
-            .apply(mirror.context(), headers);
+            .apply(mirror.context(), &mut headers);
         headers.insert(SHADOW_HEADER, HeaderValue::from_static("true"));
+        let mut copy = Request::new(ReadBody::new(body));
+        *copy.method_mut() = parts.method.clone();
+        *copy.uri_mut() = uri;
+        *copy.headers_mut() = headers;
         let pool = Arc::clone(&upstream.read_pool);
         let deadlines = Arc::clone(&self.deadlines);
         let stats = Arc::clone(&self.mirrored);

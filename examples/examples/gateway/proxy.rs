@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gray_core::{Gray, GrayContext, Mirror, Propagation, RolloutStatus};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -36,17 +36,25 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// The URI a request for `uri` goes out with: origin-form (the connection is already
-    /// to the upstream), under the base URL's path. `None` when `uri` does as it is — it
-    /// usually came in that form, and is then sent on without being parsed again.
-    pub(crate) fn uri_for(&self, uri: &Uri) -> Result<Option<Uri>, http::uri::InvalidUri> {
+    /// Addresses a request to this upstream: its URI in origin-form (the connection is
+    /// already to the upstream) under the base URL's path, and its `Host`. A URI that
+    /// came in origin-form with no base path to add — the usual case — is left as it is,
+    /// not parsed again.
+    pub(crate) fn address(
+        &self,
+        uri: &mut Uri,
+        headers: &mut HeaderMap,
+    ) -> Result<(), http::uri::InvalidUri> {
         let base_path = self.base.path().trim_end_matches('/');
         let origin_form = uri.scheme().is_none() && uri.authority().is_none();
-        if base_path.is_empty() && origin_form {
-            return Ok(None);
+        if !(base_path.is_empty() && origin_form) {
+            let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            *uri = Uri::try_from(format!("{base_path}{path}"))?;
         }
-        let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        Uri::try_from(format!("{base_path}{path}")).map(Some)
+        if let Some(host) = &self.host {
+            headers.insert(header::HOST, host.clone());
+        }
+        Ok(())
     }
 }
 
@@ -144,15 +152,11 @@ impl Proxy {
                 Err(res) => return res,
             },
         };
-        match upstream.uri_for(&parts.uri) {
-            Ok(None) => {}
-            Ok(Some(uri)) => parts.uri = uri,
-            Err(_) => {
-                return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
-            }
-        }
-        if let Some(host) = &upstream.host {
-            parts.headers.insert(header::HOST, host.clone());
+        if upstream
+            .address(&mut parts.uri, &mut parts.headers)
+            .is_err()
+        {
+            return bad_gateway(format!("gray: cannot build the {version} upstream URL\n"));
         }
         // GrayLayer set the label header; the label goes in W3C baggage too, as the clients'
         // propagation writes it, so it crosses services that pass baggage on and drop
