@@ -22,7 +22,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::UPGRADE
         || name == header::PROXY_AUTHENTICATE
         || name == header::PROXY_AUTHORIZATION
-        // One look at the name's text for the rest: a switch on its length.
+        // The rest are not standard headers: one look at the name's text.
         || matches!(name.as_str(), "keep-alive" | "proxy-connection" | SHADOW)
 }
 
