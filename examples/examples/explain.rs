@@ -21,6 +21,9 @@
 //!   `x-user-id` by default) on top of the other headers and print each version's share.
 //! - A route with `mirror:` says what it copies (`mirror:  10% of these requests are
 //!   copied to canary as well`); `--sample` counts the copies per version.
+//! - A split with `set_cookie:`, for a request without its cookie, shows the cookie a new
+//!   client gets (`cookie:  a new client, placed by a key drawn for it: Set-Cookie: …`);
+//!   the version is that random key's.
 //! - `--why` — also list the routes tried, in order, each with the first of its conditions
 //!   that failed (`Gray::explain`):
 //!
@@ -176,6 +179,14 @@ fn explain_one(
         writeln!(
             out,
             "mirror:  {percent}% of these requests are copied to {to} as well"
+        )?;
+    }
+    // `set_cookie:` and no key: the version above is the new key's, drawn at random.
+    if let Some(cookie) = decision.set_cookie() {
+        let cookie = String::from_utf8_lossy(cookie.as_bytes());
+        writeln!(
+            out,
+            "cookie:  a new client, placed by a key drawn for it: Set-Cookie: {cookie}"
         )?;
     }
     if decision.label_rejected() {

@@ -163,3 +163,33 @@ fn a_mirrored_request_says_where_its_copy_goes() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A split with `set_cookie:` shows the cookie a new client gets, and none for a client
+/// that has one.
+#[test]
+fn a_new_client_is_shown_its_cookie() {
+    let dir = std::env::temp_dir().join(format!("gray-explain-cookie-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    std::fs::write(
+        &path,
+        "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 0, canary: 100 }, set_cookie: { max_age: 60 } } }\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    let (code, out, _) = explain(&["--config", &path]);
+    assert_eq!(code, 0);
+    let (head, cookie) = out.split_once("cookie:  ").expect("a cookie line");
+    assert_eq!(head, "version: canary\nroute:   visitors\n");
+    let cookie = cookie
+        .strip_prefix("a new client, placed by a key drawn for it: Set-Cookie: gray-uid=")
+        .expect("the cookie");
+    assert!(
+        cookie.ends_with("; Path=/; Max-Age=60; HttpOnly; SameSite=Lax\n"),
+        "{cookie}"
+    );
+    let (code, out, _) = explain(&["--config", &path, "-H", "cookie: gray-uid=1"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "version: canary\nroute:   visitors\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

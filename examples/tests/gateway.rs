@@ -115,6 +115,62 @@ async fn header_rules_and_a_sticky_split() {
     assert!((53..=147).contains(&canary), "{canary} of 1000 on canary");
 }
 
+/// A split with `set_cookie:` gives a visitor without its cookie a key on the proxied
+/// answer; sent back, the key keeps the visitor on the version its first request went to.
+#[tokio::test]
+async fn a_new_visitor_gets_a_key_cookie_that_keeps_it_on_its_version() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let rules = Config::from_yaml(
+        "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 50, canary: 50 }, set_cookie: {} } }\n",
+    )
+    .unwrap();
+    let (gw, _) = gateway(
+        Gray::new(rules).unwrap(),
+        vec![("stable", uri(stable)), ("canary", uri(canary))],
+        Duration::from_secs(10),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let res = client
+            .get(format!("http://{gw}/hello"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = res
+            .headers()
+            .get("set-cookie")
+            .expect("a key for a new visitor");
+        let key = cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(key.starts_with("gray-uid="), "{key}");
+        let first: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        let served = first["version"].as_str().unwrap().to_owned();
+        seen.insert(served.clone());
+        for _ in 0..2 {
+            let res = client
+                .get(format!("http://{gw}/hello"))
+                .header("cookie", &key)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.headers().get("set-cookie").is_none(), "{key}");
+            let again: serde_json::Value =
+                serde_json::from_str(&res.text().await.unwrap()).unwrap();
+            assert_eq!(again["version"], served.as_str(), "{key}");
+        }
+    }
+    // 20 new visitors at 50/50: both versions got some (all on one: p = 2⁻¹⁹).
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
 #[tokio::test]
 async fn status_reports_rules_and_requests_served() {
     let (gw, _) = demo().await;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, SET_COOKIE};
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use gray_core::{Gray, GrayContext, Telemetry};
@@ -26,7 +26,9 @@ use crate::view::ActixRequest;
 /// member of W3C `baggage` that says otherwise, see
 /// [`Decision::baggage_stale`](gray_core::Decision::baggage_stale)); and runs the rest of
 /// the chain inside [`GrayContext::scope`], so a `gray_reqwest::GrayPropagation` client
-/// called from a handler carries the label on. The next service is called exactly once.
+/// called from a handler carries the label on. The next service is called exactly once. A
+/// client that came without the deciding split's cookie, when the split has `set_cookie:`,
+/// gets it on the response ([`Decision::set_cookie`](gray_core::Decision::set_cookie)).
 ///
 /// ```
 /// use actix_web::{App, web};
@@ -177,13 +179,25 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label, in_place, stale, mirror, telemetry) = {
+        let (ctx, label, in_place, stale, mirror, set_cookie, telemetry) = {
             let decision = self.gray.decide(&ActixRequest(req.request()));
             let ctx = decision.context();
             let label = self.labels.borrow_mut().get(decision.label_header(), &ctx);
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            (ctx, label, in_place, stale, decision.mirror(), telemetry)
+            // `http` 1's value as actix's (`http` 0.2): the same checked bytes.
+            let set_cookie = decision
+                .set_cookie()
+                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+            (
+                ctx,
+                label,
+                in_place,
+                stale,
+                decision.mirror(),
+                set_cookie,
+                telemetry,
+            )
         };
         if let Some((name, value)) = label.as_ref().filter(|_| !in_place) {
             req.headers_mut().insert(name.clone(), value.clone());
@@ -201,6 +215,7 @@ where
         ResponseFuture {
             inner: GrayContext::scope(ctx, future),
             echo: if self.echo { label } else { None },
+            set_cookie,
             telemetry,
         }
     }
@@ -227,11 +242,12 @@ fn relabel_baggage(req: &mut ServiceRequest, version: &str) {
 pin_project! {
     /// Runs the rest of the chain with the request's [`GrayContext`] as the current one (and
     /// in its `tracing` span when asked to); echoes the version and counts the request in
-    /// the metrics when asked to.
+    /// the metrics when asked to; gives a new client its split key (`set_cookie:`).
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
+        set_cookie: Option<HeaderValue>,
         telemetry: Telemetry,
     }
 }
@@ -257,6 +273,10 @@ where
         if let Some((name, value)) = this.echo.take() {
             res.headers_mut().insert(name, value);
         }
+        // Appended: the handler's own cookies stay.
+        if let Some(cookie) = this.set_cookie.take() {
+            res.headers_mut().append(SET_COOKIE, cookie);
+        }
         Poll::Ready(Ok(res))
     }
 }
@@ -265,6 +285,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("echo", &self.echo)
+            .field("set_cookie", &self.set_cookie)
             .field("telemetry", &self.telemetry)
             .finish_non_exhaustive()
     }

@@ -106,6 +106,61 @@ async fn the_handler_sees_the_decision_every_way() {
     assert_eq!(rules.rejected_labels(), 50);
 }
 
+/// A split with `set_cookie:` gives a client that came without its cookie a key on the
+/// response, beside the handler's own cookies; sent back, it keeps the client's version.
+#[actix_web::test]
+async fn a_new_client_gets_its_split_key_as_a_cookie_and_keeps_its_version() {
+    async fn version(Gray(ctx): Gray) -> actix_web::HttpResponse {
+        actix_web::HttpResponse::Ok()
+            .append_header(("set-cookie", "theme=dark"))
+            .body(ctx.version().to_owned())
+    }
+    let rules = gray_core::Gray::new(
+        Config::from_yaml(
+            "versions: [stable, canary]\nroutes:\n  - name: visitors\n    split: { by: { cookie: gray-uid }, weights: { stable: 50, canary: 50 }, set_cookie: {} }\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(rules))
+            .route("/v", web::get().to(version)),
+    )
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let req = test::TestRequest::get().uri("/v").to_request();
+        let res = test::call_service(&app, req).await;
+        let cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        let served = test::read_body(res).await;
+        seen.insert(served.clone());
+        assert_eq!(cookies.len(), 2, "{cookies:?}");
+        assert!(cookies.contains(&"theme=dark".to_owned()), "{cookies:?}");
+        let gray = cookies.iter().find(|c| c.starts_with("gray-uid=")).unwrap();
+        assert!(
+            gray.ends_with("; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax"),
+            "{gray}"
+        );
+        let key = gray.split(';').next().unwrap();
+        for _ in 0..3 {
+            let req = test::TestRequest::get()
+                .uri("/v")
+                .insert_header(("cookie", key))
+                .to_request();
+            let res = test::call_service(&app, req).await;
+            assert_eq!(res.headers().get_all("set-cookie").count(), 1, "{key}");
+            assert_eq!(test::read_body(res).await, served, "{key}");
+        }
+    }
+    // 40 new clients at 50/50: both versions got some (all on one: p = 2⁻³⁹).
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
 /// A route's `mirror:` puts a `Mirror` in the extensions of the requests it draws only.
 #[actix_web::test]
 async fn a_mirrored_request_carries_its_mirror_in_the_extensions() {

@@ -12,6 +12,7 @@ use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
 use crate::mirror::CompiledMirror;
+use crate::set_cookie::AssignCookie;
 use crate::values::{Field, Fields, HeaderNames};
 
 /// Most versions a config may declare (they are indexed by a byte).
@@ -369,9 +370,22 @@ fn compile_split(
             },
         ));
     }
+    let assign = match (&split.set_cookie, &split.by) {
+        (None, _) => None,
+        (Some(cookie), Some(SplitBy::Cookie(name))) => {
+            Some(Box::new(AssignCookie::compile(cookie, name)?))
+        }
+        (Some(_), _) => {
+            return Err((
+                "split.set_cookie".into(),
+                Problem::SetCookieWithoutCookieKey,
+            ));
+        }
+    };
     Ok(Action::Split {
         key,
         weighted: Box::new(Weighted::new(salt, &points)),
+        assign,
     })
 }
 

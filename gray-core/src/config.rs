@@ -243,6 +243,74 @@ pub struct Split {
     /// independent sets of users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
+    /// With `by: { cookie: … }`: give a client that comes without the cookie one, holding a
+    /// new random key, so it stays on one version from its first request on (Flagger's
+    /// session affinity, nginx's `sticky cookie`). Absent: such a client takes the unkeyed
+    /// sequence, request by request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_cookie: Option<SetCookieConfig>,
+}
+
+/// `set_cookie:` — the cookie a keyed split gives a client that came without its key
+/// (`by: { cookie: … }`), so that anonymous clients are sticky too. The client is placed by
+/// the new key's bucket, as every later request that carries the cookie will be, and the
+/// response sets the cookie: `Set-Cookie: <name>=<16 hex digits>; Path=/; Max-Age=86400;
+/// HttpOnly; SameSite=Lax` by default. Widening the split keeps every such client that was
+/// on the widened version, as for any key.
+///
+/// The key is the client's to send, like any split key: it places a client, it does not
+/// authenticate one. The adapters (`GrayLayer`, `GrayMiddleware`) append the cookie to the
+/// response; [`Decision::set_cookie`](crate::Decision::set_cookie) gives it to others.
+///
+/// ```
+/// let config = gray_core::Config::from_yaml(r#"
+/// versions: [stable, canary]
+/// routes:
+///   - name: visitors
+///     split:
+///       by: { cookie: gray-uid }
+///       weights: { stable: 90, canary: 10 }
+///       set_cookie: { max_age: 604800, secure: true }
+/// "#)?;
+/// let cookie = config.routes[0].split.as_ref().unwrap().set_cookie.as_ref().unwrap();
+/// assert_eq!((cookie.max_age, cookie.path.as_str(), cookie.secure), (604_800, "/", true));
+/// # Ok::<(), gray_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetCookieConfig {
+    /// Seconds the cookie lasts (`Max-Age`): 1 to 34,560,000 (400 days, the most browsers
+    /// keep a cookie); default 86,400 (a day).
+    #[serde(default = "a_day")]
+    pub max_age: u32,
+    /// The cookie's `Path`; default `/`.
+    #[serde(default = "root")]
+    pub path: String,
+    /// The cookie's `Domain`, to share it with subdomains; absent: this host only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Send the cookie over HTTPS only (`Secure`); default off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
+}
+
+impl Default for SetCookieConfig {
+    fn default() -> Self {
+        Self {
+            max_age: a_day(),
+            path: root(),
+            domain: None,
+            secure: false,
+        }
+    }
+}
+
+fn a_day() -> u32 {
+    86_400
+}
+
+fn root() -> String {
+    "/".to_owned()
 }
 
 /// The request value a keyed split hashes. When it is absent or empty, the request takes

@@ -8,7 +8,7 @@ use arc_swap::Guard;
 use http::{HeaderName, HeaderValue};
 
 use crate::context::GrayContext;
-use crate::engine::{Engine, Outcome, Source};
+use crate::engine::{Action, Engine, Outcome, Source};
 use crate::metrics::Measure;
 use crate::mirror::Mirror;
 
@@ -150,6 +150,49 @@ impl Decision {
         Some(Mirror::new(mirror.context.clone(), slot.copied().flatten()))
     }
 
+    /// The `Set-Cookie` value for a client that came without the deciding split's cookie,
+    /// when the split has `set_cookie:`: the key it was placed by, for the client to send
+    /// from now on. `None` for every other request (one test of an `Option`), and for a
+    /// fallback (the client then gets a key on a later request). Adapters append it to the
+    /// response; building it allocates, once per new client.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: visitors
+    ///     split:
+    ///       by: { cookie: gray-uid }
+    ///       weights: { stable: 50, canary: 50 }
+    ///       set_cookie: {}
+    /// "#)?)?;
+    /// let first = gray.decide(&http::Request::get("/").body(())?);
+    /// let cookie = first.set_cookie().expect("a new client gets a key");
+    /// let cookie = cookie.to_str()?;
+    /// assert!(cookie.ends_with("; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax"));
+    ///
+    /// // Sent back, the key places the client where its first request went, for good.
+    /// let key = cookie.split(';').next().unwrap_or_default();
+    /// let again = gray.decide(&http::Request::get("/").header("cookie", key).body(())?);
+    /// assert_eq!(again.version(), first.version());
+    /// assert!(again.set_cookie().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn set_cookie(&self) -> Option<HeaderValue> {
+        let key = self.outcome.new_key?;
+        let route = self.engine.routes.get(self.outcome.route? as usize)?;
+        match &route.action {
+            Action::Split {
+                assign: Some(assign),
+                ..
+            } => assign.header_value(key),
+            _ => None,
+        }
+    }
+
     /// An owned, cheap-to-clone context for the request, to put in request extensions and
     /// task-local scope. Built with the rules from interned names, so this copies a
     /// pointer: no allocation, and no reference count that every core would contend on.
@@ -169,6 +212,7 @@ impl fmt::Debug for Decision {
             .field("label_in_place", &self.label_in_place())
             .field("baggage_stale", &self.baggage_stale())
             .field("mirror", &self.mirror())
+            .field("set_cookie", &self.outcome.new_key.is_some())
             .finish()
     }
 }

@@ -11,6 +11,7 @@ use crate::context::GrayContext;
 use crate::matcher::Pattern;
 use crate::mirror::CompiledMirror;
 use crate::request::RequestView;
+use crate::set_cookie::{self, AssignCookie};
 use crate::values::{Field, HeaderNames, Values};
 
 /// Longest incoming label that is even looked at; longer ones are rejected unread.
@@ -46,6 +47,8 @@ pub(crate) struct Outcome {
     pub(crate) baggage_stale: bool,
     /// A copy goes to the route's mirror version too.
     pub(crate) mirror: bool,
+    /// The key drawn for a client that came without the split's cookie (`set_cookie`).
+    pub(crate) new_key: Option<u64>,
 }
 
 /// A compiled config. Immutable once built, but for the unkeyed sequence counters and the
@@ -116,6 +119,8 @@ pub(crate) enum Action {
     Split {
         key: Option<u32>,
         weighted: Box<Weighted>,
+        /// `set_cookie`: a client without the key gets a new one.
+        assign: Option<Box<AssignCookie>>,
     },
 }
 
@@ -134,6 +139,7 @@ impl Engine {
             label_in_place: false,
             baggage_stale: false,
             mirror: false,
+            new_key: None,
         }
     }
 
@@ -217,6 +223,7 @@ impl Engine {
                         label_in_place: in_header,
                         baggage_stale: false,
                         mirror: false,
+                        new_key: None,
                     };
                     return self.available_or_default(outcome);
                 }
@@ -225,10 +232,20 @@ impl Engine {
         }
         for (index, route) in self.routes.iter().enumerate() {
             if route.conditions.iter().all(|c| c.holds(values)) {
+                let mut new_key = None;
                 let version = match &route.action {
                     Action::To(version) => *version,
-                    Action::Split { key, weighted } => match key.and_then(|k| values.get(k)) {
+                    Action::Split {
+                        key,
+                        weighted,
+                        assign,
+                    } => match key.and_then(|k| values.get(k)) {
                         Some(key) if !key.is_empty() => weighted.keyed(key),
+                        _ if assign.is_some() => {
+                            let key = set_cookie::new_key();
+                            new_key = Some(key);
+                            weighted.keyed(&set_cookie::key_text(key))
+                        }
                         _ => weighted.next(),
                     },
                 };
@@ -246,6 +263,7 @@ impl Engine {
                     label_in_place: false,
                     baggage_stale: false,
                     mirror,
+                    new_key,
                 };
                 return self.available_or_default(outcome);
             }
@@ -258,6 +276,7 @@ impl Engine {
             label_in_place: false,
             baggage_stale: false,
             mirror: false,
+            new_key: None,
         }
     }
 

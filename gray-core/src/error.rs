@@ -177,6 +177,17 @@ pub enum Problem {
     /// A `mirror.to` naming the version the route already sends every request to.
     #[error("the route sends every request to \"{0}\" already: a copy there would run each twice")]
     MirrorToSelf(String),
+    /// `split.set_cookie` on a split not keyed by a cookie (`by: { cookie: … }`).
+    #[error("set_cookie needs a split keyed by a cookie: `by: {{ cookie: <name> }}`")]
+    SetCookieWithoutCookieKey,
+    /// A `set_cookie.max_age` of 0, or past the 400 days browsers keep a cookie.
+    #[error("max_age {0} is not between 1 and 34560000 seconds (400 days)")]
+    CookieMaxAge(u32),
+    /// A `set_cookie.path` or `domain` that is not a cookie attribute value.
+    #[error(
+        "{0:?} is not a valid cookie attribute (a path starts with /; a domain is letters, digits,          dots and dashes; neither has spaces, controls or ;)"
+    )]
+    BadCookieAttribute(String),
     /// A header name that HTTP does not allow.
     #[error("{0:?} is not a valid header name")]
     BadHeaderName(String),

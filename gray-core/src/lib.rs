@@ -54,6 +54,10 @@
 //! 2. Routes are tried in order; the first whose conditions all hold decides, with `to` a
 //!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
 //!    low-discrepancy sequence used when there is no key).
+//!    A cookie-keyed split with `set_cookie:` ([`SetCookieConfig`]) places a client that
+//!    came without its cookie by a random key drawn for it, and [`Decision::set_cookie`]
+//!    gives the `Set-Cookie` that hands the key to the client (the adapters append it to
+//!    the response), so anonymous clients are sticky from their first request.
 //! 3. No route matched: the default version, the first in `versions`.
 //! 4. A version marked unavailable ([`Gray::set_available`], after a failed health check,
 //!    say) gives way to the default version ([`Source::Fallback`]).
@@ -119,6 +123,7 @@ mod mirror;
 mod propagation;
 mod request;
 mod rollout;
+mod set_cookie;
 mod telemetry;
 mod values;
 #[cfg(feature = "watch")]
@@ -132,8 +137,8 @@ pub use baggage::{
 pub use bucket::{BUCKETS, bucket};
 pub use compile::MAX_VERSIONS;
 pub use config::{
-    Config, Format, Inherit, LabelConfig, Match, MirrorConfig, PathMatch, Route, Split, SplitBy,
-    ValueMatch,
+    Config, Format, Inherit, LabelConfig, Match, MirrorConfig, PathMatch, Route, SetCookieConfig,
+    Split, SplitBy, ValueMatch,
 };
 pub use context::GrayContext;
 pub use decision::Decision;

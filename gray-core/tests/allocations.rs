@@ -68,6 +68,13 @@ fn five_thousand_decisions_allocate_nothing() {
         "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary, percent: 50 } }\n",
     );
     let _ = mirrored.decide(&requests[3]);
+    // A split giving new clients a key: deciding draws it (the thread's generator is made
+    // on its first draw); only building its `Set-Cookie`, once per new client, allocates.
+    let visitors = common::gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: v, split: { by: { cookie: uid }, weights: { stable: 50, canary: 50 }, set_cookie: {} } }\n",
+    );
+    let returning = req("/", &[("cookie", "uid=0123456789abcdef")]);
+    assert!(visitors.decide(&requests[3]).set_cookie().is_some());
     // Warm up: arc-swap registers this thread on its first load, the unkeyed split makes
     // this thread's counter, the regex its match cache.
     let _ = gray.decide(&requests[3]);
@@ -100,6 +107,10 @@ fn five_thousand_decisions_allocate_nothing() {
         // What a server adapter does with a copy: its context, a pointer copy.
         let copied = mirrored.decide(&requests[3]).mirror();
         canary += usize::from(copied.is_some_and(|m| m.version() == "canary"));
+        // A new client is placed by a key drawn for it; a returning one by its cookie.
+        let new = visitors.decide(&requests[3]);
+        let back = visitors.decide(&returning);
+        std::hint::black_box((new.version(), back.version()));
     }
     COUNTING.store(false, Ordering::SeqCst);
 

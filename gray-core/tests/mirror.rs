@@ -148,13 +148,7 @@ fn a_bad_mirror_is_refused_naming_the_route_and_field() {
         let yaml = format!(
             "versions: [stable, canary]\nroutes:\n  - {{ name: r, to: {to}, mirror: {mirror} }}\n"
         );
-        let config = Config::from_yaml(&yaml).unwrap();
-        let err = Gray::new(config.clone()).expect_err(&yaml);
-        assert!(config.validate().is_err());
-        let invalid = err.invalid().expect("a validation error").clone();
-        assert_eq!(invalid.route.as_deref(), Some("r"), "{err}");
-        assert!(err.to_string().contains(&invalid.field), "{err}");
-        (invalid.field, invalid.problem)
+        common::refused_in_route_r(&yaml)
     };
     assert_eq!(
         refused("{ to: canray }", "stable"),

@@ -32,7 +32,7 @@ fn mutation() -> impl Strategy<Value = &'static str> {
         "NaN", "inf", "to: v9", "to: canary", "by", "cookie", "query", "header", "salt: s",
         "versions", "routes", "name", "match", "split", "label", "inherit: always",
         "baggage: false", "method", "path", "x-gray-version", "mirror: { to: v2 }", "percent",
-        "\u{0}", "é", "🙂",
+        "set_cookie: {}", "max_age: 0", "domain: d", "secure: true", "\u{0}", "é", "🙂",
     ])
 }
 
@@ -64,7 +64,7 @@ fn word() -> impl Strategy<Value = &'static str> {
         "", "stable", "canary", "v2", "v9", "0", "100", "-1", "0.001", "99.999", "1e309",
         ".nan", "NaN", ".inf", "true", "null", "x-gray-version", "baggage", "cookie", "query",
         "header", "exact", "prefix", "regex", "present", "invert", "always", "never", "GET",
-        "mirror", "percent",
+        "mirror", "percent", "set_cookie", "max_age", "/", "4294967296",
         "é", "🙂",
         "a-very-long-name-that-is-still-a-valid-header-name-but-longer-than-sixty-four-bytes",
     ])
@@ -110,6 +110,9 @@ proptest! {
             prop_assert!(["stable", "canary", "v2"].contains(&d.version()));
             if let Some(m) = d.mirror() {
                 prop_assert!(m.version() != d.version());
+            }
+            if let Some(cookie) = d.set_cookie() {
+                prop_assert!(cookie.as_bytes().starts_with(b"uid="));
             }
             let _ = d.context();
             let _ = g.explain(&req);
@@ -172,7 +175,7 @@ proptest! {
                 }
             }
             let d = gray.decide(&req);
-            let _ = (d.version(), d.route(), d.context(), d.label_value(), d.mirror());
+            let _ = (d.version(), d.route(), d.context(), d.label_value(), d.mirror(), d.set_cookie());
             let _ = gray.explain(&req);
         }
     }

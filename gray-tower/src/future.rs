@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use gray_core::{GrayContext, Telemetry};
+use http::header::SET_COOKIE;
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
@@ -12,11 +13,13 @@ use tokio::task::futures::TaskLocalFuture;
 pin_project! {
     /// Runs the inner service's future with the request's [`GrayContext`] as the current
     /// one (and in its `tracing` span when asked to), echoes the version on the response
-    /// and counts the request in the per-version metrics when asked to. Not boxed.
+    /// and counts the request in the per-version metrics when asked to, and gives a new
+    /// client its split key (`set_cookie:`). Not boxed.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
+        set_cookie: Option<HeaderValue>,
         telemetry: Telemetry,
     }
 }
@@ -25,11 +28,13 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
+        set_cookie: Option<HeaderValue>,
         telemetry: Telemetry,
     ) -> Self {
         Self {
             inner,
             echo,
+            set_cookie,
             telemetry,
         }
     }
@@ -55,6 +60,10 @@ where
         if let Some((name, value)) = this.echo.take() {
             res.headers_mut().insert(name, value);
         }
+        // Appended: the inner service's own cookies stay.
+        if let Some(cookie) = this.set_cookie.take() {
+            res.headers_mut().append(SET_COOKIE, cookie);
+        }
         Poll::Ready(Ok(res))
     }
 }
@@ -63,6 +72,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("echo", &self.echo)
+            .field("set_cookie", &self.set_cookie)
             .field("telemetry", &self.telemetry)
             .finish_non_exhaustive()
     }

@@ -31,6 +31,9 @@ use crate::future::ResponseFuture;
 ///    [`GrayContext::current`] — an outbound client with `gray_reqwest::GrayPropagation`
 ///    carries the label on. (In the inner service's synchronous `call`, read the context
 ///    from the request extensions.)
+/// 5. appends `Set-Cookie` to the response of a client that came without the deciding
+///    split's cookie, when the split has `set_cookie:` — the key it was placed by
+///    ([`Decision::set_cookie`](gray_core::Decision::set_cookie)).
 ///
 /// Apply it with `Router::layer`, or around the whole router — `GrayLayer::new(gray)
 /// .layer(router)`, served with `axum::ServiceExt::<Request>::into_make_service` — which saves axum's
@@ -179,15 +182,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value, in_place, stale, mirror, telemetry) = {
+        let (ctx, header, value, in_place, stale, mirror, set_cookie, telemetry) = {
             let decision = self.gray.decide(&req);
             let ctx = decision.context();
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let header = decision.label_header().clone();
             let value = decision.label_value().clone();
             let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            let mirror = decision.mirror();
-            (ctx, header, value, in_place, stale, mirror, telemetry)
+            let (mirror, set_cookie) = (decision.mirror(), decision.set_cookie());
+            (
+                ctx, header, value, in_place, stale, mirror, set_cookie, telemetry,
+            )
         };
         // The Decision (and its snapshot guard) is dropped here, before any await.
         let echo = self.echo.then(|| (header.clone(), value.clone()));
@@ -205,6 +210,6 @@ where
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.
         let future = telemetry.in_scope(|| self.inner.call(req));
-        ResponseFuture::new(GrayContext::scope(ctx, future), echo, telemetry)
+        ResponseFuture::new(GrayContext::scope(ctx, future), echo, set_cookie, telemetry)
     }
 }

@@ -389,3 +389,61 @@ async fn a_mirrored_request_carries_its_mirror_in_the_extensions() {
     assert_eq!(copied + kept, 20, "{answers:?}");
     assert!((9..=11).contains(&copied), "{answers:?}");
 }
+
+/// A split with `set_cookie:` gives a client that came without its cookie a key on the
+/// response, beside the handler's own cookies; sent back, the key keeps the client on the
+/// version its first request went to, and no new one is given.
+#[tokio::test]
+async fn a_new_client_gets_its_split_key_as_a_cookie_and_keeps_its_version() {
+    async fn version(Gray(ctx): Gray) -> ([(http::HeaderName, &'static str); 1], String) {
+        (
+            [(http::header::SET_COOKIE, "theme=dark")],
+            ctx.version().to_owned(),
+        )
+    }
+    let gray = gray(
+        "versions: [stable, canary]\nroutes:\n  - name: visitors\n    split: { by: { cookie: gray-uid }, weights: { stable: 50, canary: 50 }, set_cookie: { max_age: 600 } }\n",
+    );
+    let addr = serve(
+        Router::new()
+            .route("/v", get(version))
+            .layer(GrayLayer::new(gray)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let first = common::get(&client, url.clone(), &[]).await;
+        let cookies: Vec<String> = first
+            .headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        let served = first.text().await.unwrap();
+        seen.insert(served.clone());
+        assert_eq!(cookies.len(), 2, "{cookies:?}");
+        assert_eq!(cookies[0], "theme=dark", "the handler's cookie stays");
+        let key = cookies[1].split(';').next().unwrap().to_owned();
+        assert!(key.starts_with("gray-uid="), "{cookies:?}");
+        assert!(
+            cookies[1].contains("; Max-Age=600; HttpOnly"),
+            "{cookies:?}"
+        );
+        for _ in 0..3 {
+            let again = common::get(&client, url.clone(), &[("cookie", &key)]).await;
+            assert_eq!(
+                again
+                    .headers()
+                    .get_all(http::header::SET_COOKIE)
+                    .iter()
+                    .count(),
+                1
+            );
+            assert_eq!(again.text().await.unwrap(), served, "{key}");
+        }
+    }
+    // 40 new clients at 50/50: both versions got some (all on one: p = 2⁻³⁹).
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}

@@ -45,6 +45,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(mirror) = decision.mirror() {
         assert_ne!(mirror.version(), version);
     }
+    // A new client's key is given under the split's cookie name (the fixture's `uid`).
+    if let Some(cookie) = decision.set_cookie() {
+        assert!(cookie.as_bytes().starts_with(b"uid="));
+    }
     drop(decision);
     let _ = gray.explain(&req);
     let (parts, ()) = req.into_parts();

@@ -4,7 +4,7 @@
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use gray_core::{Config, Gray};
+use gray_core::{Config, Gray, Problem};
 
 /// A fresh, empty directory for one test (unique to this test binary's process), removed
 /// with everything in it when dropped — when the test fails as well.
@@ -74,4 +74,19 @@ routes:
 ",
         100.0 - canary
     ))
+}
+
+/// The field and problem of a config that parses but is refused, checked to name route
+/// `r` and, in its message, the field; `validate` must refuse it as well.
+pub fn refused_in_route_r(yaml: &str) -> (String, Problem) {
+    let config = Config::from_yaml(yaml).expect("test config parses");
+    let err = Gray::new(config.clone()).expect_err(yaml);
+    assert!(
+        config.validate().is_err(),
+        "validate() must agree with Gray::new"
+    );
+    let invalid = err.invalid().expect("a validation error").clone();
+    assert_eq!(invalid.route.as_deref(), Some("r"), "{err}");
+    assert!(err.to_string().contains(&invalid.field), "{err}");
+    (invalid.field, invalid.problem)
 }
