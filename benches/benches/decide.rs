@@ -1,5 +1,5 @@
 //! `Gray::decide` on DESIGN.md's rules, one function per outcome, plus a 100-route config
-//! that matches on its last route. Bar: ≤ 60 ns median each. `per-request`: what an adapter
+//! that matches on its last route, and a cookie-keyed split with `set_cookie:`. Bar: ≤ 60 ns median each. `per-request`: what an adapter
 //! does per request, on one thread and on every core at once.
 //!
 //! `cargo bench -p benches --bench decide`
@@ -87,6 +87,30 @@ fn decide(c: &mut Criterion) {
     assert_eq!(regex.decide(&req).version(), "canary");
     group.bench_function("regex", |b| {
         b.iter(|| regex.decide(black_box(&req)).version().len())
+    });
+
+    // A split giving new clients a key (`set_cookie:`): a client with its cookie, and a
+    // new one — a random key drawn and hashed, and its `Set-Cookie` built (allocates).
+    let visitors = match Config::from_yaml(
+        "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 90, canary: 10 }, set_cookie: {} } }\n",
+    )
+    .and_then(Gray::new)
+    {
+        Ok(gray) => gray,
+        Err(e) => panic!("set_cookie config: {e}"),
+    };
+    let returning = request(&[("cookie", "theme=dark; gray-uid=0123456789abcdef")]);
+    assert!(visitors.decide(&returning).set_cookie().is_none());
+    group.bench_function("cookie-returning", |b| {
+        b.iter(|| visitors.decide(black_box(&returning)).version().len())
+    });
+    let new = request(&[]);
+    assert!(visitors.decide(&new).set_cookie().is_some());
+    group.bench_function("cookie-new-client", |b| {
+        b.iter(|| {
+            let d = visitors.decide(black_box(&new));
+            d.set_cookie().map_or(0, |c| c.len())
+        })
     });
 
     let many = hundred_routes();

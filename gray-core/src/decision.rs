@@ -188,7 +188,7 @@ impl Decision {
             Action::Split {
                 assign: Some(assign),
                 ..
-            } => assign.header_value(key),
+            } => assign.header_value(key.get()),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! The compiled rules and `decide`: no lock, no allocation, each request value read once.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,7 +49,7 @@ pub(crate) struct Outcome {
     /// A copy goes to the route's mirror version too.
     pub(crate) mirror: bool,
     /// The key drawn for a client that came without the split's cookie (`set_cookie`).
-    pub(crate) new_key: Option<u64>,
+    pub(crate) new_key: Option<NonZeroU64>,
 }
 
 /// A compiled config. Immutable once built, but for the unkeyed sequence counters and the
@@ -244,7 +245,7 @@ impl Engine {
                         _ if assign.is_some() => {
                             let key = set_cookie::new_key();
                             new_key = Some(key);
-                            weighted.keyed(&set_cookie::key_text(key))
+                            weighted.keyed(&set_cookie::key_text(key.get()))
                         }
                         _ => weighted.next(),
                     },

@@ -1,6 +1,8 @@
 //! `split.set_cookie`: a key drawn at random for a client that came without the split's
 //! cookie, and the `Set-Cookie` value that gives it to the client.
 
+use std::num::NonZeroU64;
+
 use http::HeaderValue;
 
 use crate::config::SetCookieConfig;
@@ -86,10 +88,11 @@ impl AssignCookie {
 }
 
 /// A new client's key: random, so clients' keys are spread over the buckets like any
-/// others, and two clients almost never share one.
+/// others, and two clients almost never share one. Never 0, so that an `Option` of it
+/// takes no more room in a decision than the key (0 is drawn as 1).
 #[inline]
-pub(crate) fn new_key() -> u64 {
-    rand::random()
+pub(crate) fn new_key() -> NonZeroU64 {
+    NonZeroU64::new(rand::random()).unwrap_or(NonZeroU64::MIN)
 }
 
 /// A key as the cookie carries it, and as it is hashed: 16 lowercase hex digits.
