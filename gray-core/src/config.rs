@@ -258,6 +258,8 @@ pub struct Split {
 /// HttpOnly; SameSite=Lax` by default. Widening the split keeps every such client that was
 /// on the widened version, as for any key.
 ///
+/// Requests a client sends before its first answer arrives (a page's first subresources)
+/// each draw a key, and the client keeps the last one set; from then on it is sticky.
 /// The key is the client's to send, like any split key: it places a client, it does not
 /// authenticate one. The adapters (`GrayLayer`, `GrayMiddleware`) append the cookie to the
 /// response; [`Decision::set_cookie`](crate::Decision::set_cookie) gives it to others.

@@ -185,7 +185,8 @@ pub enum Problem {
     CookieMaxAge(u32),
     /// A `set_cookie.path` or `domain` that is not a cookie attribute value.
     #[error(
-        "{0:?} is not a valid cookie attribute (a path starts with /; a domain is letters, digits,          dots and dashes; neither has spaces, controls or ;)"
+        "{0:?} is not a valid cookie attribute (a path starts with /; a domain is letters, \
+         digits, dots and dashes; neither has spaces, controls or ;)"
     )]
     BadCookieAttribute(String),
     /// A header name that HTTP does not allow.
