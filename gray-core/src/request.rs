@@ -66,19 +66,25 @@ pub trait RequestView {
     /// The value of cookie `name` from the `cookie` header(s), with surrounding double
     /// quotes removed.
     fn cookie(&self, name: &str) -> Option<&[u8]> {
-        let name = name.as_bytes();
-        self.header_all(&http::header::COOKIE).find_map(|line| {
-            line.split(|&b| b == b';').find_map(|pair| {
-                let pair = pair.trim_ascii();
-                let eq = pair.iter().position(|&b| b == b'=')?;
-                let (k, v) = (
-                    pair[..eq].trim_ascii_end(),
-                    pair[eq + 1..].trim_ascii_start(),
-                );
-                (k == name).then(|| unquote(v))
-            })
-        })
+        self.header_all(&http::header::COOKIE)
+            .find_map(|line| cookie_in(line, name))
     }
+}
+
+/// The value of cookie `name` in one `cookie` header value, with surrounding double
+/// quotes removed.
+#[inline]
+pub(crate) fn cookie_in<'a>(line: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let name = name.as_bytes();
+    line.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (k, v) = (
+            pair[..eq].trim_ascii_end(),
+            pair[eq + 1..].trim_ascii_start(),
+        );
+        (k == name).then(|| unquote(v))
+    })
 }
 
 fn unquote(v: &[u8]) -> &[u8] {

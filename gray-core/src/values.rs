@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use http::HeaderName;
 
 use crate::engine::Engine;
-use crate::request::RequestView;
+use crate::request::{RequestView, cookie_in};
 
 /// Request values that are read more than once per decision get one of these cache slots.
 const SLOTS: usize = 8;
@@ -28,6 +28,9 @@ pub(crate) struct HeaderNames {
     /// host in the URI's authority, not as a header, so it is asked for by name when the
     /// pass over the headers did not meet it.
     host: u32,
+    /// The `cookie` header's field when a rule reads a cookie, else `u32::MAX`: the pass
+    /// over the headers keeps it, and cookies are read from what it kept.
+    cookie: u32,
 }
 
 /// How a header name whose length matched is looked up.
@@ -80,6 +83,9 @@ pub(crate) enum Field {
     Query(Box<str>),
 }
 
+/// The `cookie` header as a field: interned with the first cookie a rule reads.
+const COOKIE_HEADER: Field = Field::Header(http::header::COOKIE);
+
 /// Above this many header names, the one-pass read looks names up in a hash map.
 const LINEAR_NAMES: usize = 24;
 
@@ -98,10 +104,13 @@ impl HeaderNames {
         let lengths = names.iter().fold(0, |bits, (name, _)| {
             bits | HeaderNames::length_bit(name.len())
         });
-        let host = names
-            .iter()
-            .find(|(name, _)| **name == *http::header::HOST.as_str())
-            .map_or(u32::MAX, |&(_, field)| field);
+        let named = |header: &HeaderName| {
+            names
+                .iter()
+                .find(|(name, _)| **name == *header.as_str())
+                .map_or(u32::MAX, |&(_, field)| field)
+        };
+        let (host, cookie) = (named(&http::header::HOST), named(&http::header::COOKIE));
         let lookup = if names.len() <= LINEAR_NAMES {
             NameLookup::Linear(names.into())
         } else {
@@ -111,6 +120,7 @@ impl HeaderNames {
             lengths,
             lookup,
             host,
+            cookie,
         }
     }
 }
@@ -130,6 +140,10 @@ impl Fields {
     }
 
     pub(crate) fn intern(&mut self, field: Field) -> u32 {
+        // A cookie is read from the `cookie` header that the pass over the headers keeps.
+        if matches!(field, Field::Cookie(_)) && !self.contains(&COOKIE_HEADER) {
+            self.intern(COOKIE_HEADER);
+        }
         if let Some(&i) = self.index.get(&field) {
             self.uses[i as usize] += 1;
             return i;
@@ -182,6 +196,8 @@ fn authority_as_host<'r, R: RequestView + ?Sized>(
 pub(crate) struct Values<'r, R: ?Sized> {
     pub(crate) req: &'r R,
     fields: &'r [Field],
+    /// The `cookie` header's field ([`HeaderNames`]), or `u32::MAX`.
+    cookie_header: u32,
     slots: &'r [u8],
     filled: u8,
     cache: [Option<&'r [u8]>; SLOTS],
@@ -203,6 +219,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         Self {
             req,
             fields: &engine.fields,
+            cookie_header: engine.header_names.cookie,
             slots: &engine.slots,
             filled: 0,
             cache: [None; SLOTS],
@@ -298,7 +315,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
                 .req
                 .header(name)
                 .or_else(|| authority_as_host(self.req, name)),
-            Field::Cookie(name) => self.req.cookie(name),
+            Field::Cookie(name) => self.cookie(name),
             Field::Query(name) => self.req.query_param(name),
         };
         if slot < SLOTS {
@@ -306,5 +323,27 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             self.filled |= 1 << slot;
         }
         value
+    }
+
+    /// Cookie `name`, from the `cookie` header the pass over the headers kept; a request
+    /// without that header has none. A repeated `cookie` header (HTTP/2 may split one)
+    /// and a request not read in one pass are asked for every value.
+    #[inline]
+    fn cookie(&self, name: &str) -> Option<&'r [u8]> {
+        let header = self.cookie_header;
+        if self.scanned && header != u32::MAX {
+            if self.present & field_bit(header) == 0 {
+                return None;
+            }
+            let found = &self.found[..usize::from(self.found_len)];
+            match found.iter().position(|&(f, _)| f == header) {
+                None => return None,
+                Some(i) if self.repeated & (1 << i) == 0 => {
+                    return found[i].1.and_then(|line| cookie_in(line, name));
+                }
+                Some(_) => {}
+            }
+        }
+        self.req.cookie(name)
     }
 }
