@@ -188,7 +188,8 @@ where
             // `http` 1's value as actix's (`http` 0.2): the same checked bytes.
             let set_cookie = decision
                 .set_cookie()
-                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+                .map(Box::new);
             (
                 ctx,
                 label,
@@ -247,7 +248,9 @@ pin_project! {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
-        set_cookie: Option<HeaderValue>,
+        // Boxed: rare (a new client's first request), and the future stays small for
+        // every other request.
+        set_cookie: Option<Box<HeaderValue>>,
         telemetry: Telemetry,
     }
 }
@@ -275,7 +278,7 @@ where
         }
         // Appended: the handler's own cookies stay.
         if let Some(cookie) = this.set_cookie.take() {
-            res.headers_mut().append(SET_COOKIE, cookie);
+            res.headers_mut().append(SET_COOKIE, *cookie);
         }
         Poll::Ready(Ok(res))
     }

@@ -19,7 +19,9 @@ pin_project! {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
-        set_cookie: Option<HeaderValue>,
+        // Boxed: rare (a new client's first request), and the future stays small for
+        // every other request.
+        set_cookie: Option<Box<HeaderValue>>,
         telemetry: Telemetry,
     }
 }
@@ -28,7 +30,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         inner: TaskLocalFuture<GrayContext, F>,
         echo: Option<(HeaderName, HeaderValue)>,
-        set_cookie: Option<HeaderValue>,
+        set_cookie: Option<Box<HeaderValue>>,
         telemetry: Telemetry,
     ) -> Self {
         Self {
@@ -62,7 +64,7 @@ where
         }
         // Appended: the inner service's own cookies stay.
         if let Some(cookie) = this.set_cookie.take() {
-            res.headers_mut().append(SET_COOKIE, cookie);
+            res.headers_mut().append(SET_COOKIE, *cookie);
         }
         Poll::Ready(Ok(res))
     }

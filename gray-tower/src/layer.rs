@@ -189,7 +189,7 @@ where
             let header = decision.label_header().clone();
             let value = decision.label_value().clone();
             let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            let (mirror, set_cookie) = (decision.mirror(), decision.set_cookie());
+            let (mirror, set_cookie) = (decision.mirror(), decision.set_cookie().map(Box::new));
             (
                 ctx, header, value, in_place, stale, mirror, set_cookie, telemetry,
             )
