@@ -41,7 +41,18 @@ async fn gateway(
         .into_iter()
         .map(|(v, u)| (v.to_owned(), u))
         .collect();
-    let proxy = Arc::new(Proxy::new(gray, upstreams, timeout));
+    serve_proxy(Proxy::new(gray, upstreams, timeout)).await
+}
+
+/// A loopback address nothing listens on: a port the system handed out, then closed.
+fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `proxy` served on an ephemeral port.
+async fn serve_proxy(proxy: Proxy) -> (SocketAddr, Arc<Proxy>) {
+    let proxy = Arc::new(proxy);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(
@@ -171,6 +182,110 @@ async fn a_new_visitor_gets_a_key_cookie_that_keeps_it_on_its_version() {
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
 
+/// `GET /gray/status` as JSON.
+async fn status(client: &reqwest::Client, gw: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&get_text(client, gw, "/gray/status").await).unwrap()
+}
+
+/// Waits (bounded, 10 ms steps) until the gateway lets every version back in: its own
+/// timer, which nothing outside can await.
+async fn until_all_available(client: &reqwest::Client, gw: SocketAddr) {
+    for _ in 0..500 {
+        if status(client, gw).await["unavailable"] == serde_json::json!([]) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("a version was never let back in");
+}
+
+/// A version whose upstream stops answering is taken out after `after` failures in a
+/// row, its requests served by the default version; let back in after `duration`, it is
+/// taken out again by its next failure, and serves again once its upstream answers. The
+/// default version is never taken out.
+#[tokio::test]
+async fn a_version_that_stops_answering_is_taken_out_and_let_back_in() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    // Nothing listens there, for now.
+    let canary = closed_port();
+    let upstreams = vec![
+        ("stable".to_owned(), uri(stable)),
+        ("canary".to_owned(), uri(canary)),
+    ];
+    let ejection = gateway::eject::Ejection {
+        after: 3,
+        duration: Duration::from_millis(200),
+    };
+    let (gw, _) = serve_proxy(
+        Proxy::new(design(), upstreams, Duration::from_secs(10)).with_ejection(ejection),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let beta = |client: &reqwest::Client| {
+        client
+            .get(format!("http://{gw}/hello"))
+            .header("x-app-version", "beta")
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(beta(&client).await.unwrap().status(), 502);
+    }
+    // Taken out: a tester's request is the default version's.
+    assert_eq!(
+        version_of(&client, gw, &[("x-app-version", "beta")]).await,
+        "stable"
+    );
+    let now = status(&client, gw).await;
+    assert_eq!(now["unavailable"], serde_json::json!(["canary"]));
+    assert_eq!(
+        now["ejections"],
+        serde_json::json!({ "canary": 1, "stable": 0 })
+    );
+
+    // Let back in while its upstream is still down: one failure takes it out again.
+    until_all_available(&client, gw).await;
+    assert_eq!(beta(&client).await.unwrap().status(), 502);
+    assert_eq!(
+        version_of(&client, gw, &[("x-app-version", "beta")]).await,
+        "stable"
+    );
+    assert_eq!(status(&client, gw).await["ejections"]["canary"], 2);
+
+    // Its upstream answers again: let back in, it serves, and stays in.
+    let listener = tokio::net::TcpListener::bind(canary).await.unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        axum::Json(serde_json::json!({ "version": "canary", "path": "/hello" }))
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    until_all_available(&client, gw).await;
+    for _ in 0..5 {
+        assert_eq!(
+            version_of(&client, gw, &[("x-app-version", "beta")]).await,
+            "canary"
+        );
+    }
+    assert_eq!(status(&client, gw).await["ejections"]["canary"], 2);
+
+    // The default version has nowhere to go: never taken out.
+    let dead = closed_port();
+    let upstreams = vec![("stable".to_owned(), uri(dead))];
+    let (gw, _) = serve_proxy(
+        Proxy::new(design(), upstreams, Duration::from_secs(10)).with_ejection(ejection),
+    )
+    .await;
+    for _ in 0..6 {
+        let res = client
+            .get(format!("http://{gw}/hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 502);
+    }
+    let now = status(&client, gw).await;
+    assert_eq!(now["unavailable"], serde_json::json!([]));
+    assert_eq!(now["ejections"], serde_json::json!({ "stable": 0 }));
+}
+
 #[tokio::test]
 async fn status_reports_rules_and_requests_served() {
     let (gw, _) = demo().await;
@@ -273,11 +388,7 @@ async fn a_body_streams_both_ways() {
 #[tokio::test]
 async fn a_dead_or_silent_upstream_gives_502_naming_the_version() {
     let stable = responder("stable".to_owned()).await.unwrap();
-    // A port nothing listens on.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = closed_port();
     // A server that accepts and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
@@ -834,6 +945,10 @@ fn the_command_line_is_checked() {
         "users:canary:5,30,100",
         "--rollout-every",
         "0.5",
+        "--eject-after",
+        "3",
+        "--eject-for",
+        "2.5",
     ])
     .unwrap();
     assert_eq!(ok.listen.port(), 9000);
@@ -848,7 +963,22 @@ fn the_command_line_is_checked() {
         })
     );
     assert_eq!(ok.rollout_every, Duration::from_millis(500));
+    assert_eq!(
+        ok.ejection,
+        gateway::eject::Ejection {
+            after: 3,
+            duration: Duration::from_millis(2500)
+        }
+    );
     assert_eq!(ok.admin, None);
+    assert_eq!(
+        parse(&[]).unwrap().ejection,
+        gateway::eject::Ejection {
+            after: 5,
+            duration: Duration::from_secs(10)
+        }
+    );
+    assert_eq!(parse(&["--eject-after", "0"]).unwrap().ejection.after, 0);
     let admin = parse(&["--admin", "127.0.0.1:9901"]).unwrap();
     assert_eq!(admin.admin, Some("127.0.0.1:9901".parse().unwrap()));
     for bad in [
@@ -862,6 +992,9 @@ fn the_command_line_is_checked() {
         &["--rollout", "users:canary"],
         &["--rollout", "users:canary:5,x"],
         &["--rollout-every", "0"],
+        &["--eject-after", "-1"],
+        &["--eject-for", "0"],
+        &["--eject-for", "soon"],
         &["--bogus"],
     ] {
         assert!(parse(bad).is_err(), "{bad:?} accepted");

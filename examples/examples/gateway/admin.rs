@@ -95,6 +95,9 @@ impl Proxy {
                 }
                 if let Some(split) = &route.split {
                     out["weights"] = serde_json::json!(split.weights);
+                    if let Some(cookie) = &split.set_cookie {
+                        out["set_cookie"] = serde_json::json!(cookie);
+                    }
                 }
                 if route.matches.is_some() {
                     out["match"] = serde_json::json!(route.matches);
@@ -110,6 +113,12 @@ impl Proxy {
             .iter()
             .map(|u| (u.version.as_str(), u.base.to_string()))
             .collect();
+        // Times each version was taken out for not answering (`eject`).
+        let ejections: BTreeMap<&str, u64> = self
+            .upstreams
+            .iter()
+            .map(|u| (u.version.as_str(), u.health.ejections()))
+            .collect();
         let status = serde_json::json!({
             "versions": config.versions,
             "routes": routes,
@@ -118,6 +127,7 @@ impl Proxy {
             "rejected_labels": self.gray.rejected_labels(),
             "waiting_for_upstreams": self.deadlines.waiting(),
             "unavailable": self.gray.unavailable_versions(),
+            "ejections": ejections,
             "rollout": self.rollout_json(),
             "mirror": self.mirrored.json(),
         });

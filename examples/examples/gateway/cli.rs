@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use http::Uri;
 
+use super::eject::Ejection;
+
 /// The command line.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -19,6 +21,8 @@ pub(crate) struct Options {
     pub(crate) rollout_every: Duration,
     /// Where `/gray/status` and `/gray/metrics` are served instead of the proxy's port.
     pub(crate) admin: Option<SocketAddr>,
+    /// `--eject-after N`, `--eject-for SECS`.
+    pub(crate) ejection: Ejection,
 }
 
 /// `--rollout ROUTE:CANARY:STAGE,STAGE…`: a staged rollout of `CANARY` in split route
@@ -66,6 +70,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
         rollout: None,
         rollout_every: Duration::from_secs(60),
         admin: None,
+        ejection: Ejection::default(),
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -100,6 +105,14 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                     .ok()
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| lexopt::Error::from("--rollout-every must be above 0"))?;
+            }
+            Long("eject-after") => options.ejection.after = parser.value()?.parse()?,
+            Long("eject-for") => {
+                let secs: f64 = parser.value()?.parse()?;
+                options.ejection.duration = Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| lexopt::Error::from("--eject-for must be above 0"))?;
             }
             _ => return Err(arg.unexpected()),
         }

@@ -5,6 +5,7 @@
 //! cargo run --release -p examples --example gateway -- \
 //!     [--config FILE] [--listen ADDR] [--upstream VERSION=URL]... [--threads N] [--timeout SECS]
 //!     [--admin ADDR] [--rollout ROUTE:CANARY:STAGES] [--rollout-every SECS]
+//!     [--eject-after N] [--eject-for SECS]
 //! ```
 //!
 //! Each request is sent on to its version's upstream with the label in the label header
@@ -39,7 +40,7 @@
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!
-//! `GET /gray/status` answers JSON: versions, routes (weights, mirrors), upstreams,
+//! `GET /gray/status` answers JSON: versions, routes (weights, cookies, mirrors), upstreams,
 //! requests per version since start (copies a mirror sent it included), incoming labels
 //! refused, requests waiting for an upstream's response, and the mirrored copies sent,
 //! failed and skipped; `GET /gray/metrics` the per-version metrics (requests by status
@@ -53,13 +54,19 @@
 //! stage at once, unjudged (`promote`); `POST /gray/rollout/pause` — the stage and its
 //! weight held, unjudged, until `POST /gray/rollout/resume`, when it is judged afresh
 //! (`pause`, `resume`). They change state, so they are never answered on the proxy's port.
-//! An upstream that refuses or times out gives `502` naming the version. Ctrl-C / SIGTERM:
-//! stop accepting, finish in-flight requests.
+//! An upstream that refuses or times out gives `502` naming the version; after
+//! `--eject-after N` such failures in a row (default 5; 0: never) the version is taken out
+//! for `--eject-for SECS` (default 10): its requests go to the default version, then it
+//! is let back in and one more failure takes it out again (see `eject`; the default
+//! version is never taken out). `/gray/status` lists it under `unavailable` meanwhile, and
+//! counts `ejections` per version. Ctrl-C / SIGTERM: stop accepting, finish in-flight
+//! requests.
 //!
 //! Modules: `cli` the command line, `proxy` a request to its upstream, `mirror` its copy,
 //! `admin` the endpoints above, `rollout` the task driving `--rollout`, `server` the
-//! listeners and the graceful stop; `pool`, `hop` and `deadline` the upstream connections,
-//! hop-by-hop headers and the response-head timeout.
+//! listeners and the graceful stop; `pool`, `hop`, `deadline` and `eject` the upstream
+//! connections, hop-by-hop headers, the response-head timeout and the passive health
+//! checks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +83,8 @@ mod admin;
 pub(crate) mod cli;
 #[path = "deadline.rs"]
 pub(crate) mod deadline;
+#[path = "eject.rs"]
+pub(crate) mod eject;
 #[path = "hop.rs"]
 mod hop;
 #[path = "mirror.rs"]
@@ -224,7 +233,8 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     for warning in check_upstreams(&gray.config(), &upstreams)? {
         tracing::warn!("{warning}");
     }
-    let proxy = Arc::new(Proxy::new(gray, upstreams, options.timeout));
+    let proxy =
+        Arc::new(Proxy::new(gray, upstreams, options.timeout).with_ejection(options.ejection));
     if let Some(spec) = &options.rollout {
         let rollout = Rollout::new(
             proxy.gray.clone(),

@@ -16,6 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use tokio::sync::mpsc;
 
 use super::deadline::Deadlines;
+use super::eject::{Ejection, Health};
 use super::hop;
 use super::mirror::{MirrorStats, Outgoing};
 use super::pool::{Pool, PooledBody, ReadBody};
@@ -33,6 +34,8 @@ pub(crate) struct Upstream {
     pub(crate) pool: Arc<Pool>,
     /// Connections for bodies read whole: mirrored requests and their copies.
     pub(crate) read_pool: Arc<Pool<ReadBody>>,
+    /// Its failures in a row, to take its version out when it stops answering.
+    pub(crate) health: Arc<Health>,
 }
 
 impl Upstream {
@@ -77,6 +80,9 @@ pub(crate) struct Proxy {
     /// How the label goes into the `baggage` of a request sent on (the label header is
     /// GrayLayer's): the `gray` member, merged with the members already there.
     pub(crate) baggage: Propagation,
+    /// When a version whose upstream stops answering is taken out (`--eject-after`,
+    /// `--eject-for`).
+    pub(crate) ejection: Ejection,
 }
 
 impl Proxy {
@@ -94,6 +100,7 @@ impl Proxy {
                     host: HeaderValue::from_str(authority).ok(),
                     read_pool: Pool::new(addr.clone()),
                     pool: Pool::new(addr),
+                    health: Arc::default(),
                     version,
                     base,
                 }
@@ -109,7 +116,15 @@ impl Proxy {
             orders_in: Mutex::new(Some(orders_in)),
             mirrored: Arc::default(),
             baggage: Propagation::new().baggage_only(),
+            ejection: Ejection::default(),
         }
+    }
+
+    /// Takes a version out when its upstream fails `ejection.after` requests in a row (see
+    /// `eject`); by default after 5, for 10 s.
+    pub(crate) fn with_ejection(mut self, ejection: Ejection) -> Self {
+        self.ejection = ejection;
+        self
     }
 
     /// The upstream of `version`, else the default version's.
@@ -191,6 +206,7 @@ impl Proxy {
         };
         match sent {
             Ok(Ok(res)) => {
+                upstream.health.answered();
                 let (mut parts, body) = res.into_parts();
                 // A switch of protocols keeps its `Upgrade` and `Connection: upgrade`.
                 let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
@@ -199,9 +215,17 @@ impl Proxy {
             }
             Ok(Err(e)) => {
                 tracing::warn!(version, "upstream error: {e}");
+                upstream
+                    .health
+                    .failed(&self.gray, &upstream.version, self.ejection);
                 bad_gateway(format!("gray: upstream {version} unavailable\n"))
             }
-            Err(_) => bad_gateway(format!("gray: upstream {version} timed out\n")),
+            Err(_) => {
+                upstream
+                    .health
+                    .failed(&self.gray, &upstream.version, self.ejection);
+                bad_gateway(format!("gray: upstream {version} timed out\n"))
+            }
         }
     }
 }
