@@ -74,7 +74,7 @@ impl Health {
         let secs = ejection.duration.as_secs_f64();
         tracing::warn!(
             version,
-            "{failures} requests in a row got no answer: {version} taken out for {secs} s, its requests go to the default version"
+            "no answer from {version}'s upstream, again: taken out for {secs} s, its requests go to the default version"
         );
         let (health, gray, version) = (Arc::clone(self), gray.clone(), version.to_owned());
         tokio::spawn(async move {
