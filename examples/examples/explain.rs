@@ -17,8 +17,9 @@
 //! - `--config FILE` — the rules (YAML, TOML or JSON, by extension); an invalid file prints
 //!   the validation error (naming the route and the field) and exits with status 1.
 //! - `-H 'name: value'` — a request header, repeatable. `--path /p?q=1`, `--method POST`.
-//! - `--sample N [--key-header NAME]` — simulate N users (keys `1..=N` in the key header,
-//!   `x-user-id` by default) on top of the other headers and print each version's share.
+//! - `--sample N [--key-header NAME | --key-cookie NAME]` — simulate N users (keys `1..=N`
+//!   in the key header, `x-user-id` by default, or in a cookie) on top of the other headers
+//!   and print each version's share.
 //! - A route with `mirror:` says what it copies (`mirror:  10% of these requests are
 //!   copied to canary as well`); `--sample` counts the copies per version.
 //! - A split with `set_cookie:`, for a request without its cookie, shows the cookie a new
@@ -46,7 +47,7 @@ use std::process::ExitCode;
 use gray_core::{Config, Gray, Inherit, Source};
 
 const USAGE: &str = "usage: explain --config FILE [-H 'name: value']... [--path PATH] \
-[--method METHOD] [--why] [--sample N [--key-header NAME]]";
+[--method METHOD] [--why] [--sample N [--key-header NAME | --key-cookie NAME]]";
 
 fn main() -> ExitCode {
     let code = run(
@@ -66,6 +67,7 @@ struct Args {
     method: Option<String>,
     sample: Option<u64>,
     key_header: Option<String>,
+    key_cookie: Option<String>,
     why: bool,
 }
 
@@ -88,6 +90,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error
             Long("method") => args.method = Some(parser.value()?.string()?),
             Long("sample") => args.sample = Some(parser.value()?.parse()?),
             Long("key-header") => args.key_header = Some(parser.value()?.string()?),
+            Long("key-cookie") => args.key_cookie = Some(parser.value()?.string()?),
             Long("why") => args.why = true,
             _ => return Err(arg.unexpected()),
         }
@@ -139,10 +142,23 @@ pub(crate) fn run(
         None => request(None)
             .map_err(io::Error::other)
             .and_then(|req| explain_one(&gray, &req, args.why, out)),
-        Some(n) => {
-            let key = args.key_header.as_deref().unwrap_or("x-user-id");
-            sample(&gray, n, key, out, |id| request(Some((key, id))).ok())
-        }
+        Some(n) => match (&args.key_header, &args.key_cookie) {
+            (Some(_), Some(_)) => {
+                let _ = writeln!(
+                    err,
+                    "explain: a sample's key is a header or a cookie\n{USAGE}"
+                );
+                return 2;
+            }
+            (_, Some(cookie)) => sample(&gray, n, &format!("key cookie {cookie}"), out, |id| {
+                request(Some(("cookie", &format!("{cookie}={id}")))).ok()
+            }),
+            (header, None) => {
+                let header = header.as_deref().unwrap_or("x-user-id");
+                let what = format!("key header {header}");
+                sample(&gray, n, &what, out, |id| request(Some((header, id))).ok())
+            }
+        },
     };
     match written {
         Ok(()) => 0,
@@ -241,7 +257,7 @@ fn condition_text(config: &Config, route: &str, at: &str) -> Option<String> {
 fn sample(
     gray: &Gray,
     n: u64,
-    key: &str,
+    key: &str, // `key header x-user-id`, `key cookie uid`
     out: &mut impl Write,
     request: impl Fn(&str) -> Option<http::Request<()>>,
 ) -> io::Result<()> {
@@ -256,7 +272,7 @@ fn sample(
     for id in 1..=n {
         let Some(req) = request(&id.to_string()) else {
             return Err(io::Error::other(format!(
-                "{key} is not a valid header name"
+                "the {key} cannot go in a request"
             )));
         };
         let decision = gray.decide(&req);
@@ -270,7 +286,7 @@ fn sample(
             *copies.entry(mirror.version().to_owned()).or_default() += 1;
         }
     }
-    writeln!(out, "{n} simulated users, key header {key}:")?;
+    writeln!(out, "{n} simulated users, {key}:")?;
     let percent = |count: u64| 100.0 * count as f64 / n.max(1) as f64;
     for (version, count) in versions.values() {
         writeln!(out, "  {version:<8} {count:>6}  {:>6.2}%", percent(*count))?;

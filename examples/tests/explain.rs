@@ -191,5 +191,44 @@ fn a_new_client_is_shown_its_cookie() {
     let (code, out, _) = explain(&["--config", &path, "-H", "cookie: gray-uid=1"]);
     assert_eq!(code, 0);
     assert_eq!(out, "version: canary\nroute:   visitors\n");
+    // Users simulated by their cookie: keyed, so two samples agree user for user (new
+    // clients' random keys would not).
+    let half = dir.join("half.yaml");
+    std::fs::write(
+        &half,
+        "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 50, canary: 50 }, set_cookie: {} } }\n",
+    )
+    .unwrap();
+    let half = half.display().to_string();
+    let sampled = [
+        "--config",
+        &half,
+        "--sample",
+        "1000",
+        "--key-cookie",
+        "gray-uid",
+    ];
+    let (code, out, _) = explain(&sampled);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("1000 simulated users, key cookie gray-uid:\n"),
+        "{out}"
+    );
+    assert_eq!(
+        explain(&sampled).1,
+        out,
+        "the same users, the same versions"
+    );
+    let both = [
+        "--config",
+        &path,
+        "--sample",
+        "9",
+        "--key-cookie",
+        "u",
+        "--key-header",
+        "x",
+    ];
+    assert_eq!(explain(&both).0, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
