@@ -14,6 +14,31 @@ fn rules() -> String {
         .to_string()
 }
 
+/// A directory of rules files for one test, removed with them when dropped (when the test
+/// fails as well).
+struct RulesDir(PathBuf);
+
+impl RulesDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("gray-explain-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// Writes `yaml` to file `name` in the directory; its path.
+    fn file(&self, name: &str, yaml: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, yaml).expect("write rules");
+        path.display().to_string()
+    }
+}
+
+impl Drop for RulesDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn explain(args: &[&str]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = explain::run(args.iter().map(OsString::from), &mut out, &mut err);
@@ -83,22 +108,18 @@ fn samples_users_and_prints_shares() {
 
 #[test]
 fn an_invalid_file_prints_the_error_and_exits_1() {
-    let dir = std::env::temp_dir().join(format!("gray-explain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let bad = dir.join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let dir = RulesDir::new("invalid");
+    let bad = dir.file(
+        "bad.yaml",
         "versions: [stable, canary]\nroutes:\n  - name: users\n    to: canry\n",
-    )
-    .expect("write rules");
-    let (code, out, err) = explain(&["--config", bad.to_str().expect("utf-8 path")]);
+    );
+    let (code, out, err) = explain(&["--config", &bad]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
     assert!(
         err.contains("invalid rules") && err.contains("users") && err.contains("canry"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -140,15 +161,11 @@ fn why_lists_the_routes_tried_and_the_condition_that_failed() {
 /// A route's `mirror:` shows: on one request, and as a count in a sample.
 #[test]
 fn a_mirrored_request_says_where_its_copy_goes() {
-    let dir = std::env::temp_dir().join(format!("gray-explain-mirror-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("rules.yaml");
-    std::fs::write(
-        &path,
+    let dir = RulesDir::new("mirror");
+    let path = dir.file(
+        "rules.yaml",
         "versions: [stable, canary]\nroutes:\n  - { name: all, to: stable, mirror: { to: canary, percent: 25 } }\n",
-    )
-    .unwrap();
-    let path = path.display().to_string();
+    );
     let (code, out, _) = explain(&["--config", &path]);
     assert_eq!(code, 0);
     assert_eq!(
@@ -161,22 +178,17 @@ fn a_mirrored_request_says_where_its_copy_goes() {
         out.ends_with("mirrored (a copy as well):\n  canary      250   25.00%\n"),
         "{out}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A split with `set_cookie:` shows the cookie a new client gets, and none for a client
 /// that has one.
 #[test]
 fn a_new_client_is_shown_its_cookie() {
-    let dir = std::env::temp_dir().join(format!("gray-explain-cookie-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("rules.yaml");
-    std::fs::write(
-        &path,
+    let dir = RulesDir::new("cookie");
+    let path = dir.file(
+        "rules.yaml",
         "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 0, canary: 100 }, set_cookie: { max_age: 60 } } }\n",
-    )
-    .unwrap();
-    let path = path.display().to_string();
+    );
     let (code, out, _) = explain(&["--config", &path]);
     assert_eq!(code, 0);
     let (head, cookie) = out.split_once("cookie:  ").expect("a cookie line");
@@ -193,13 +205,10 @@ fn a_new_client_is_shown_its_cookie() {
     assert_eq!(out, "version: canary\nroute:   visitors\n");
     // Users simulated by their cookie: keyed, so two samples agree user for user (new
     // clients' random keys would not).
-    let half = dir.join("half.yaml");
-    std::fs::write(
-        &half,
+    let half = dir.file(
+        "half.yaml",
         "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 50, canary: 50 }, set_cookie: {} } }\n",
-    )
-    .unwrap();
-    let half = half.display().to_string();
+    );
     let sampled = [
         "--config",
         &half,
@@ -230,5 +239,4 @@ fn a_new_client_is_shown_its_cookie() {
         "x",
     ];
     assert_eq!(explain(&both).0, 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
