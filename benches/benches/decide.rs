@@ -104,6 +104,23 @@ fn decide(c: &mut Criterion) {
     group.bench_function("cookie-returning", |b| {
         b.iter(|| visitors.decide(black_box(&returning)).version().len())
     });
+    // A browser's cookie header is often a kilobyte of analytics and session cookies,
+    // the split's key among them.
+    let mut long = String::new();
+    for i in 0..12 {
+        long.push_str(&format!(
+            "_ga_{i}=GA1.1.{}.1732600000; ",
+            1_000_000_007u64 * (i + 1)
+        ));
+    }
+    long.push_str("session=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8; ");
+    long.push_str("gray-uid=0123456789abcdef; theme=dark; consent=necessary%2Canalytics");
+    let long = request(&[("cookie", &long)]);
+    assert!(long.headers()["cookie"].len() > 500);
+    assert!(visitors.decide(&long).set_cookie().is_none());
+    group.bench_function("cookie-returning-long-header", |b| {
+        b.iter(|| visitors.decide(black_box(&long)).version().len())
+    });
     let new = request(&[]);
     assert!(visitors.decide(&new).set_cookie().is_some());
     group.bench_function("cookie-new-client", |b| {

@@ -72,19 +72,35 @@ pub trait RequestView {
 }
 
 /// The value of cookie `name` in one `cookie` header value, with surrounding double
-/// quotes removed.
+/// quotes removed: the first `;`-separated pair whose name (before its first `=`, spaces
+/// around it trimmed) is `name`. A browser's header is often a kilobyte of other cookies,
+/// so each pair is only compared with `name` from its start, never searched for its `=`.
 #[inline]
 pub(crate) fn cookie_in<'a>(line: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let name = name.as_bytes();
-    line.split(|&b| b == b';').find_map(|pair| {
-        let pair = pair.trim_ascii();
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        let (k, v) = (
-            pair[..eq].trim_ascii_end(),
-            pair[eq + 1..].trim_ascii_start(),
-        );
-        (k == name).then(|| unquote(v))
-    })
+    // Pair names hold no `=` or `;` and are trimmed: such a name matches no pair.
+    let unmatchable = name.iter().any(|&b| b == b'=' || b == b';')
+        || name.first().is_some_and(u8::is_ascii_whitespace)
+        || name.last().is_some_and(u8::is_ascii_whitespace);
+    if unmatchable {
+        return None;
+    }
+    let mut rest = line;
+    loop {
+        let (pair, next) = match memchr::memchr(b';', rest) {
+            Some(i) => (&rest[..i], rest.get(i + 1..)),
+            None => (rest, None),
+        };
+        let value = pair
+            .trim_ascii()
+            .strip_prefix(name)
+            .map(<[u8]>::trim_ascii_start)
+            .and_then(|after| after.strip_prefix(b"="));
+        if let Some(value) = value {
+            return Some(unquote(value.trim_ascii_start()));
+        }
+        rest = next?;
+    }
 }
 
 fn unquote(v: &[u8]) -> &[u8] {
@@ -219,5 +235,49 @@ impl<T: RequestView + ?Sized> RequestView for &T {
 
     fn cookie(&self, name: &str) -> Option<&[u8]> {
         (**self).cookie(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::cookie_in;
+
+    /// The plain reading `cookie_in` must agree with: split at `;`, trim each pair, its
+    /// name before the first `=` trimmed, the value after it.
+    fn reference<'a>(line: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        line.split(|&b| b == b';').find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (k, v) = (
+                pair[..eq].trim_ascii_end(),
+                pair[eq + 1..].trim_ascii_start(),
+            );
+            (k == name.as_bytes()).then(|| super::unquote(v))
+        })
+    }
+
+    #[test]
+    fn a_cookie_among_others() {
+        let line = b"theme=dark; uid = \"42\" ;x=uid=7; uid=8";
+        assert_eq!(cookie_in(line, "uid"), Some(&b"42"[..]));
+        assert_eq!(cookie_in(b"x=uid=7; uid=8", "uid"), Some(&b"8"[..]));
+        assert_eq!(cookie_in(b"uid; uid=9", "uid"), Some(&b"9"[..]));
+        assert_eq!(cookie_in(b"uidx=1", "uid"), None);
+        assert_eq!(cookie_in(b"", "uid"), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// Any header value, any name: the same cookie as the plain reading.
+        #[test]
+        fn agrees_with_the_plain_reading(
+            line in proptest::collection::vec(
+                proptest::sample::select(b"ab=; \t\"\x0c".to_vec()), 0..24),
+            name in proptest::sample::select(vec!["a", "b", "ab", "a b", "", " a", "a ", "a=", "a;", "\"a\""]),
+        ) {
+            prop_assert_eq!(cookie_in(&line, name), reference(&line, name));
+        }
     }
 }
