@@ -6,9 +6,10 @@ use std::sync::Arc;
 use http::HeaderName;
 
 use crate::bucket::{BUCKETS, Weighted};
+use crate::client_ip::{Networks, RealIp, RealIpConfig};
 use crate::config::{Config, Inherit, Match, MirrorConfig, Route, Split, SplitBy, ValueMatch};
 use crate::context::GrayContext;
-use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
+use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN, SplitKey};
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
 use crate::mirror::CompiledMirror;
@@ -105,6 +106,10 @@ impl Engine {
             .iter()
             .map(|v| GrayContext::from_parts(Arc::clone(v), None))
             .collect();
+        let real_ip = match &config.real_ip {
+            Some(real) => compile_real_ip(real, &routes, &mut fields)?,
+            None => None,
+        };
         let (fields, slots) = fields.finish();
         let header_names = HeaderNames::new(&fields);
         Ok(Self {
@@ -126,12 +131,50 @@ impl Engine {
             header_names,
             unavailable: Default::default(),
             routes: routes.into(),
+            real_ip,
             config: Arc::new(config),
         })
     }
 }
 
 type FieldError = (String, Problem);
+
+/// `real_ip:`, checked; kept (its header read on every request) only when a rule reads the
+/// client's address.
+fn compile_real_ip(
+    real: &RealIpConfig,
+    routes: &[CompiledRoute],
+    fields: &mut Fields,
+) -> Result<Option<RealIp>, Invalid> {
+    let header = header_name(&real.header).map_err(|p| Invalid::new(None, "real_ip.header", p))?;
+    let trusted = Networks::compile(&real.trusted)
+        .map_err(|(i, p)| Invalid::new(None, list_at("real_ip.trusted", i), p))?;
+    let reads_client_ip = routes.iter().any(|route| {
+        matches!(
+            route.action,
+            Action::Split {
+                key: Some(SplitKey::ClientIp),
+                ..
+            }
+        ) || route
+            .conditions
+            .iter()
+            .any(|c| matches!(c, Condition::ClientIp { .. }))
+    });
+    if !reads_client_ip {
+        return Ok(None);
+    }
+    let field = fields.intern(Field::Header(header.clone()));
+    Ok(Some(RealIp::new(field, header, trusted)))
+}
+
+/// `list`, or its entry `index`.
+fn list_at(list: &str, index: Option<usize>) -> String {
+    match index {
+        Some(i) => format!("{list}[{i}]"),
+        None => list.to_owned(),
+    }
+}
 
 fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Invalid> {
     let err = |field: String, problem| Invalid::new(None, field, problem);
@@ -303,6 +346,15 @@ fn compile_match(m: &Match, fields: &mut Fields) -> Result<Conditions, FieldErro
         out.push(Condition::Method(method.as_str().into()));
         paths.push("match.method".into());
     }
+    if let Some(client) = &m.client_ip {
+        let networks = Networks::compile(&client.cidr)
+            .map_err(|(i, p)| (list_at("match.client_ip.cidr", i), p))?;
+        out.push(Condition::ClientIp {
+            networks,
+            invert: client.invert,
+        });
+        paths.push("match.client_ip".into());
+    }
     Ok((out.into(), paths.into()))
 }
 
@@ -345,19 +397,18 @@ fn compile_split(
     }
     let key = match &split.by {
         None => None,
-        Some(by) => {
-            let field = match by {
-                SplitBy::Header(n) => {
-                    Field::Header(header_name(n).map_err(|p| ("split.by.header".to_owned(), p))?)
-                }
-                SplitBy::Cookie(n) => Field::Cookie(
-                    plain_name(n, b";=, \t\"").map_err(|p| ("split.by.cookie".to_owned(), p))?,
-                ),
-                SplitBy::Query(n) => Field::Query(
-                    plain_name(n, b"&=#").map_err(|p| ("split.by.query".to_owned(), p))?,
-                ),
-            };
-            Some(fields.intern(field))
+        Some(SplitBy::ClientIp) => Some(SplitKey::ClientIp),
+        Some(SplitBy::Header(n)) => {
+            let name = header_name(n).map_err(|p| ("split.by.header".to_owned(), p))?;
+            Some(SplitKey::Field(fields.intern(Field::Header(name))))
+        }
+        Some(SplitBy::Cookie(n)) => {
+            let name = plain_name(n, b";=, \t\"").map_err(|p| ("split.by.cookie".to_owned(), p))?;
+            Some(SplitKey::Field(fields.intern(Field::Cookie(name))))
+        }
+        Some(SplitBy::Query(n)) => {
+            let name = plain_name(n, b"&=#").map_err(|p| ("split.by.query".to_owned(), p))?;
+            Some(SplitKey::Field(fields.intern(Field::Query(name))))
         }
     };
     let salt = split.salt.as_deref().unwrap_or(route);

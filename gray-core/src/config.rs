@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client_ip::{ClientIpMatch, RealIpConfig};
 use crate::error::Error;
 
 /// The whole rules file.
@@ -35,6 +36,10 @@ pub struct Config {
     /// How the version label travels between services.
     #[serde(default)]
     pub label: LabelConfig,
+    /// The proxies whose header naming the client is believed, for `match.client_ip` and
+    /// `split.by: client_ip`; absent: the client is the connection's peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_ip: Option<RealIpConfig>,
     /// The declared versions (labels). The first one is the default version.
     pub versions: Vec<String>,
     /// Routes, evaluated in order: the first whose `match` holds decides.
@@ -175,6 +180,9 @@ pub struct Match {
     /// HTTP method, e.g. `GET` (case-sensitive, as methods are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// The client's address is in one of these networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<ClientIpMatch>,
 }
 
 /// A named value (header, query parameter or cookie) and how to match it: exactly one of
@@ -326,6 +334,11 @@ pub enum SplitBy {
     Cookie(String),
     /// `{ query: uid }`
     Query(String),
+    /// `client_ip`: the client's address (nginx's `split_clients "${remote_addr}"`), as
+    /// `match.client_ip` finds it — behind proxies, set `real_ip:`. Clients behind one
+    /// NAT share it, and so a version.
+    #[serde(rename = "client_ip")]
+    ClientIp,
 }
 
 /// A rules-file format.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::{HeaderName, HeaderValue};
 
 use crate::bucket::Weighted;
+use crate::client_ip::{self, Networks, RealIp};
 use crate::config::Config;
 use crate::context::GrayContext;
 use crate::matcher::Pattern;
@@ -83,6 +84,8 @@ pub(crate) struct Engine {
     /// The header fields by name, for the one-pass read of a request's headers.
     pub(crate) header_names: HeaderNames,
     pub(crate) routes: Box<[CompiledRoute]>,
+    /// `real_ip:`: whose forwarding header names the client.
+    pub(crate) real_ip: Option<RealIp>,
     /// One bit per version (by index): set when the version is marked unavailable.
     pub(crate) unavailable: [AtomicU64; 4],
 }
@@ -112,13 +115,26 @@ pub(crate) enum Condition {
         invert: bool,
     },
     Method(Box<str>),
+    ClientIp {
+        networks: Networks,
+        invert: bool,
+    },
+}
+
+/// What a keyed split hashes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SplitKey {
+    /// A request value (header, cookie, query parameter).
+    Field(u32),
+    /// The client's address.
+    ClientIp,
 }
 
 #[derive(Debug)]
 pub(crate) enum Action {
     To(u8),
     Split {
-        key: Option<u32>,
+        key: Option<SplitKey>,
         weighted: Box<Weighted>,
         /// `set_cookie`: a client without the key gets a new one.
         assign: Option<Box<AssignCookie>>,
@@ -240,15 +256,25 @@ impl Engine {
                         key,
                         weighted,
                         assign,
-                    } => match key.and_then(|k| values.get(k)) {
-                        Some(key) if !key.is_empty() => weighted.keyed(key),
-                        _ if assign.is_some() => {
-                            let key = set_cookie::new_key();
-                            new_key = Some(key);
-                            weighted.keyed(&set_cookie::key_text(key.get()))
+                    } => {
+                        let mut ip = [0; 16];
+                        let key = match key {
+                            Some(SplitKey::Field(field)) => values.get(*field),
+                            Some(SplitKey::ClientIp) => values
+                                .client_ip()
+                                .map(|client| client_ip::key(client, &mut ip)),
+                            None => None,
+                        };
+                        match key {
+                            Some(key) if !key.is_empty() => weighted.keyed(key),
+                            _ if assign.is_some() => {
+                                let key = set_cookie::new_key();
+                                new_key = Some(key);
+                                weighted.keyed(&set_cookie::key_text(key.get()))
+                            }
+                            _ => weighted.next(),
                         }
-                        _ => weighted.next(),
-                    },
+                    }
                 };
                 // Most routes copy nothing: one test of an `Option`.
                 let mirror = route
@@ -344,6 +370,9 @@ impl Condition {
                 pattern.test(Some(values.req.path().as_bytes())) != *invert
             }
             Self::Method(method) => values.req.method() == &**method,
+            Self::ClientIp { networks, invert } => {
+                values.client_ip().is_some_and(|ip| networks.contains(ip)) != *invert
+            }
         }
     }
 }

@@ -226,6 +226,20 @@ pub enum Problem {
         /// The sum of the other versions' weights (the default version's aside).
         others: f64,
     },
+    /// A `cidr` or `trusted` entry that is neither a network (`10.0.0.0/8`) nor an address.
+    #[error("{0:?} is not a network (10.0.0.0/8, 2001:db8::/32) or an address")]
+    BadNetwork(String),
+    /// An empty list of networks.
+    #[error("at least one network is needed")]
+    NoNetworks,
+    /// A list longer than the engine's limit.
+    #[error("{count} entries; at most {max} are allowed")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A string over the engine's size limit.
     #[error("value is {len} bytes; at most {max} are allowed")]
     TooLong {

@@ -15,8 +15,8 @@ pub struct RouteCheck {
     /// The route's name.
     pub route: String,
     /// Where in the config the first condition that did not hold is, e.g.
-    /// `match.headers[0]` (conditions are tried in the order written: headers, query,
-    /// cookies, path, method); `None` when they all held and the route took the request.
+    /// `match.headers[0]` (conditions are tried in this order: headers, query, cookies,
+    /// path, method, client_ip); `None` when they all held and the route took the request.
     pub failed: Option<String>,
 }
 

@@ -58,6 +58,11 @@
 //!    came without its cookie by a random key drawn for it, and [`Decision::set_cookie`]
 //!    gives the `Set-Cookie` that hands the key to the client (the adapters append it to
 //!    the response), so anonymous clients are sticky from their first request.
+//!    A route can also match the client's address (`match.client_ip`, networks in CIDR
+//!    notation) and a split hash it (`by: client_ip`): the connection's peer
+//!    ([`RequestView::peer_ip`], a [`PeerAddr`] extension for the `http` types), or behind
+//!    proxies the address their `X-Forwarded-For` names, read only when the peer is one of
+//!    them ([`RealIpConfig`]).
 //! 3. No route matched: the default version, the first in `versions`.
 //! 4. A version marked unavailable ([`Gray::set_available`], after a failed health check,
 //!    say) gives way to the default version ([`Source::Fallback`]).
@@ -107,6 +112,7 @@
 mod analysis;
 mod baggage;
 mod bucket;
+mod client_ip;
 mod compile;
 mod config;
 mod context;
@@ -135,6 +141,7 @@ pub use baggage::{
     relabel_baggage,
 };
 pub use bucket::{BUCKETS, bucket};
+pub use client_ip::{ClientIpMatch, PeerAddr, RealIpConfig};
 pub use compile::MAX_VERSIONS;
 pub use config::{
     Config, Format, Inherit, LabelConfig, Match, MirrorConfig, PathMatch, Route, SetCookieConfig,

@@ -1,8 +1,12 @@
 //! [`RequestView`]: what the engine reads of a request, for any HTTP library.
 
+use std::net::IpAddr;
+
 use http::HeaderName;
 
-/// Read-only view of a request: the four things the rules can look at.
+use crate::client_ip::PeerAddr;
+
+/// Read-only view of a request: what the rules can look at.
 ///
 /// Implemented here for `http` 1.x [`http::Request`] and [`http::request::Parts`]; an adapter
 /// for another HTTP library (actix-web 4 is on `http` 0.2) implements it with a string lookup
@@ -40,6 +44,14 @@ pub trait RequestView {
     /// header. The engine reads a rule's `host` header from here when the request has no
     /// `Host` header. The provided default has none.
     fn authority(&self) -> Option<&str> {
+        None
+    }
+
+    /// The address of the connection the request came on (its peer), if the server tells
+    /// it: what `match.client_ip` and `split.by: client_ip` read, unless `real_ip:` finds
+    /// the client in a trusted proxy's header. Asked only when a rule needs it. The `http`
+    /// types read a [`PeerAddr`](crate::PeerAddr) extension; the provided default has none.
+    fn peer_ip(&self) -> Option<IpAddr> {
         None
     }
 
@@ -150,6 +162,11 @@ impl<B> RequestView for http::Request<B> {
     fn authority(&self) -> Option<&str> {
         self.uri().authority().map(http::uri::Authority::as_str)
     }
+
+    #[inline]
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.extensions().get::<PeerAddr>().map(|peer| peer.0.ip())
+    }
 }
 
 impl RequestView for http::request::Parts {
@@ -192,6 +209,11 @@ impl RequestView for http::request::Parts {
     fn authority(&self) -> Option<&str> {
         self.uri.authority().map(http::uri::Authority::as_str)
     }
+
+    #[inline]
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.extensions.get::<PeerAddr>().map(|peer| peer.0.ip())
+    }
 }
 
 impl<T: RequestView + ?Sized> RequestView for &T {
@@ -227,6 +249,11 @@ impl<T: RequestView + ?Sized> RequestView for &T {
     #[inline]
     fn authority(&self) -> Option<&str> {
         (**self).authority()
+    }
+
+    #[inline]
+    fn peer_ip(&self) -> Option<IpAddr> {
+        (**self).peer_ip()
     }
 
     fn query_param(&self, name: &str) -> Option<&[u8]> {

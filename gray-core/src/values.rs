@@ -5,8 +5,11 @@
 
 use std::collections::HashMap;
 
+use std::net::IpAddr;
+
 use http::HeaderName;
 
+use crate::client_ip::{Lines, RealIp};
 use crate::engine::Engine;
 use crate::request::{RequestView, cookie_in};
 
@@ -211,6 +214,9 @@ pub(crate) struct Values<'r, R: ?Sized> {
     /// `(field, value)`; `None` only in the unused tail, which keeps the array all zeroes
     /// when it is made (a `memset`, not a copy).
     found: [(u32, Option<&'r [u8]>); FOUND],
+    real_ip: Option<&'r RealIp>,
+    /// The client's address, once a rule asked for it.
+    client_ip: Option<Option<IpAddr>>,
 }
 
 impl<'r, R: RequestView + ?Sized> Values<'r, R> {
@@ -228,6 +234,8 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             repeated: 0,
             present: 0,
             found: [(0, None); FOUND],
+            real_ip: engine.real_ip.as_ref(),
+            client_ip: None,
         }
     }
 
@@ -323,6 +331,46 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             self.filled |= 1 << slot;
         }
         value
+    }
+
+    /// The client's address: the peer's, or the one a trusted proxy's header names
+    /// (`real_ip:`). Found once per decision, when a rule first asks.
+    #[inline]
+    pub(crate) fn client_ip(&mut self) -> Option<IpAddr> {
+        if let Some(ip) = self.client_ip {
+            return ip;
+        }
+        let ip = self.find_client_ip();
+        self.client_ip = Some(ip);
+        ip
+    }
+
+    #[inline(never)]
+    fn find_client_ip(&self) -> Option<IpAddr> {
+        let peer = self.req.peer_ip().map(|ip| ip.to_canonical());
+        let Some(real) = self.real_ip else {
+            return peer;
+        };
+        real.client(peer, || {
+            let field = real.field;
+            if self.scanned {
+                if self.present & field_bit(field) == 0 {
+                    return Lines::default();
+                }
+                if self.only_once(field)
+                    && let Some(&(_, Some(line))) = self.found[..usize::from(self.found_len)]
+                        .iter()
+                        .find(|&&(f, _)| f == field)
+                {
+                    return Lines::one(line);
+                }
+            }
+            let mut lines = Lines::default();
+            for line in self.req.header_all(&real.header) {
+                lines.push(line);
+            }
+            lines
+        })
     }
 
     /// Cookie `name`, from the `cookie` header the pass over the headers kept; a request

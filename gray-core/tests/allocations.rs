@@ -75,9 +75,29 @@ fn five_thousand_decisions_allocate_nothing() {
     );
     let returning = req("/", &[("cookie", "uid=0123456789abcdef")]);
     assert!(visitors.decide(&requests[3]).set_cookie().is_some());
+    // Client addresses: an office route and a split by address, behind proxies whose
+    // forwarding header is read (one line, and repeated).
+    let clients = common::gray(
+        "real_ip: { trusted: [10.0.0.0/8] }\nversions: [stable, canary]\nroutes:\n  - { name: office, match: { client_ip: { cidr: [198.51.100.0/24] } }, to: canary }\n  - { name: rest, split: { by: client_ip, weights: { stable: 50, canary: 50 } } }\n",
+    );
+    let mut proxied = [
+        req("/", &[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]),
+        req(
+            "/",
+            &[
+                ("x-forwarded-for", "198.51.100.4"),
+                ("x-forwarded-for", "10.0.0.1"),
+            ],
+        ),
+    ];
+    for r in &mut proxied {
+        r.extensions_mut()
+            .insert(gray_core::PeerAddr(([10, 0, 0, 2], 4000).into()));
+    }
     // Warm up: arc-swap registers this thread on its first load, the unkeyed split makes
     // this thread's counter, the regex its match cache.
     let _ = gray.decide(&requests[3]);
+    let _ = clients.decide(&proxied[0]);
     for r in &tiers {
         let _ = regex.decide(r);
     }
@@ -111,6 +131,8 @@ fn five_thousand_decisions_allocate_nothing() {
         let new = visitors.decide(&requests[3]);
         let back = visitors.decide(&returning);
         std::hint::black_box((new.version(), back.version()));
+        let client = clients.decide(&proxied[i % proxied.len()]);
+        std::hint::black_box(client.version());
     }
     COUNTING.store(false, Ordering::SeqCst);
 

@@ -19,6 +19,13 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
         Just(Vec::new()),
         Just(b"canary".to_vec()),
         Just(b"uid=\"\"; s; =; uid=".to_vec()),
+        Just(b"192.0.2.9, 10.0.0.7,, [2001:db8::1]:80 , ::ffff:10.0.0.1".to_vec()),
+        Just(b"for=\"[2001:db8::1]:4711\";by=x, For=10.0.0.3, for=unknown".to_vec()),
+        // Address characters in any order.
+        prop::collection::vec(
+            prop::sample::select(b"0123456789abcdef.:,[] ".to_vec()),
+            0..40
+        ),
     ]
 }
 
@@ -33,6 +40,8 @@ fn mutation() -> impl Strategy<Value = &'static str> {
         "versions", "routes", "name", "match", "split", "label", "inherit: always",
         "baggage: false", "method", "path", "x-gray-version", "mirror: { to: v2 }", "percent",
         "set_cookie: {}", "max_age: 0", "domain: d", "secure: true", "\u{0}", "é", "🙂",
+        "client_ip: { cidr: [10.0.0.0/8] }", "by: client_ip", "real_ip: { trusted: [\"::/0\"] }",
+        "0.0.0.0/0", "10.0.0.0/33", "header: forwarded",
     ])
 }
 
@@ -65,6 +74,7 @@ fn word() -> impl Strategy<Value = &'static str> {
         ".nan", "NaN", ".inf", "true", "null", "x-gray-version", "baggage", "cookie", "query",
         "header", "exact", "prefix", "regex", "present", "invert", "always", "never", "GET",
         "mirror", "percent", "set_cookie", "max_age", "/", "4294967296",
+        "client_ip", "real_ip", "cidr", "trusted", "10.0.0.0", "::ffff:1.2.3.4", "forwarded",
         "é", "🙂",
         "a-very-long-name-that-is-still-a-valid-header-name-but-longer-than-sixty-four-bytes",
     ])
@@ -86,7 +96,22 @@ fn header_name() -> impl Strategy<Value = &'static str> {
         "x-user-id",
         "x-app-version",
         "x-other",
+        "x-ip",
+        "x-forwarded-for",
+        "forwarded",
     ])
+}
+
+/// The connection's peer: unknown, a trusted proxy, a client, IPv4 on an IPv6 socket.
+fn peer() -> impl Strategy<Value = Option<gray_core::PeerAddr>> {
+    prop::sample::select(vec![
+        None,
+        Some("10.0.0.1:1"),
+        Some("192.0.2.5:2"),
+        Some("[::ffff:10.0.0.1]:3"),
+        Some("[2001:db8::9]:4"),
+    ])
+    .prop_map(|peer| peer.and_then(|p| p.parse().ok()).map(gray_core::PeerAddr))
 }
 
 proptest! {
@@ -97,6 +122,7 @@ proptest! {
         headers in prop::collection::vec((header_name(), header_value()), 0..12),
         path in "(/[a-z0-9%?&=;._~-]{0,12}){0,4}",
         method in prop::sample::select(vec!["GET", "PUT", "PATCH", "X-CUSTOM"]),
+        peer in peer(),
     ) {
         let mut req = Request::builder().method(method).uri(if path.is_empty() { "/".to_owned() } else { path });
         for (name, value) in &headers {
@@ -104,7 +130,10 @@ proptest! {
                 req = req.header(HeaderName::from_static(name), v);
             }
         }
-        let Ok(req) = req.body(()) else { return Ok(()) };
+        let Ok(mut req) = req.body(()) else { return Ok(()) };
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer);
+        }
         for g in [gray(EVERYTHING), design()] {
             let d = g.decide(&req);
             prop_assert!(["stable", "canary", "v2"].contains(&d.version()));
@@ -169,6 +198,7 @@ proptest! {
         let Ok(gray) = Gray::new(config) else { return Ok(()) };
         for headers in requests {
             let mut req = Request::get("/x/42?k=v").body(()).expect("request builds");
+            req.extensions_mut().insert(gray_core::PeerAddr(([10, 0, 0, 1], 80).into()));
             for (name, value) in headers {
                 if let Ok(value) = HeaderValue::from_bytes(&value) {
                     req.headers_mut().append(HeaderName::from_static(name), value);

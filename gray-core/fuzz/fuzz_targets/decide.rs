@@ -1,6 +1,7 @@
-//! Any request against rules that read every kind of request value, with labels trusted:
-//! deciding, explaining and rewriting its baggage never panic, a rewritten baggage needs
-//! no second rewrite, and a mirrored copy never goes to the version serving the request.
+//! Any request, from any peer, against rules that read every kind of request value, with
+//! labels trusted: deciding, explaining and rewriting its baggage never panic, a rewritten
+//! baggage needs no second rewrite, and a mirrored copy never goes to the version serving
+//! the request.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -37,6 +38,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut req) = builder.body(()) else {
         return;
     };
+    // The connection's peer: unknown, a trusted proxy (its forwarding header read), a client.
+    let peers = [
+        None,
+        Some("10.0.0.1:1"),
+        Some("192.0.2.5:2"),
+        Some("[2001:db8::9]:3"),
+    ];
+    if let Some(peer) = peers[data.len() % peers.len()].and_then(|p| p.parse().ok()) {
+        req.extensions_mut().insert(gray_core::PeerAddr(peer));
+    }
     let gray = gray();
     let decision = gray.decide(&req);
     let version = decision.version().to_owned();
