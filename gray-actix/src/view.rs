@@ -67,4 +67,12 @@ impl RequestView for ActixRequest<'_> {
     fn authority(&self) -> Option<&str> {
         self.0.uri().authority().map(|a| a.as_str())
     }
+
+    /// The connection's peer ([`HttpRequest::peer_addr`]); behind proxies, `real_ip:` in
+    /// the rules says whose forwarding header to believe (actix-web's own
+    /// `realip_remote_addr` believes any client's).
+    #[inline]
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.0.peer_addr().map(|addr| addr.ip())
+    }
 }

@@ -488,3 +488,45 @@ async fn a_streamed_response_sees_the_version_when_wrapped() {
     );
     handle.stop(true).await;
 }
+
+/// The client's address is the connection's peer, and behind a proxy on this machine the
+/// address its `x-forwarded-for` names, from the right; the same header from a client
+/// that is not a trusted proxy is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_is_the_peer_or_what_a_trusted_proxy_names() {
+    let rules = "real_ip: { trusted: [127.0.0.1] }
+versions: [stable, canary, local]
+routes:
+  - name: office
+    match: { client_ip: { cidr: [198.51.100.0/24] } }
+    to: canary
+  - name: here
+    match: { client_ip: { cidr: [127.0.0.0/8] } }
+    to: local
+";
+    let version = |rules: &str| {
+        let gray = gray_core::Gray::new(gray_core::Config::from_yaml(rules).unwrap()).unwrap();
+        serve!(move || {
+            App::new().wrap(GrayMiddleware::new(gray.clone())).route(
+                "/v",
+                web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+            )
+        })
+    };
+    let get = |addr: SocketAddr, xff: Option<&'static str>| async move {
+        let mut req = reqwest::Client::new().get(format!("http://{addr}/v"));
+        if let Some(xff) = xff {
+            req = req.header("x-forwarded-for", xff);
+        }
+        req.send().await.unwrap().text().await.unwrap()
+    };
+    let (addr, handle) = version(rules);
+    assert_eq!(get(addr, None).await, "local");
+    assert_eq!(get(addr, Some("198.51.100.4")).await, "canary");
+    assert_eq!(get(addr, Some("198.51.100.4, 203.0.113.9")).await, "stable");
+    handle.stop(true).await;
+    // This machine is no trusted proxy here: its header is not believed.
+    let (addr, handle) = version(&rules.replace("127.0.0.1]", "10.0.0.0/8]"));
+    assert_eq!(get(addr, Some("198.51.100.4")).await, "local");
+    handle.stop(true).await;
+}

@@ -8,6 +8,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+use crate::view::TowerRequest;
 
 /// Applies [`GrayService`]: decides the version of every request with a [`Gray`].
 ///
@@ -34,6 +35,13 @@ use crate::future::ResponseFuture;
 /// 5. appends `Set-Cookie` to the response of a client that came without the deciding
 ///    split's cookie, when the split has `set_cookie:` — the key it was placed by
 ///    ([`Decision::set_cookie`](gray_core::Decision::set_cookie)).
+///
+/// Rules on the client's address (`match.client_ip`, `split.by: client_ip`) read the
+/// connection's peer from axum's `ConnectInfo<SocketAddr>` (feature `axum`; serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`) or from a
+/// [`PeerAddr`](gray_core::PeerAddr) extension put there by the server (with tonic, from
+/// its `TcpConnectInfo`), and behind proxies the address their header names (`real_ip:`).
+/// A server that tells neither gives rules no client address.
 ///
 /// Apply it with `Router::layer`, or around the whole router — `GrayLayer::new(gray)
 /// .layer(router)`, served with `axum::ServiceExt::<Request>::into_make_service` — which saves axum's
@@ -183,7 +191,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let (ctx, header, value, in_place, stale, mirror, set_cookie, telemetry) = {
-            let decision = self.gray.decide(&req);
+            let decision = self.gray.decide(&TowerRequest(&req));
             let ctx = decision.context();
             let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
             let header = decision.label_header().clone();

@@ -118,6 +118,7 @@ mod future;
 mod layer;
 mod propagation;
 mod split;
+mod view;
 
 pub use body::{GrayBody, GrayBodyFuture, GrayBodyLayer, GrayBodyService};
 #[cfg(feature = "axum")]

@@ -447,3 +447,67 @@ async fn a_new_client_gets_its_split_key_as_a_cookie_and_keeps_its_version() {
     // 40 new clients at 50/50: both versions got some (all on one: p = 2⁻³⁹).
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+/// Three versions by the client's address: an office network, this machine, the rest —
+/// behind a proxy on this machine whose `x-forwarded-for` is believed.
+const CLIENTS: &str = "real_ip: { trusted: [127.0.0.1] }
+versions: [stable, canary, local]
+routes:
+  - name: office
+    match: { client_ip: { cidr: [198.51.100.0/24] } }
+    to: canary
+  - name: here
+    match: { client_ip: { cidr: [127.0.0.0/8, \"::1\"] } }
+    to: local
+";
+
+/// The version `who` answers at `addr` for a request with `x-forwarded-for: xff`.
+async fn version_from(addr: std::net::SocketAddr, xff: Option<&str>) -> String {
+    let headers: Vec<(&str, &str)> = xff.map(|v| ("x-forwarded-for", v)).into_iter().collect();
+    let body = common::get(
+        &reqwest::Client::new(),
+        format!("http://{addr}/who"),
+        &headers,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    body.split('|').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_client_address_comes_from_axum_connect_info_and_trusted_proxies() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = tower_layer::Layer::layer(
+        &GrayLayer::new(gray(CLIENTS)),
+        Router::new().route("/who", get(who)),
+    );
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(service);
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    // This machine, as the peer.
+    assert_eq!(version_from(addr, None).await, "local");
+    // Through the proxy on this machine: the address it names, from the right.
+    assert_eq!(version_from(addr, Some("198.51.100.4")).await, "canary");
+    assert_eq!(
+        version_from(addr, Some("203.0.113.9, 198.51.100.4")).await,
+        "canary"
+    );
+    assert_eq!(
+        version_from(addr, Some("198.51.100.4, 203.0.113.9")).await,
+        "stable"
+    );
+
+    // Served without ConnectInfo the peer is unknown: no header is believed.
+    let addr = serve(
+        Router::new()
+            .route("/who", get(who))
+            .layer(GrayLayer::new(gray(CLIENTS))),
+    )
+    .await;
+    assert_eq!(version_from(addr, Some("198.51.100.4")).await, "stable");
+    assert_eq!(version_from(addr, None).await, "stable");
+}
