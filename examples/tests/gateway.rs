@@ -126,6 +126,55 @@ async fn header_rules_and_a_sticky_split() {
     assert!((53..=147).contains(&canary), "{canary} of 1000 on canary");
 }
 
+/// Rules on the client's address: the connection's, or behind a trusted proxy the one
+/// its `x-forwarded-for` names; a client that is no trusted proxy is not believed.
+#[tokio::test]
+async fn the_client_address_decides_and_only_trusted_proxies_name_it() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let rules = |trusted: &str| {
+        Gray::new(
+            Config::from_yaml(&format!(
+                "real_ip: {{ trusted: [{trusted}] }}
+versions: [stable, canary]
+routes:
+  - name: office
+    match: {{ client_ip: {{ cidr: [198.51.100.0/24] }} }}
+    to: canary
+  - name: here
+    match: {{ client_ip: {{ cidr: [127.0.0.0/8], invert: true }} }}
+    to: canary
+"
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let upstreams = || vec![("stable", uri(stable)), ("canary", uri(canary))];
+    let client = reqwest::Client::new();
+    let xff = |v| [("x-forwarded-for", v)];
+
+    // Proxies on this machine are trusted: the gateway's own entry (it appends the peer,
+    // 127.0.0.1) and 127.0.0.9's are passed over.
+    let (gw, _) = gateway(rules("127.0.0.0/8"), upstreams(), Duration::from_secs(10)).await;
+    assert_eq!(version_of(&client, gw, &[]).await, "stable");
+    assert_eq!(
+        version_of(&client, gw, &xff("198.51.100.4")).await,
+        "canary"
+    );
+    assert_eq!(
+        version_of(&client, gw, &xff("198.51.100.4, 127.0.0.9")).await,
+        "canary"
+    );
+    assert_eq!(version_of(&client, gw, &xff("203.0.113.9")).await, "canary");
+
+    let (gw, _) = gateway(rules("10.0.0.0/8"), upstreams(), Duration::from_secs(10)).await;
+    assert_eq!(
+        version_of(&client, gw, &xff("198.51.100.4")).await,
+        "stable"
+    );
+}
+
 /// A split with `set_cookie:` gives a visitor without its cookie a key on the proxied
 /// answer; sent back, the key keeps the visitor on the version its first request went to.
 #[tokio::test]

@@ -15,7 +15,10 @@
 //! handshake and tunnelled to that version's upstream on a connection of its own, for as
 //! long as both sides keep it open; tunnels close when the gateway stops. The client's
 //! address is appended to `X-Forwarded-For` (as nginx's `$proxy_add_x_forwarded_for`):
-//! an upstream should trust only the last entry, the one this gateway wrote.
+//! an upstream should trust only the last entry, the one this gateway wrote. Rules on the
+//! client's address (`match.client_ip`, `split.by: client_ip`) see the connection's peer;
+//! behind a load balancer, the rules' `real_ip: { trusted: [<its network>] }` has them see
+//! the client the balancer names in its `X-Forwarded-For`.
 //!
 //! A route with `mirror:` also has a copy of each request it draws sent to the mirror
 //! version's upstream, marked `x-gray-shadow: true`, its answer dropped (see `mirror`):

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use gray_core::PeerAddr;
 use gray_tower::GrayLayer;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -37,6 +38,7 @@ pub(crate) async fn serve(
         proxy: Arc::clone(&proxy),
         admin: admin.is_none(),
         client: None,
+        peer: None,
     };
     // Every connection holds a receiver: a stop is one send, and once all are dropped
     // every connection has ended.
@@ -71,6 +73,7 @@ pub(crate) async fn serve(
         } else {
             let mut front = service.clone();
             front.client = HeaderValue::try_from(client.ip().to_string()).ok();
+            front.peer = Some(PeerAddr(client));
             // With upgrades: a request that switches protocols gets the connection.
             let conn = http1
                 .serve_connection(io, TowerToHyperService::new(front))
@@ -130,6 +133,8 @@ pub(crate) struct Front<S> {
     admin: bool,
     /// The connection's client address, for `X-Forwarded-For` (made once per connection).
     client: Option<HeaderValue>,
+    /// The same, for rules on the client's address (`match.client_ip`).
+    peer: Option<PeerAddr>,
 }
 
 impl<S> tower_service::Service<Request<Incoming>> for Front<S>
@@ -157,6 +162,9 @@ where
         hop::strip(req.headers_mut(), upgrade);
         if let Some(client) = &self.client {
             hop::forwarded_for(req.headers_mut(), client);
+        }
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(peer);
         }
         FrontFuture::Gray {
             future: self.gray.call(req),
