@@ -17,9 +17,12 @@
 //! - `--config FILE` — the rules (YAML, TOML or JSON, by extension); an invalid file prints
 //!   the validation error (naming the route and the field) and exits with status 1.
 //! - `-H 'name: value'` — a request header, repeatable. `--path /p?q=1`, `--method POST`.
-//! - `--sample N [--key-header NAME | --key-cookie NAME]` — simulate N users (keys `1..=N`
-//!   in the key header, `x-user-id` by default, or in a cookie) on top of the other headers
-//!   and print each version's share.
+//!   `--peer IP` — the address the request's connection comes from (`match.client_ip`,
+//!   `split.by: client_ip`; with `real_ip:`, whether its forwarding header is believed).
+//! - `--sample N [--key-header NAME | --key-cookie NAME | --key-peer]` — simulate N users
+//!   (keys `1..=N` in the key header, `x-user-id` by default, or in a cookie; or each from
+//!   its own address, `1.0.0.1` on, as the peer) on top of the other headers and print
+//!   each version's share.
 //! - A route with `mirror:` says what it copies (`mirror:  10% of these requests are
 //!   copied to canary as well`); `--sample` counts the copies per version.
 //! - A split with `set_cookie:`, for a request without its cookie, shows the cookie a new
@@ -42,12 +45,13 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use gray_core::{Config, Gray, Inherit, Source};
+use gray_core::{Config, Gray, Inherit, PeerAddr, Source};
 
 const USAGE: &str = "usage: explain --config FILE [-H 'name: value']... [--path PATH] \
-[--method METHOD] [--why] [--sample N [--key-header NAME | --key-cookie NAME]]";
+[--method METHOD] [--peer IP] [--why] [--sample N [--key-header NAME | --key-cookie NAME | --key-peer]]";
 
 fn main() -> ExitCode {
     let code = run(
@@ -68,6 +72,8 @@ struct Args {
     sample: Option<u64>,
     key_header: Option<String>,
     key_cookie: Option<String>,
+    key_peer: bool,
+    peer: Option<IpAddr>,
     why: bool,
 }
 
@@ -91,6 +97,8 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error
             Long("sample") => args.sample = Some(parser.value()?.parse()?),
             Long("key-header") => args.key_header = Some(parser.value()?.string()?),
             Long("key-cookie") => args.key_cookie = Some(parser.value()?.string()?),
+            Long("key-peer") => args.key_peer = true,
+            Long("peer") => args.peer = Some(parser.value()?.parse()?),
             Long("why") => args.why = true,
             _ => return Err(arg.unexpected()),
         }
@@ -122,10 +130,13 @@ pub(crate) fn run(
             return 1;
         }
     };
-    let request = |extra: Option<(&str, &str)>| {
+    let request = |extra: Option<(&str, &str)>, peer: Option<IpAddr>| {
         let mut builder = http::Request::builder()
             .method(args.method.as_deref().unwrap_or("GET"))
             .uri(args.path.as_deref().unwrap_or("/"));
+        if let Some(ip) = peer.or(args.peer) {
+            builder = builder.extension(PeerAddr(SocketAddr::new(ip, 0)));
+        }
         for (name, value) in &args.headers {
             builder = builder.header(name, value);
         }
@@ -134,29 +145,36 @@ pub(crate) fn run(
         }
         builder.body(())
     };
-    if let Err(e) = request(None) {
+    if let Err(e) = request(None, None) {
         let _ = writeln!(err, "explain: bad request: {e}\n{USAGE}");
         return 2;
     }
     let written = match args.sample {
-        None => request(None)
+        None => request(None, None)
             .map_err(io::Error::other)
             .and_then(|req| explain_one(&gray, &req, args.why, out)),
-        Some(n) => match (&args.key_header, &args.key_cookie) {
-            (Some(_), Some(_)) => {
+        Some(n) => match (&args.key_header, &args.key_cookie, args.key_peer) {
+            (Some(_), Some(_), _) | (Some(_), _, true) | (_, Some(_), true) => {
                 let _ = writeln!(
                     err,
-                    "explain: a sample's key is a header or a cookie\n{USAGE}"
+                    "explain: a sample's key is a header, a cookie or the peer\n{USAGE}"
                 );
                 return 2;
             }
-            (_, Some(cookie)) => sample(&gray, n, &format!("key cookie {cookie}"), out, |id| {
-                request(Some(("cookie", &format!("{cookie}={id}")))).ok()
+            (_, Some(cookie), _) => sample(&gray, n, &format!("key cookie {cookie}"), out, |id| {
+                request(Some(("cookie", &format!("{cookie}={id}"))), None).ok()
             }),
-            (header, None) => {
+            (_, _, true) => sample(&gray, n, "each from its own address", out, |id| {
+                let id: u32 = id.parse().ok()?;
+                let ip = Ipv4Addr::from(0x0100_0000u32.checked_add(id)?);
+                request(None, Some(IpAddr::V4(ip))).ok()
+            }),
+            (header, None, false) => {
                 let header = header.as_deref().unwrap_or("x-user-id");
                 let what = format!("key header {header}");
-                sample(&gray, n, &what, out, |id| request(Some((header, id))).ok())
+                sample(&gray, n, &what, out, |id| {
+                    request(Some((header, id)), None).ok()
+                })
             }
         },
     };
@@ -240,6 +258,7 @@ fn condition_text(config: &Config, route: &str, at: &str) -> Option<String> {
     match at.strip_prefix("match.")? {
         "path" => serde_json::to_string(m.path.as_ref()?).ok(),
         "method" => m.method.clone(),
+        "client_ip" => serde_json::to_string(m.client_ip.as_ref()?).ok(),
         list => {
             let (kind, index) = list.split_once('[')?;
             let index: usize = index.strip_suffix(']')?.parse().ok()?;
@@ -257,7 +276,7 @@ fn condition_text(config: &Config, route: &str, at: &str) -> Option<String> {
 fn sample(
     gray: &Gray,
     n: u64,
-    key: &str, // `key header x-user-id`, `key cookie uid`
+    key: &str, // `key header x-user-id`, `key cookie uid`, `each from its own address`
     out: &mut impl Write,
     request: impl Fn(&str) -> Option<http::Request<()>>,
 ) -> io::Result<()> {

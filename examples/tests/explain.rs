@@ -240,3 +240,64 @@ fn a_new_client_is_shown_its_cookie() {
     ];
     assert_eq!(explain(&both).0, 2);
 }
+
+#[test]
+fn the_peer_and_its_forwarding_header_place_a_request_by_address() {
+    let dir = RulesDir::new("client-ip");
+    let rules = dir.file(
+        "clients.yaml",
+        "real_ip: { trusted: [10.0.0.0/8] }
+versions: [stable, canary]
+routes:
+  - name: office
+    match: { client_ip: { cidr: [198.51.100.0/24] } }
+    to: canary
+  - name: rest
+    split: { by: client_ip, weights: { stable: 80, canary: 20 } }
+",
+    );
+    let (code, out, _) = explain(&["--config", &rules, "--peer", "198.51.100.7"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "version: canary\nroute:   office\n")
+    );
+    // Behind a trusted proxy: the client it names. From anyone else: not believed.
+    let via = |peer| {
+        let args = ["--config", &rules, "--peer", peer, "--why"];
+        let xff = ["-H", "x-forwarded-for: 198.51.100.7"];
+        explain(&[&args[..], &xff[..]].concat()).1
+    };
+    assert!(via("10.1.2.3").starts_with("version: canary\nroute:   office\n"));
+    let out = via("203.0.113.9");
+    assert!(out.contains("route:   rest\n"), "{out}");
+    assert!(
+        out.contains(r#"office           no: match.client_ip {"cidr":["198.51.100.0/24"]}"#),
+        "{out}"
+    );
+    // Simulated clients, each from its own address: 20% on canary, give or take.
+    let (code, out, _) = explain(&["--config", &rules, "--sample", "10000", "--key-peer"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("10000 simulated users, each from its own address:\n"),
+        "{out}"
+    );
+    let canary: u64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("canary"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_default();
+    // σ = √(10000 · 0.2 · 0.8) = 40; within 5σ.
+    assert!((1800..=2200).contains(&canary), "{out}");
+    // A bad address, or two sample keys, is bad usage.
+    assert_eq!(explain(&["--config", &rules, "--peer", "nowhere"]).0, 2);
+    let both = [
+        "--config",
+        &rules,
+        "--sample",
+        "9",
+        "--key-peer",
+        "--key-header",
+        "x",
+    ];
+    assert_eq!(explain(&both).0, 2);
+}
