@@ -130,6 +130,31 @@ fn decide(c: &mut Criterion) {
         })
     });
 
+    // The client's address: an office network, then a split by address; behind a
+    // proxy whose `x-forwarded-for` is read from the right.
+    let clients = match Config::from_yaml(
+        "real_ip: { trusted: [10.0.0.0/8] }
+versions: [stable, canary]
+routes:
+  - { name: office, match: { client_ip: { cidr: [198.51.100.0/24] } }, to: canary }
+  - { name: rest, split: { by: client_ip, weights: { stable: 90, canary: 10 } } }
+",
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|c| Gray::new(c).map_err(|e| e.to_string()))
+    {
+        Ok(g) => g,
+        Err(e) => panic!("client_ip config: {e}"),
+    };
+    let mut proxied = request(&[("x-forwarded-for", "203.0.113.9, 10.0.0.7")]);
+    proxied
+        .extensions_mut()
+        .insert(gray_core::PeerAddr(([10, 0, 0, 2], 41_000).into()));
+    assert_eq!(clients.decide(&proxied).route(), Some("rest"));
+    group.bench_function("client-ip-behind-proxy", |b| {
+        b.iter(|| clients.decide(black_box(&proxied)).version().len())
+    });
+
     let many = hundred_routes();
     let req = request(&[("x-tenant", "acme-eu")]);
     assert_eq!(many.decide(&req).route(), Some("last"));
