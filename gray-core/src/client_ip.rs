@@ -329,6 +329,8 @@ pub(crate) fn key(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn ip(text: &str) -> Option<IpAddr> {
@@ -474,6 +476,54 @@ mod tests {
         let got: Vec<&[u8]> = many.iter().collect();
         assert_eq!(got.len(), MAX_LINES);
         assert_eq!(got.last(), Some(&&b"10.0.0.9"[..]));
+    }
+
+    /// An address as a forwarding header may hold it: IPv4 or IPv6, trusted or not, with
+    /// or without a port, mapped, or junk.
+    fn entry() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u8..4, 0u8..255).prop_map(|(a, b)| format!("10.0.{a}.{b}")),
+            (0u8..4, 0u8..255).prop_map(|(a, b)| format!("203.0.{a}.{b}")),
+            (0u8..255).prop_map(|b| format!("[::ffff:10.0.0.{b}]:80")),
+            (0u16..512).prop_map(|b| format!("2001:db8::{b:x}")),
+            Just("unknown".to_owned()),
+            Just(String::new()),
+            "[0-9a-f:.\\[\\] ]{0,12}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// What a client writes cannot move the client address: once the trusted proxies'
+        /// part holds an address that is not theirs, any prefix gives the same answer. And
+        /// the answer is always the peer or an address of the header.
+        #[test]
+        fn a_prefix_written_by_the_client_changes_nothing(
+            prefix in proptest::collection::vec(entry(), 0..6),
+            client in (0u8..4, 0u8..255).prop_map(|(a, b)| format!("203.0.{a}.{b}")),
+            proxies in proptest::collection::vec((0u8..255).prop_map(|b| format!("10.0.0.{b}")), 0..4),
+            split_lines in any::<bool>(),
+        ) {
+            let real = real_ip("x-forwarded-for", &["10.0.0.0/8", "2001:db8::/120"]);
+            let peer = ip("10.0.0.1");
+            let ours: Vec<String> = std::iter::once(client.clone()).chain(proxies).collect();
+            let ours = ours.join(", ");
+            let theirs = prefix.join(", ");
+            let whole = format!("{theirs}, {ours}");
+            let got = if split_lines {
+                real.client(peer, || lines(&[theirs.as_str(), ours.as_str()]))
+            } else {
+                real.client(peer, || lines(&[whole.as_str()]))
+            };
+            prop_assert_eq!(got, ip(&client));
+            // Any header: the peer, or an address written in it.
+            let any = real.client(peer, || lines(&[whole.as_str()]));
+            prop_assert!(
+                any == peer || whole.split(',').any(|e| node(e.trim().as_bytes()) == any),
+                "{:?} from {}", any, whole
+            );
+        }
     }
 
     #[test]
