@@ -4,7 +4,6 @@
 //! when read twice.
 
 use std::collections::HashMap;
-
 use std::net::IpAddr;
 
 use http::HeaderName;
