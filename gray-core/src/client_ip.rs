@@ -115,8 +115,9 @@ pub(crate) const MAX_NETWORKS: usize = 4096;
 const MAX_HOPS: usize = 64;
 /// Most lines of a repeated forwarding header read (the last ones).
 const MAX_LINES: usize = 8;
-/// Longest address entry parsed (`[v6]:port`, or a `forwarded` element).
-const MAX_ENTRY: usize = 128;
+/// Longest entry parsed (an address with a port, or a `forwarded` element with its
+/// `proto`, `by` and `host`).
+const MAX_ENTRY: usize = 512;
 
 /// Compiled networks: a client address is in one of them.
 #[derive(Debug)]
@@ -223,7 +224,10 @@ impl RealIp {
                     continue;
                 }
                 hops += 1;
-                let Some(ip) = self.entry(entry).filter(|_| hops <= MAX_HOPS) else {
+                if hops > MAX_HOPS {
+                    return client;
+                }
+                let Some(ip) = self.entry(entry) else {
                     return client;
                 };
                 client = Some(ip);
@@ -263,7 +267,7 @@ impl RealIp {
 pub(crate) struct Lines<'a> {
     lines: [&'a [u8]; MAX_LINES],
     len: usize,
-    /// Lines were dropped from the front.
+    /// Where the oldest line kept is, once older ones were dropped to make room.
     start: usize,
 }
 
@@ -451,6 +455,20 @@ mod tests {
         );
         // An unknown peer is not trusted.
         assert_eq!(real.client(None, || lines(&["203.0.113.9"])), None);
+        // Bounded: past 64 addresses, or at an entry past 512 bytes, the walk stops.
+        let many = std::iter::once("203.0.113.9".to_owned())
+            .chain((0..100).map(|i| format!("10.0.1.{i}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(client(&[&many]), ip("10.0.1.36"));
+        let forwarded = real_ip("forwarded", &["10.0.0.0/8"]);
+        let long = format!("for=203.0.113.9;host={}, for=10.0.0.2", "a".repeat(600));
+        assert_eq!(forwarded.client(peer, || lines(&[&long])), ip("10.0.0.2"));
+        let short = format!("for=203.0.113.9;host={}, for=10.0.0.2", "a".repeat(400));
+        assert_eq!(
+            forwarded.client(peer, || lines(&[&short])),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
