@@ -106,8 +106,9 @@ impl Engine {
             .iter()
             .map(|v| GrayContext::from_parts(Arc::clone(v), None))
             .collect();
+        let reads_client_ip = reads_client_ip(&routes);
         let real_ip = match &config.real_ip {
-            Some(real) => compile_real_ip(real, &routes, &mut fields)?,
+            Some(real) => compile_real_ip(real, reads_client_ip, &mut fields)?,
             None => None,
         };
         let (fields, slots) = fields.finish();
@@ -132,6 +133,7 @@ impl Engine {
             unavailable: Default::default(),
             routes: routes.into(),
             real_ip,
+            reads_client_ip,
             config: Arc::new(config),
         })
     }
@@ -143,13 +145,22 @@ type FieldError = (String, Problem);
 /// client's address.
 fn compile_real_ip(
     real: &RealIpConfig,
-    routes: &[CompiledRoute],
+    reads_client_ip: bool,
     fields: &mut Fields,
 ) -> Result<Option<RealIp>, Invalid> {
     let header = header_name(&real.header).map_err(|p| Invalid::new(None, "real_ip.header", p))?;
     let trusted = Networks::compile(&real.trusted)
         .map_err(|(i, p)| Invalid::new(None, list_at("real_ip.trusted", i), p))?;
-    let reads_client_ip = routes.iter().any(|route| {
+    if !reads_client_ip {
+        return Ok(None);
+    }
+    let field = fields.intern(Field::Header(header.clone()));
+    Ok(Some(RealIp::new(field, header, trusted)))
+}
+
+/// Whether a route matches on the client's address or splits by it.
+fn reads_client_ip(routes: &[CompiledRoute]) -> bool {
+    routes.iter().any(|route| {
         matches!(
             route.action,
             Action::Split {
@@ -160,12 +171,7 @@ fn compile_real_ip(
             .conditions
             .iter()
             .any(|c| matches!(c, Condition::ClientIp { .. }))
-    });
-    if !reads_client_ip {
-        return Ok(None);
-    }
-    let field = fields.intern(Field::Header(header.clone()));
-    Ok(Some(RealIp::new(field, header, trusted)))
+    })
 }
 
 /// `list`, or its entry `index`.

@@ -86,6 +86,8 @@ pub(crate) struct Engine {
     pub(crate) routes: Box<[CompiledRoute]>,
     /// `real_ip:`: whose forwarding header names the client.
     pub(crate) real_ip: Option<RealIp>,
+    /// A route reads the client's address.
+    pub(crate) reads_client_ip: bool,
     /// One bit per version (by index): set when the version is marked unavailable.
     pub(crate) unavailable: [AtomicU64; 4],
 }

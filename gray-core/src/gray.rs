@@ -356,6 +356,27 @@ impl Gray {
         engine.explain(req)
     }
 
+    /// Whether the rules in force read the client's address (`match.client_ip`,
+    /// `split.by: client_ip`): a server that has work to do to hand the engine the
+    /// connection's peer ([`PeerAddr`](crate::PeerAddr) in the request extensions) can
+    /// skip it otherwise. A reload between this and a decision can change the answer: a
+    /// request decided then has no peer, as from a server that does not tell it.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray};
+    ///
+    /// let gray = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// assert!(!gray.reads_client_ip());
+    /// gray.reload(Config::from_yaml(
+    ///     "versions: [stable, canary]\nroutes:\n  - { name: all, split: { by: client_ip, weights: { stable: 90, canary: 10 } } }\n",
+    /// )?)?;
+    /// assert!(gray.reads_client_ip());
+    /// # Ok::<(), gray_core::Error>(())
+    /// ```
+    pub fn reads_client_ip(&self) -> bool {
+        self.shared.engine.load().reads_client_ip
+    }
+
     /// Whether `label` names a version declared by the rules in force (and is short enough
     /// to be looked at). Use it to vet a label from outside before trusting it.
     pub fn is_declared(&self, label: &[u8]) -> bool {

@@ -354,3 +354,15 @@ fn explain_names_the_client_ip_condition() {
     let checks = g.explain(&from(Some("10.20.0.1"), &[]));
     assert_eq!(checks[0].failed, None);
 }
+
+#[test]
+fn gray_says_whether_its_rules_read_the_client_address() {
+    assert!(gray(OFFICE).reads_client_ip());
+    assert!(gray(BEHIND_PROXIES).reads_client_ip());
+    // `real_ip:` alone reads nothing; neither do DESIGN.md's rules.
+    assert!(!gray("real_ip: { trusted: [10.0.0.0/8] }\nversions: [stable]\n").reads_client_ip());
+    let g = common::design();
+    assert!(!g.reads_client_ip());
+    g.reload(Config::from_yaml(OFFICE).unwrap()).unwrap();
+    assert!(g.reads_client_ip());
+}

@@ -163,7 +163,10 @@ where
         if let Some(client) = &self.client {
             hop::forwarded_for(req.headers_mut(), client);
         }
-        if let Some(peer) = self.peer {
+        // Only for rules that read it: an extension costs ≈ 250 instructions a request.
+        if let Some(peer) = self.peer
+            && self.proxy.gray.reads_client_ip()
+        {
             req.extensions_mut().insert(peer);
         }
         FrontFuture::Gray {
