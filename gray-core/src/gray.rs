@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -60,6 +60,9 @@ pub struct Gray {
 #[repr(align(128))]
 struct Shared {
     engine: ArcSwap<Engine>,
+    /// The rules in force read the client's address (set with each new snapshot): for a
+    /// server to ask without loading the snapshot.
+    reads_client_ip: AtomicBool,
     /// Incoming labels refused (at an edge, or undeclared or too long), counted
     /// per thread (only the owning thread writes its counter) so that a flood of spoofed
     /// labels does not make every core write one cache line.
@@ -99,6 +102,7 @@ impl Gray {
         meter(&metered, &mut engine);
         Ok(Self {
             shared: Arc::new(Shared {
+                reads_client_ip: AtomicBool::new(engine.reads_client_ip),
                 engine: ArcSwap::from_pointee(engine),
                 rejected: ThreadLocal::new(),
                 unavailable: Mutex::default(),
@@ -158,7 +162,11 @@ impl Gray {
                 engine.set_unavailable(index, true);
             }
         }
+        let reads_client_ip = engine.reads_client_ip;
         self.shared.engine.store(Arc::new(engine));
+        self.shared
+            .reads_client_ip
+            .store(reads_client_ip, Ordering::Relaxed);
         Ok(())
     }
 
@@ -359,8 +367,9 @@ impl Gray {
     /// Whether the rules in force read the client's address (`match.client_ip`,
     /// `split.by: client_ip`): a server that has work to do to hand the engine the
     /// connection's peer ([`PeerAddr`](crate::PeerAddr) in the request extensions) can
-    /// skip it otherwise. A reload between this and a decision can change the answer: a
-    /// request decided then has no peer, as from a server that does not tell it.
+    /// skip it otherwise. One atomic load, no snapshot. A reload between this and a
+    /// decision can change the answer: a request decided then has no peer, as from a
+    /// server that does not tell it.
     ///
     /// ```
     /// use gray_core::{Config, Gray};
@@ -373,8 +382,9 @@ impl Gray {
     /// assert!(gray.reads_client_ip());
     /// # Ok::<(), gray_core::Error>(())
     /// ```
+    #[inline]
     pub fn reads_client_ip(&self) -> bool {
-        self.shared.engine.load().reads_client_ip
+        self.shared.reads_client_ip.load(Ordering::Relaxed)
     }
 
     /// Whether `label` names a version declared by the rules in force (and is short enough
