@@ -119,10 +119,12 @@ const MAX_LINES: usize = 8;
 /// `proto`, `by` and `host`).
 const MAX_ENTRY: usize = 512;
 
-/// Compiled networks: a client address is in one of them.
+/// Compiled networks: a client address is in one of them. Each as its address and mask,
+/// by family, so a test is a mask and a compare.
 #[derive(Debug)]
 pub(crate) struct Networks {
-    nets: Box<[IpNet]>,
+    v4: Box<[(u32, u32)]>,
+    v6: Box<[(u128, u128)]>,
     /// A network holds every address (a peer the server does not tell is in it).
     everything: bool,
 }
@@ -146,15 +148,35 @@ impl Networks {
             .iter()
             .enumerate()
             .map(|(i, text)| network(text).ok_or((Some(i), Problem::BadNetwork(text.clone()))))
-            .collect::<Result<Box<[_]>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let everything = nets.iter().any(|n| n.prefix_len() == 0);
-        Ok(Self { nets, everything })
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for net in nets {
+            match net {
+                IpNet::V4(n) => v4.push((n.network().to_bits(), n.netmask().to_bits())),
+                IpNet::V6(n) => v6.push((n.network().to_bits(), n.netmask().to_bits())),
+            }
+        }
+        Ok(Self {
+            v4: v4.into(),
+            v6: v6.into(),
+            everything,
+        })
     }
 
     /// Whether `ip` (canonical: an IPv4-mapped address as IPv4) is in a network.
     #[inline]
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        self.nets.iter().any(|n| n.contains(&ip))
+        match ip {
+            IpAddr::V4(ip) => {
+                let bits = ip.to_bits();
+                self.v4.iter().any(|&(net, mask)| bits & mask == net)
+            }
+            IpAddr::V6(ip) => {
+                let bits = ip.to_bits();
+                self.v6.iter().any(|&(net, mask)| bits & mask == net)
+            }
+        }
     }
 
     /// Whether a peer is trusted: in a network, or unknown and every address is.
