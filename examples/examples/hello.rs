@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Options: `--config FILE` (default: the embedded `examples/rules.yaml`), `--listen ADDR`
-//! (default `127.0.0.1:3000`).
+//! (default `127.0.0.1:3000`). Served with axum's `ConnectInfo`, so that rules on the
+//! client's address (`match.client_ip`, `split.by: client_ip`) see the connection's.
+
+use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -50,6 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -H 'x-app-version: beta' http://{addr}/ping");
     println!("  curl -H 'x-user-id: 7' http://{addr}/ping");
     println!("  curl http://{addr}/metrics");
-    axum::serve(listener, app).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }
