@@ -40,7 +40,7 @@ use crate::view::TowerRequest;
 /// connection's peer from axum's `ConnectInfo<SocketAddr>` (feature `axum`; serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()`) or from a
 /// [`PeerAddr`](gray_core::PeerAddr) extension put there by the server (with tonic, from
-/// its `TcpConnectInfo`), and behind proxies the address their header names (`real_ip:`).
+/// its `TcpConnectInfo`: see the crate docs), and behind proxies the address their header names (`real_ip:`).
 /// A server that tells neither gives rules no client address.
 ///
 /// Apply it with `Router::layer`, or around the whole router — `GrayLayer::new(gray)

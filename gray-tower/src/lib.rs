@@ -102,6 +102,23 @@
 //! let mut client = GreeterClient::new(channel);
 //! ```
 //!
+//! tonic keeps the connection's address in its own `TcpConnectInfo`; for rules on the
+//! client's address (`match.client_ip`), hand it on as a [`PeerAddr`](gray_core::PeerAddr)
+//! in front of `GrayLayer` (`tests/grpc.rs` runs this):
+//!
+//! ```ignore
+//! let stack = tower::ServiceBuilder::new()
+//!     .map_request(|mut req: http::Request<tonic::body::Body>| {
+//!         let info = req.extensions().get::<TcpConnectInfo>();
+//!         if let Some(peer) = info.and_then(TcpConnectInfo::remote_addr) {
+//!             req.extensions_mut().insert(gray_core::PeerAddr(peer));
+//!         }
+//!         req
+//!     })
+//!     .layer(GrayLayer::new(gray));
+//! tonic::transport::Server::builder().layer(stack).add_service(GreeterServer::new(greeter));
+//! ```
+//!
 //! Where each version of the next service has its own address, put one `Channel` per
 //! version behind [`GraySplit`]: each call goes to the current version's
 //! ([`GraySplit`'s client-side example](GraySplit#on-the-client-side-one-upstream-per-version)).

@@ -12,10 +12,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use common::{INTERNAL, edge, expected, gray};
-use gray_core::{Gray, GrayContext, Propagation};
+use gray_core::{Gray, GrayContext, PeerAddr, Propagation};
 use gray_tower::{GrayLayer, GrayPropagationLayer, GrayPropagationService, GraySplit};
 use tonic::server::{NamedService, UnaryService};
 use tonic::transport::Channel;
+use tonic::transport::server::TcpConnectInfo;
 use tonic_prost::ProstCodec;
 use tower_layer::Layer;
 
@@ -341,4 +342,44 @@ async fn count(scoped: bool) -> Vec<String> {
 async fn a_grpc_server_stream_is_produced_in_the_calls_context_with_gray_body_layer() {
     assert_eq!(count(true).await, ["canary", "canary", "canary"]);
     assert_eq!(count(false).await, ["none", "none", "none"], "without it");
+}
+
+/// A tonic server keeps the connection's address in its own `TcpConnectInfo`: handed on
+/// as a `PeerAddr` in front of `GrayLayer`, rules on the client's address see it (the
+/// snippet `GrayLayer`'s docs describe). Without it, no client address.
+#[tokio::test]
+async fn a_grpc_server_hands_the_peer_on_to_client_address_rules() {
+    let rules = "versions: [stable, canary]
+routes:
+  - name: here
+    match: { client_ip: { cidr: [127.0.0.0/8] } }
+    to: canary
+";
+    for (peer_on, want) in [(true, "canary"), (false, "stable")] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let gray = gray(rules);
+        tokio::spawn(async move {
+            let stack = tower::ServiceBuilder::new()
+                .map_request(move |mut req: http::Request<tonic::body::Body>| {
+                    let info = req.extensions().get::<TcpConnectInfo>();
+                    if let Some(peer) = info.and_then(TcpConnectInfo::remote_addr)
+                        && peer_on
+                    {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                    }
+                    req
+                })
+                .layer(GrayLayer::new(gray));
+            tonic::transport::Server::builder()
+                .layer(stack)
+                .add_service(Who(""))
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap()
+        });
+        let mut client = grpc_client(addr, Propagation::default()).await;
+        assert_eq!(say(&mut client, &[]).await, format!("{want}|{want}|{want}"));
+    }
 }
