@@ -7,13 +7,14 @@ use http::HeaderName;
 
 use crate::bucket::{BUCKETS, Weighted};
 use crate::client_ip::{Networks, RealIp, RealIpConfig};
-use crate::config::{Config, Inherit, Match, MirrorConfig, Route, Split, SplitBy, ValueMatch};
+use crate::config::{Config, Inherit, Match, MirrorConfig, Route, Split, ValueMatch};
 use crate::context::GrayContext;
-use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN, SplitKey};
+use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
 use crate::error::{Invalid, Problem};
 use crate::matcher::Pattern;
 use crate::mirror::CompiledMirror;
 use crate::set_cookie::AssignCookie;
+use crate::split_key::{SplitKey, cookie_name};
 use crate::values::{Field, Fields, HeaderNames};
 
 /// Most versions a config may declare (they are indexed by a byte).
@@ -162,11 +163,8 @@ fn compile_real_ip(
 fn reads_client_ip(routes: &[CompiledRoute]) -> bool {
     routes.iter().any(|route| {
         matches!(
-            route.action,
-            Action::Split {
-                key: Some(SplitKey::ClientIp),
-                ..
-            }
+            &route.action,
+            Action::Split { key: Some(key), .. } if key.reads_client_ip()
         ) || route
             .conditions
             .iter()
@@ -403,19 +401,7 @@ fn compile_split(
     }
     let key = match &split.by {
         None => None,
-        Some(SplitBy::ClientIp) => Some(SplitKey::ClientIp),
-        Some(SplitBy::Header(n)) => {
-            let name = header_name(n).map_err(|p| ("split.by.header".to_owned(), p))?;
-            Some(SplitKey::Field(fields.intern(Field::Header(name))))
-        }
-        Some(SplitBy::Cookie(n)) => {
-            let name = plain_name(n, b";=, \t\"").map_err(|p| ("split.by.cookie".to_owned(), p))?;
-            Some(SplitKey::Field(fields.intern(Field::Cookie(name))))
-        }
-        Some(SplitBy::Query(n)) => {
-            let name = plain_name(n, b"&=#").map_err(|p| ("split.by.query".to_owned(), p))?;
-            Some(SplitKey::Field(fields.intern(Field::Query(name))))
-        }
+        Some(by) => Some(SplitKey::compile(by, "split.by", fields)?),
     };
     let salt = split.salt.as_deref().unwrap_or(route);
     if salt.len() > MAX_NAME {
@@ -427,12 +413,10 @@ fn compile_split(
             },
         ));
     }
-    let assign = match (&split.set_cookie, &split.by) {
+    let assign = match (&split.set_cookie, split.by.as_ref().and_then(cookie_name)) {
         (None, _) => None,
-        (Some(cookie), Some(SplitBy::Cookie(name))) => {
-            Some(Box::new(AssignCookie::compile(cookie, name)?))
-        }
-        (Some(_), _) => {
+        (Some(cookie), Some(name)) => Some(Box::new(AssignCookie::compile(cookie, name)?)),
+        (Some(_), None) => {
             return Err((
                 "split.set_cookie".into(),
                 Problem::SetCookieWithoutCookieKey,
@@ -463,7 +447,7 @@ fn version_index(versions: &[String], name: &str) -> Result<u8, Problem> {
         .ok_or_else(|| Problem::UnknownVersion(name.to_owned()))
 }
 
-fn header_name(name: &str) -> Result<HeaderName, Problem> {
+pub(crate) fn header_name(name: &str) -> Result<HeaderName, Problem> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| Problem::BadHeaderName(name.to_owned()))
 }
 
@@ -498,7 +482,7 @@ fn label_header_name(name: HeaderName) -> Result<HeaderName, Problem> {
     Ok(name)
 }
 
-fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
+pub(crate) fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)

@@ -251,16 +251,17 @@ pub struct Split {
     /// independent sets of users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
-    /// With `by: { cookie: … }`: give a client that comes without the cookie one, holding a
-    /// new random key, so it stays on one version from its first request on (Flagger's
-    /// session affinity, nginx's `sticky cookie`). Absent: such a client takes the unkeyed
-    /// sequence, request by request.
+    /// With `by: { cookie: … }` (or a cookie among `first_of`): give a client that comes
+    /// without a key one, in that cookie, holding a new random key, so it stays on one
+    /// version from its first request on (Flagger's session affinity, nginx's `sticky
+    /// cookie`). Absent: such a client takes the unkeyed sequence, request by request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_cookie: Option<SetCookieConfig>,
 }
 
 /// `set_cookie:` — the cookie a keyed split gives a client that came without its key
-/// (`by: { cookie: … }`), so that anonymous clients are sticky too. The client is placed by
+/// (`by: { cookie: … }`, or the first cookie among `first_of` when the request has none of
+/// its keys), so that anonymous clients are sticky too. The client is placed by
 /// the new key's bucket, as every later request that carries the cookie will be, and the
 /// response sets the cookie: `Set-Cookie: <name>=<16 hex digits>; Path=/; Max-Age=86400;
 /// HttpOnly; SameSite=Lax` by default. Widening the split keeps every such client that was
@@ -324,7 +325,7 @@ fn root() -> String {
 }
 
 /// The request value a keyed split hashes. When it is absent or empty, the request takes
-/// the unkeyed weighted sequence instead.
+/// the unkeyed weighted sequence instead (or, with `set_cookie:`, a new key).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum SplitBy {
@@ -339,6 +340,14 @@ pub enum SplitBy {
     /// NAT share it, and so a version.
     #[serde(rename = "client_ip")]
     ClientIp,
+    /// `{ first_of: [{ header: x-user-id }, { cookie: sid }, client_ip] }`: the first of
+    /// these keys the request has, not empty (Unleash's default stickiness: the user id,
+    /// else the session, else …). Up to 8, none a `first_of`. A client is placed by the
+    /// key it has: one that logs in (a user id where there was only a cookie) can move.
+    /// With `set_cookie:`, the first cookie listed is the one given, when the request has
+    /// none of the keys.
+    #[serde(rename = "first_of")]
+    FirstOf(Vec<SplitBy>),
 }
 
 /// A rules-file format.

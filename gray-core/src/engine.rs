@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::{HeaderName, HeaderValue};
 
 use crate::bucket::Weighted;
-use crate::client_ip::{self, Networks, RealIp};
+use crate::client_ip::{Networks, RealIp};
 use crate::config::Config;
 use crate::context::GrayContext;
 use crate::matcher::Pattern;
 use crate::mirror::CompiledMirror;
 use crate::request::RequestView;
 use crate::set_cookie::{self, AssignCookie};
+use crate::split_key::SplitKey;
 use crate::values::{Field, HeaderNames, Values};
 
 /// Longest incoming label that is even looked at; longer ones are rejected unread.
@@ -121,15 +122,6 @@ pub(crate) enum Condition {
         networks: Networks,
         invert: bool,
     },
-}
-
-/// What a keyed split hashes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum SplitKey {
-    /// A request value (header, cookie, query parameter).
-    Field(u32),
-    /// The client's address.
-    ClientIp,
 }
 
 #[derive(Debug)]
@@ -260,13 +252,7 @@ impl Engine {
                         assign,
                     } => {
                         let mut ip = [0; 16];
-                        let key = match key {
-                            Some(SplitKey::Field(field)) => values.get(*field),
-                            Some(SplitKey::ClientIp) => values
-                                .client_ip()
-                                .map(|client| client_ip::key(client, &mut ip)),
-                            None => None,
-                        };
+                        let key = key.as_ref().and_then(|key| key.read(values, &mut ip));
                         match key {
                             Some(key) if !key.is_empty() => weighted.keyed(key),
                             _ if assign.is_some() => {

@@ -177,8 +177,12 @@ pub enum Problem {
     /// A `mirror.to` naming the version the route already sends every request to.
     #[error("the route sends every request to \"{0}\" already: a copy there would run each twice")]
     MirrorToSelf(String),
-    /// `split.set_cookie` on a split not keyed by a cookie (`by: { cookie: … }`).
-    #[error("set_cookie needs a split keyed by a cookie: `by: {{ cookie: <name> }}`")]
+    /// `split.set_cookie` on a split not keyed by a cookie (`by: { cookie: … }`, or one
+    /// among `first_of`).
+    #[error(
+        "set_cookie needs a split keyed by a cookie: `by: {{ cookie: <name> }}`, or a cookie \
+         among `by: {{ first_of: [...] }}`"
+    )]
     SetCookieWithoutCookieKey,
     /// A `set_cookie.max_age` of 0, or past the 400 days browsers keep a cookie.
     #[error("max_age {0} is not between 1 and 34560000 seconds (400 days)")]
@@ -232,6 +236,12 @@ pub enum Problem {
     /// An empty list of networks.
     #[error("at least one network is needed")]
     NoNetworks,
+    /// `split.by.first_of` lists no key.
+    #[error("at least one key is needed")]
+    NoKeys,
+    /// A `first_of` inside a `first_of`.
+    #[error("a first_of cannot list another first_of: list its keys")]
+    NestedFirstOf,
     /// A list longer than the engine's limit.
     #[error("{count} entries; at most {max} are allowed")]
     TooMany {

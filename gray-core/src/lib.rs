@@ -130,6 +130,7 @@ mod propagation;
 mod request;
 mod rollout;
 mod set_cookie;
+mod split_key;
 mod telemetry;
 mod values;
 #[cfg(feature = "watch")]

@@ -41,7 +41,8 @@ fn mutation() -> impl Strategy<Value = &'static str> {
         "baggage: false", "method", "path", "x-gray-version", "mirror: { to: v2 }", "percent",
         "set_cookie: {}", "max_age: 0", "domain: d", "secure: true", "\u{0}", "é", "🙂",
         "client_ip: { cidr: [10.0.0.0/8] }", "by: client_ip", "real_ip: { trusted: [\"::/0\"] }",
-        "0.0.0.0/0", "10.0.0.0/33", "header: forwarded",
+        "0.0.0.0/0", "10.0.0.0/33", "header: forwarded", "by: { first_of: [] }",
+        "first_of: [client_ip, { cookie: c }]",
     ])
 }
 
@@ -75,6 +76,7 @@ fn word() -> impl Strategy<Value = &'static str> {
         "header", "exact", "prefix", "regex", "present", "invert", "always", "never", "GET",
         "mirror", "percent", "set_cookie", "max_age", "/", "4294967296",
         "client_ip", "real_ip", "cidr", "trusted", "10.0.0.0", "::ffff:1.2.3.4", "forwarded",
+        "first_of",
         "é", "🙂",
         "a-very-long-name-that-is-still-a-valid-header-name-but-longer-than-sixty-four-bytes",
     ])

@@ -7,24 +7,13 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{gray, req};
-use gray_core::{Config, Gray, Problem};
+use common::{first_visit, gray, req};
+use gray_core::{Config, Problem};
 
 fn visitors(weights: &str, set_cookie: &str) -> String {
     format!(
         "versions: [stable, canary]\nroutes:\n  - name: visitors\n    split: {{ by: {{ cookie: gray-uid }}, weights: {weights}, set_cookie: {set_cookie} }}\n"
     )
-}
-
-/// A new client's decision: its version and the `name=key` it is to send back.
-fn first_visit(g: &Gray) -> (String, String) {
-    let d = g.decide(&req("/", &[]));
-    let cookie = d
-        .set_cookie()
-        .expect("a client without the cookie gets one");
-    let cookie = cookie.to_str().unwrap();
-    let pair = cookie.split(';').next().unwrap().to_owned();
-    (d.version().to_owned(), pair)
 }
 
 #[test]

@@ -76,6 +76,18 @@ routes:
     ))
 }
 
+/// A new client's decision (a request with no cookie): its version and the `name=key` of
+/// the cookie it is given, to send back.
+pub fn first_visit(g: &Gray) -> (String, String) {
+    let d = g.decide(&req("/", &[]));
+    let cookie = d
+        .set_cookie()
+        .expect("a client without the cookie gets one");
+    let cookie = cookie.to_str().expect("a cookie is text");
+    let pair = cookie.split(';').next().unwrap_or_default().to_owned();
+    (d.version().to_owned(), pair)
+}
+
 /// The field and problem of a config that parses but is refused, checked to name route
 /// `r` and, in its message, the field; `validate` must refuse it as well.
 pub fn refused_in_route_r(yaml: &str) -> (String, Problem) {

@@ -1,0 +1,134 @@
+//! What a keyed split hashes (`split.by`): one request value, the client's address, or
+//! the first of several that the request has (`first_of`).
+
+use crate::client_ip;
+use crate::config::SplitBy;
+use crate::error::Problem;
+use crate::request::RequestView;
+use crate::values::{Field, Fields, Values};
+
+/// Most keys in one `first_of`.
+const MAX_KEYS: usize = 8;
+
+/// A split's compiled key.
+#[derive(Debug)]
+pub(crate) enum SplitKey {
+    /// A request value (header, cookie, query parameter).
+    Field(u32),
+    /// The client's address.
+    ClientIp,
+    /// The first of these the request has, not empty (never nested).
+    FirstOf(Box<[SplitKey]>),
+}
+
+impl SplitKey {
+    /// Compiles `by`, naming the field at fault under `at` (`split.by`).
+    pub(crate) fn compile(
+        by: &SplitBy,
+        at: &str,
+        fields: &mut Fields,
+    ) -> Result<Self, (String, Problem)> {
+        Ok(match by {
+            SplitBy::ClientIp => Self::ClientIp,
+            SplitBy::Header(n) => {
+                let name =
+                    crate::compile::header_name(n).map_err(|p| (format!("{at}.header"), p))?;
+                Self::Field(fields.intern(Field::Header(name)))
+            }
+            SplitBy::Cookie(n) => {
+                let name = crate::compile::plain_name(n, b";=, \t\"")
+                    .map_err(|p| (format!("{at}.cookie"), p))?;
+                Self::Field(fields.intern(Field::Cookie(name)))
+            }
+            SplitBy::Query(n) => {
+                let name = crate::compile::plain_name(n, b"&=#")
+                    .map_err(|p| (format!("{at}.query"), p))?;
+                Self::Field(fields.intern(Field::Query(name)))
+            }
+            SplitBy::FirstOf(list) => {
+                let at = format!("{at}.first_of");
+                if list.is_empty() {
+                    return Err((at, Problem::NoKeys));
+                }
+                if list.len() > MAX_KEYS {
+                    let (count, max) = (list.len(), MAX_KEYS);
+                    return Err((at, Problem::TooMany { count, max }));
+                }
+                let keys = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, by)| {
+                        let at = format!("{at}[{i}]");
+                        match by {
+                            SplitBy::FirstOf(_) => Err((at, Problem::NestedFirstOf)),
+                            by => Self::compile(by, &at, fields),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Self::FirstOf(keys)
+            }
+        })
+    }
+
+    /// Whether the key is, or falls back to, the client's address.
+    pub(crate) fn reads_client_ip(&self) -> bool {
+        match self {
+            Self::ClientIp => true,
+            Self::Field(_) => false,
+            Self::FirstOf(keys) => keys.iter().any(Self::reads_client_ip),
+        }
+    }
+
+    /// The bytes to hash for this request, if it has the key (not empty); an address is
+    /// written into `ip`.
+    #[inline]
+    pub(crate) fn read<'a, 'r: 'a, R: RequestView + ?Sized>(
+        &self,
+        values: &mut Values<'r, R>,
+        ip: &'a mut [u8; 16],
+    ) -> Option<&'a [u8]> {
+        match self {
+            Self::Field(field) => values.get(*field).filter(|v| !v.is_empty()),
+            Self::ClientIp => values.client_ip().map(|addr| client_ip::key(addr, ip)),
+            Self::FirstOf(keys) => Self::first_of(keys, values, ip),
+        }
+    }
+
+    #[inline(never)]
+    fn first_of<'a, 'r: 'a, R: RequestView + ?Sized>(
+        keys: &[SplitKey],
+        values: &mut Values<'r, R>,
+        ip: &'a mut [u8; 16],
+    ) -> Option<&'a [u8]> {
+        for key in keys {
+            match key {
+                Self::Field(field) => {
+                    if let Some(value) = values.get(*field).filter(|v| !v.is_empty()) {
+                        return Some(value);
+                    }
+                }
+                Self::ClientIp => {
+                    if let Some(addr) = values.client_ip() {
+                        return Some(client_ip::key(addr, ip));
+                    }
+                }
+                // Refused when compiled.
+                Self::FirstOf(_) => {}
+            }
+        }
+        None
+    }
+}
+
+/// The cookie a split keyed by `by` can give a client without its key (`set_cookie:`):
+/// `by`'s cookie, or the first cookie among its `first_of`.
+pub(crate) fn cookie_name(by: &SplitBy) -> Option<&str> {
+    match by {
+        SplitBy::Cookie(name) => Some(name),
+        SplitBy::FirstOf(list) => list.iter().find_map(|by| match by {
+            SplitBy::Cookie(name) => Some(name.as_str()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
