@@ -58,6 +58,8 @@
 //!    came without its cookie by a random key drawn for it, and [`Decision::set_cookie`]
 //!    gives the `Set-Cookie` that hands the key to the client (the adapters append it to
 //!    the response), so anonymous clients are sticky from their first request.
+//!    A split's key can be the first of several the request has
+//!    (`by: { first_of: [...] }`, [`SplitBy::FirstOf`]): a user id, else a session cookie.
 //!    A route can also match the client's address (`match.client_ip`, networks in CIDR
 //!    notation) and a split hash it (`by: client_ip`): the connection's peer
 //!    ([`RequestView::peer_ip`], a [`PeerAddr`] extension for the `http` types), or behind
