@@ -348,6 +348,10 @@ async fn status_reports_rules_and_requests_served() {
     assert_eq!(status["versions"], serde_json::json!(["stable", "canary"]));
     assert_eq!(status["routes"][0]["name"], "testers");
     assert_eq!(status["routes"][2]["weights"]["canary"], 10.0);
+    assert_eq!(
+        status["routes"][2]["by"],
+        serde_json::json!({ "header": "x-user-id" })
+    );
     assert_eq!(status["served"]["canary"], 3);
     assert_eq!(status["rejected_labels"], 0);
     assert_eq!(status["waiting_for_upstreams"], 0);

@@ -95,6 +95,9 @@ impl Proxy {
                 }
                 if let Some(split) = &route.split {
                     out["weights"] = serde_json::json!(split.weights);
+                    if let Some(by) = &split.by {
+                        out["by"] = serde_json::json!(by);
+                    }
                     if let Some(cookie) = &split.set_cookie {
                         out["set_cookie"] = serde_json::json!(cookie);
                     }

@@ -43,10 +43,10 @@
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!
-//! `GET /gray/status` answers JSON: versions, routes (weights, cookies, mirrors), upstreams,
-//! requests per version since start (copies a mirror sent it included), incoming labels
-//! refused, requests waiting for an upstream's response, and the mirrored copies sent,
-//! failed and skipped; `GET /gray/metrics` the per-version metrics (requests by status
+//! `GET /gray/status` answers JSON: versions, routes (weights and keys, cookies,
+//! mirrors), upstreams, requests per version since start (copies a mirror sent it
+//! included), incoming labels refused, requests waiting for an upstream's response, and
+//! the mirrored copies sent, failed and skipped; `GET /gray/metrics` the per-version metrics (requests by status
 //! class, latency histogram) in the Prometheus text format. Neither is counted as traffic.
 //! They are answered on the proxy's own port unless `--admin ADDR` gives them a listener of
 //! their own (then every path on the proxy's port, `/gray/…` too, goes to the upstreams):
