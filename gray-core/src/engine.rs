@@ -252,9 +252,10 @@ impl Engine {
                         assign,
                     } => {
                         let mut ip = [0; 16];
+                        // Never empty: an empty value is no key.
                         let key = key.as_ref().and_then(|key| key.read(values, &mut ip));
                         match key {
-                            Some(key) if !key.is_empty() => weighted.keyed(key),
+                            Some(key) => weighted.keyed(key),
                             _ if assign.is_some() => {
                                 let key = set_cookie::new_key();
                                 new_key = Some(key);
