@@ -110,7 +110,7 @@ fn forwarded_for() -> String {
 }
 
 /// Most networks in one list: each request that needs it is checked against all of them.
-pub(crate) const MAX_NETWORKS: usize = 4096;
+const MAX_NETWORKS: usize = 4096;
 /// Most addresses of a forwarding header walked: the proxies' own part of it is short.
 const MAX_HOPS: usize = 64;
 /// Most lines of a repeated forwarding header read (the last ones).

@@ -310,10 +310,12 @@ fn compile_match(m: &Match, fields: &mut Fields) -> Result<Conditions, FieldErro
                     Field::Header(header_name(&vm.name).map_err(|p| (format!("{at}.name"), p))?)
                 }
                 "query" => Field::Query(
-                    plain_name(&vm.name, b"&=#").map_err(|p| (format!("{at}.name"), p))?,
+                    plain_name(&vm.name, QUERY_SEPARATORS)
+                        .map_err(|p| (format!("{at}.name"), p))?,
                 ),
                 _ => Field::Cookie(
-                    plain_name(&vm.name, b";=, \t\"").map_err(|p| (format!("{at}.name"), p))?,
+                    plain_name(&vm.name, COOKIE_SEPARATORS)
+                        .map_err(|p| (format!("{at}.name"), p))?,
                 ),
             };
             let (pattern, invert) = value_pattern(vm).map_err(|(sub, p)| (join(&at, sub), p))?;
@@ -481,6 +483,11 @@ fn label_header_name(name: HeaderName) -> Result<HeaderName, Problem> {
     }
     Ok(name)
 }
+
+/// Bytes a cookie name cannot hold: they separate cookies, names and values.
+pub(crate) const COOKIE_SEPARATORS: &[u8] = b";=, \t\"";
+/// Bytes a query parameter name cannot hold.
+pub(crate) const QUERY_SEPARATORS: &[u8] = b"&=#";
 
 pub(crate) fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Problem> {
     let ok = !name.is_empty()

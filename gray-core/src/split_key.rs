@@ -2,6 +2,7 @@
 //! the first of several that the request has (`first_of`).
 
 use crate::client_ip;
+use crate::compile::{COOKIE_SEPARATORS, QUERY_SEPARATORS, header_name, plain_name};
 use crate::config::SplitBy;
 use crate::error::Problem;
 use crate::request::RequestView;
@@ -31,18 +32,17 @@ impl SplitKey {
         Ok(match by {
             SplitBy::ClientIp => Self::ClientIp,
             SplitBy::Header(n) => {
-                let name =
-                    crate::compile::header_name(n).map_err(|p| (format!("{at}.header"), p))?;
+                let name = header_name(n).map_err(|p| (format!("{at}.header"), p))?;
                 Self::Field(fields.intern(Field::Header(name)))
             }
             SplitBy::Cookie(n) => {
-                let name = crate::compile::plain_name(n, b";=, \t\"")
-                    .map_err(|p| (format!("{at}.cookie"), p))?;
+                let name =
+                    plain_name(n, COOKIE_SEPARATORS).map_err(|p| (format!("{at}.cookie"), p))?;
                 Self::Field(fields.intern(Field::Cookie(name)))
             }
             SplitBy::Query(n) => {
-                let name = crate::compile::plain_name(n, b"&=#")
-                    .map_err(|p| (format!("{at}.query"), p))?;
+                let name =
+                    plain_name(n, QUERY_SEPARATORS).map_err(|p| (format!("{at}.query"), p))?;
                 Self::Field(fields.intern(Field::Query(name)))
             }
             SplitBy::FirstOf(list) => {
