@@ -10,6 +10,9 @@
 //! Options: `--config FILE` (default: the embedded `examples/rules.yaml`),
 //! `--listen ADDR` (default `127.0.0.1:8081`).
 
+use std::net::SocketAddr;
+
+use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use gray_actix::{Gray, GrayMiddleware};
 use gray_core::Config;
@@ -22,6 +25,22 @@ async fn ping(Gray(ctx): Gray) -> HttpResponse {
             r#"{{"message":"pong","version":"{}"}}"#,
             ctx.version()
         ))
+}
+
+/// The service, bound to `listen` (not yet running: await it), and the addresses it is
+/// bound to.
+pub(crate) fn server(
+    gray: gray_core::Gray,
+    listen: &str,
+) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(GrayMiddleware::new(gray.clone()).echo_version(true))
+            .route("/ping", web::get().to(ping))
+    })
+    .bind(listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
 }
 
 #[actix_web::main]
@@ -40,17 +59,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => gray_core::Gray::from_path(path)?,
         None => gray_core::Gray::new(Config::from_yaml(include_str!("../rules.yaml"))?)?,
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(GrayMiddleware::new(gray.clone()).echo_version(true))
-            .route("/ping", web::get().to(ping))
-    })
-    .bind(&listen)?;
-    for addr in server.addrs() {
+    let (server, addrs) = server(gray, &listen)?;
+    for addr in addrs {
         println!("listening on http://{addr}/ping");
         println!("  curl -H 'x-app-version: beta' http://{addr}/ping");
         println!("  curl -H 'x-user-id: 7' http://{addr}/ping");
     }
-    server.run().await?;
+    server.await?;
     Ok(())
 }

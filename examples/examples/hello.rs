@@ -23,6 +23,19 @@ async fn ping(Gray(ctx): Gray) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "message": "pong", "version": ctx.version() }))
 }
 
+/// The service: `/ping` answers with the version that served it (also echoed in the
+/// `x-gray-version` response header), `/metrics` the per-version counts for Prometheus.
+pub(crate) fn app(gray: gray_core::Gray) -> Router {
+    let scrape = gray.clone();
+    Router::new()
+        .route("/ping", get(ping))
+        .route(
+            "/metrics",
+            get(move || async move { scrape.metrics().prometheus() }),
+        )
+        .layer(GrayLayer::new(gray).echo_version(true).metrics(true))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = None;
@@ -39,14 +52,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => gray_core::Gray::from_path(path)?,
         None => gray_core::Gray::new(Config::from_yaml(include_str!("../rules.yaml"))?)?,
     };
-    let scrape = gray.clone();
-    let app = Router::new()
-        .route("/ping", get(ping))
-        .route(
-            "/metrics",
-            get(move || async move { scrape.metrics().prometheus() }),
-        )
-        .layer(GrayLayer::new(gray).echo_version(true).metrics(true));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}/ping");
@@ -55,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl http://{addr}/metrics");
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app(gray).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await?;
     Ok(())

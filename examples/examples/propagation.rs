@@ -32,6 +32,15 @@ fn version() -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for line in run().await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Starts both services, calls the edge as 20 users and a tester, and gives one line per
+/// caller: the version the edge served and the one the orders service served.
+pub(crate) async fn run() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     // The second service: trusts a declared label from the edge.
     let orders_rules =
         Config::from_yaml("label: { inherit: always }\nversions: [stable, canary]\n")?;
@@ -67,6 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|id| (format!("user {id}"), ("x-user-id", id.to_string())))
         .collect();
     callers.push(("tester".to_owned(), ("x-app-version", "beta".to_owned())));
+    let mut lines = Vec::new();
     for (who, (name, value)) in callers {
         let line = outside
             .get(format!("http://{edge}/checkout"))
@@ -75,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?
             .text()
             .await?;
-        println!("{who:<10} {line}");
+        lines.push(format!("{who:<10} {line}"));
     }
-    Ok(())
+    Ok(lines)
 }

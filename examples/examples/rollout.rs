@@ -39,9 +39,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if canary_errors > 100 {
         return Err("--canary-errors is a percentage, 0 to 100".into());
     }
+    run(canary_errors, demo_analysis(), |line| println!("{line}")).await?;
+    Ok(())
+}
 
+/// A demo's analysis: judge a stage on few requests, and on loopback, where a request
+/// takes microseconds and one hiccup moves a tail quantile, only on a real slowdown.
+pub(crate) fn demo_analysis() -> Analysis {
+    let mut analysis = Analysis::default();
+    analysis.min_requests = 20;
+    analysis.max_latency_ratio = 10.0;
+    analysis
+}
+
+/// Serves the app, starts the rollout and sends traffic, stepping the rollout every
+/// [`TICK`] requests until it completes or rolls back; `report` gets each line to show.
+/// The canary answers 500 to `canary_errors` of every 100 requests.
+pub(crate) async fn run(
+    canary_errors: u64,
+    analysis: Analysis,
+    mut report: impl FnMut(String),
+) -> Result<RolloutStatus, Box<dyn std::error::Error>> {
     let gray = Gray::new(Config::from_yaml(RULES)?)?;
-    // The canary answers 500 to `canary_errors` of every 100 requests.
     let served = std::sync::Arc::new(AtomicU64::new(0));
     let handler = move |gray_tower::Gray(ctx): gray_tower::Gray| {
         let n = served.fetch_add(1, Ordering::Relaxed);
@@ -60,16 +79,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("http://{}/", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut analysis = Analysis::default();
-    // A demo: judge a stage on few requests, and on loopback, where a request takes
-    // microseconds and one hiccup moves a tail quantile, only on a real slowdown.
-    analysis.min_requests = 20;
-    analysis.max_latency_ratio = 10.0;
     let mut rollout =
         Rollout::new(gray.clone(), "users", "canary", [5.0, 30.0, 100.0])?.analysis(analysis);
     rollout.start()?;
-    println!("canary answers 5xx to {canary_errors}% of its requests");
-    println!("start: {:?}", rollout.status());
+    report(format!(
+        "canary answers 5xx to {canary_errors}% of its requests"
+    ));
+    report(format!("start: {:?}", rollout.status()));
 
     let client = reqwest::Client::new();
     let mut user = 0u64;
@@ -85,20 +101,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let status = rollout.step()?.clone();
         let metrics = gray.metrics();
         let canary = metrics.version("canary");
-        println!(
+        report(format!(
             "after {user:>5} requests: {status:?}  (canary so far: {} requests, {:.1}% 5xx)",
             canary.map_or(0, |c| c.total()),
             canary.map_or(0.0, |c| c.error_rate() * 100.0),
-        );
+        ));
         if matches!(
             status,
             RolloutStatus::Completed { .. } | RolloutStatus::RolledBack { .. }
         ) {
-            break;
+            report(format!("\n{}", metrics_summary(&gray)));
+            return Ok(status);
         }
     }
-    println!("\n{}", metrics_summary(&gray));
-    Ok(())
 }
 
 fn metrics_summary(gray: &Gray) -> String {
