@@ -103,6 +103,14 @@ pub enum RolloutError {
 /// weights — so when a rollout ends, write its outcome into the rules file before you
 /// drop it.
 ///
+/// A rollout moves the weights of one process's `Gray` and judges that process's traffic;
+/// it does not talk to other replicas. Run it where the version is decided for the whole
+/// call chain (the edge: downstream services with `inherit: always` follow its label), in
+/// every replica with the same stages and timer (each judges its own share, and rolls back
+/// only its own weights), or not at all — stages driven through the rules file by a
+/// pipeline that reads the metrics of every pod. The README's *With several replicas*
+/// says more.
+///
 /// ```
 /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
 ///
