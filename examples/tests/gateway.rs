@@ -841,6 +841,36 @@ async fn reloading_the_rules_file_while_requests_flow_fails_none() {
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
     assert!(ok.load(Ordering::Relaxed) > 20, "requests flowed");
+
+    // A bad edit is refused, and says so in the status and the metrics.
+    let tmp = dir.join("rules.yaml.tmp");
+    std::fs::write(&tmp, rules(0).replace("stable: 100", "stable: 10")).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let reloaded = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a reload report");
+    assert!(!reloaded, "refused");
+    let client = reqwest::Client::new();
+    let reloads = status(&client, gw).await["reloads"].clone();
+    assert_eq!(reloads["applied"], 20, "{reloads}");
+    assert_eq!(reloads["refused"], 1, "{reloads}");
+    let error = reloads["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("rules.yaml") && error.contains("weights sum to 10"),
+        "{error}"
+    );
+    assert_eq!(
+        reloads["fingerprint"].as_str().map(str::len),
+        Some(16),
+        "{reloads}"
+    );
+    let metrics = get_text(&client, gw, "/gray/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "gray_config_last_reload_successful 0"),
+        "{metrics}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

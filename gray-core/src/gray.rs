@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::explain::RouteCheck;
 use crate::hold::Hold;
 use crate::metrics::Metrics;
+use crate::reloads::{Reloads, fingerprint};
 use crate::request::RequestView;
 
 /// The routing engine: decides which version serves a request.
@@ -76,6 +77,9 @@ struct Shared {
     /// also takes reloads one at a time, so that a rollout's change and a file's reload
     /// cannot both start from the same rules and the later drop the other's.
     holds: Mutex<Vec<Hold>>,
+    /// What became of the reloads, and the fingerprint of the rules in force: written
+    /// under the holds' lock, read by `reloads` and `metrics` — never by a decision.
+    reloads: Mutex<Reloads>,
 }
 
 /// Gives each version of `engine` its counter slot from `metered`, taking new slots for
@@ -100,8 +104,10 @@ impl Gray {
         let mut engine = Engine::compile(config)?;
         let metered = Mutex::default();
         meter(&metered, &mut engine);
+        let reloads = Mutex::new(Reloads::new(&engine.config));
         Ok(Self {
             shared: Arc::new(Shared {
+                reloads,
                 reads_client_ip: AtomicBool::new(engine.reads_client_ip),
                 engine: ArcSwap::from_pointee(engine),
                 rejected: ThreadLocal::new(),
@@ -143,9 +149,42 @@ impl Gray {
     /// version's beside it — as the rollout holds it, so no user moves behind its back;
     /// rules whose other weights leave it no room are refused
     /// ([`Problem::HeldByRollout`](crate::Problem::HeldByRollout)).
+    ///
+    /// Each reload, applied or refused, is counted in [`reloads`](Self::reloads).
     pub fn reload(&self, config: Config) -> Result<(), Error> {
+        self.reload_loaded(Ok(config), None)
+    }
+
+    /// Applies `loaded` — the config read, or why none could be — and records the outcome
+    /// in [`Reloads`], under the holds' lock: reloads are applied and recorded in one order.
+    /// An error is given `file` as its file.
+    pub(crate) fn reload_loaded(
+        &self,
+        loaded: Result<Config, Error>,
+        file: Option<&Path>,
+    ) -> Result<(), Error> {
         let holds = self.holds();
-        self.install(config, &holds)
+        let mut outcome = loaded.and_then(|config| self.install(config, &holds));
+        if let Some(file) = file {
+            outcome = outcome.map_err(|e| e.in_file(file));
+        }
+        self.reloads_mut().record(&outcome);
+        outcome
+    }
+
+    fn reloads_mut(&self) -> MutexGuard<'_, Reloads> {
+        // A poisoned lock only means a panic elsewhere; the record itself is always whole.
+        self.shared
+            .reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What became of this `Gray`'s reloads — how many were applied and refused, the last
+    /// refusal's error, when the rules in force were loaded — and a fingerprint of the rules
+    /// in force, the same in every process that runs the same rules. See [`Reloads`].
+    pub fn reloads(&self) -> Reloads {
+        self.reloads_mut().clone()
     }
 
     /// Compiles `config` with `holds` applied and swaps it in. Called with the holds' lock.
@@ -155,6 +194,7 @@ impl Gray {
         }
         let mut engine = Engine::compile(config)?;
         meter(&self.shared.metered, &mut engine);
+        let fingerprint = fingerprint(&engine.config);
         // Under the lock, so that no `set_available` falls between the copy and the swap.
         let unavailable = self.unavailable_set();
         for version in unavailable.iter() {
@@ -167,6 +207,7 @@ impl Gray {
         self.shared
             .reads_client_ip
             .store(reads_client_ip, Ordering::Relaxed);
+        self.reloads_mut().fingerprint = fingerprint;
         Ok(())
     }
 
@@ -260,10 +301,10 @@ impl Gray {
     }
 
     /// [`reload`](Self::reload) from a rules file; on any error the rules in force stay.
+    /// A file that cannot be read or parsed counts as a refused reload too.
     pub fn reload_from_path(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        self.reload(Config::from_path(path)?)
-            .map_err(|e| e.in_file(path))
+        self.reload_loaded(Config::from_path(path), Some(path))
     }
 
     /// The per-version metrics recorded for this `Gray` (by adapters asked to, or with
@@ -280,13 +321,14 @@ impl Gray {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn metrics(&self) -> Metrics {
+        let reloads = self.reloads();
         let metered = self
             .shared
             .metered
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let slots = metered.iter().map(|(name, slot)| (&**name, *slot));
-        Metrics::read(slots, self.rejected_labels())
+        Metrics::read(slots, self.rejected_labels(), reloads)
     }
 
     /// The config in force.

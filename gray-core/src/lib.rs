@@ -85,7 +85,9 @@
 //! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an
 //! invalid config returns an [`Error`] naming the route and field and changes nothing.
 //! With feature `watch`, `Watcher` reloads from a rules file whenever it changes,
-//! following Kubernetes ConfigMap updates.
+//! following Kubernetes ConfigMap updates. Every reload, applied or refused, is on the
+//! record ([`Gray::reloads`], [`Reloads`]; in the Prometheus text too), with a fingerprint
+//! of the rules in force that is the same in every process running the same rules.
 //!
 //! # Metrics
 //! Adapters asked to (`GrayLayer::metrics`, `GrayMiddleware::metrics`) time each request
@@ -129,6 +131,7 @@ mod matcher;
 mod metrics;
 mod mirror;
 mod propagation;
+mod reloads;
 mod request;
 mod rollout;
 mod set_cookie;
@@ -161,6 +164,7 @@ pub use http;
 pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
 pub use mirror::Mirror;
 pub use propagation::Propagation;
+pub use reloads::Reloads;
 pub use request::RequestView;
 pub use rollout::{OnFailure, Rollout, RolloutError, RolloutStatus};
 pub use telemetry::Telemetry;

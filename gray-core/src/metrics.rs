@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use thread_local::ThreadLocal;
 
+use crate::reloads::Reloads;
+
 /// Most (`Gray`, version name) pairs counted in one process.
 pub const MAX_METERED_VERSIONS: usize = CHUNK * CHUNKS;
 
@@ -288,6 +290,7 @@ impl VersionMetrics {
 pub struct Metrics {
     versions: Vec<VersionMetrics>,
     rejected_labels: u64,
+    reloads: Reloads,
 }
 
 impl Metrics {
@@ -295,6 +298,7 @@ impl Metrics {
     pub(crate) fn read<'a>(
         slots: impl IntoIterator<Item = (&'a str, u32)>,
         rejected_labels: u64,
+        reloads: Reloads,
     ) -> Self {
         Self {
             versions: slots
@@ -302,7 +306,14 @@ impl Metrics {
                 .map(|(version, slot)| VersionMetrics::read(version, slot))
                 .collect(),
             rejected_labels,
+            reloads,
         }
+    }
+
+    /// What became of the reloads, and the fingerprint of the rules in force
+    /// ([`Gray::reloads`](crate::Gray::reloads)).
+    pub fn reloads(&self) -> &Reloads {
+        &self.reloads
     }
 
     /// Incoming labels refused so far ([`Gray::rejected_labels`](crate::Gray::rejected_labels)).
@@ -321,8 +332,10 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format: `gray_requests_total{version, class}`,
-    /// the histogram `gray_request_duration_seconds{version}` and the counter
-    /// `gray_rejected_labels_total`.
+    /// the histogram `gray_request_duration_seconds{version}`, the counter
+    /// `gray_rejected_labels_total`, and the reloads' record ([`Reloads`]):
+    /// `gray_config_reloads_total{result}`, `gray_config_last_reload_successful`,
+    /// `gray_config_last_reload_success_timestamp_seconds`, `gray_config_info{fingerprint}`.
     pub fn prometheus(&self) -> String {
         let versions: Vec<(String, &VersionMetrics)> = self
             .versions
@@ -377,6 +390,31 @@ impl Metrics {
              # TYPE gray_rejected_labels_total counter\n\
              gray_rejected_labels_total {}",
             self.rejected_labels
+        );
+        let reloads = &self.reloads;
+        let _ = writeln!(
+            out,
+            "# HELP gray_config_reloads_total Reloads of the rules, by result: applied, or \
+             refused (the rules in force stayed).\n\
+             # TYPE gray_config_reloads_total counter\n\
+             gray_config_reloads_total{{result=\"applied\"}} {}\n\
+             gray_config_reloads_total{{result=\"refused\"}} {}\n\
+             # HELP gray_config_last_reload_successful 1 unless the last reload was refused.\n\
+             # TYPE gray_config_last_reload_successful gauge\n\
+             gray_config_last_reload_successful {}\n\
+             # HELP gray_config_last_reload_success_timestamp_seconds When the rules were \
+             last loaded, in seconds since the Unix epoch.\n\
+             # TYPE gray_config_last_reload_success_timestamp_seconds gauge\n\
+             gray_config_last_reload_success_timestamp_seconds {}\n\
+             # HELP gray_config_info The rules in force, by fingerprint: the same in every \
+             process that runs the same rules.\n\
+             # TYPE gray_config_info gauge\n\
+             gray_config_info{{fingerprint=\"{:016x}\"}} 1",
+            reloads.applied,
+            reloads.refused,
+            u8::from(reloads.last_reload_successful()),
+            reloads.loaded_at_unix(),
+            reloads.fingerprint,
         );
         out
     }

@@ -209,16 +209,16 @@ impl State {
             Ok((_, text)) if text.is_empty() => return,
             Ok((seen, text)) => {
                 *last = Some(seen);
-                Config::from_str_as(&text, self.format)
-                    .and_then(|config| self.gray.reload(config))
-                    .map_err(|e| e.in_file(&self.path))
+                let loaded = Config::from_str_as(&text, self.format);
+                self.gray.reload_loaded(loaded, Some(&self.path))
             }
             Err(e) => {
-                // Gone (or unreadable): report once, and reload when it comes back.
+                // Gone (or unreadable): report once (a refused reload: the rules in
+                // force stay), and reload when it comes back.
                 if last.take().is_none() {
                     return;
                 }
-                Err(e)
+                self.gray.reload_loaded(Err(e), Some(&self.path))
             }
         };
         match &result {

@@ -141,13 +141,38 @@ fn prometheus_text_is_well_formed() {
             .contains("\ngray_rejected_labels_total 1\n")
     );
 
-    // Every sample line is `name{labels} number`, and buckets never decrease.
+    // Every sample line is `name{labels} number` (a few have no labels) of a family whose
+    // type was given before it, and buckets never decrease.
+    let unlabelled = [
+        "gray_rejected_labels_total",
+        "gray_config_last_reload_successful",
+        "gray_config_last_reload_success_timestamp_seconds",
+    ];
+    let mut typed: Vec<(&str, &str)> = Vec::new();
     let mut last_bucket: Option<(String, f64)> = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
+    for line in text.lines() {
+        if let Some(family) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = family.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.push((name, kind));
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
         let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
         let value: f64 = value.parse().expect("the value is a number");
         let labelled = series.contains('{') && series.ends_with('}');
-        assert!(labelled || series == "gray_rejected_labels_total", "{line}");
+        assert!(labelled || unlabelled.contains(&series), "{line}");
+        let name = series.split('{').next().unwrap_or_default();
+        assert!(
+            typed.iter().any(|&(family, kind)| name == family
+                || kind == "histogram"
+                    && ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| name.strip_suffix(suffix) == Some(family))),
+            "{line}: no # TYPE before it"
+        );
         if let Some(rest) = series.strip_prefix("gray_request_duration_seconds_bucket{") {
             let version = rest.split(",le=").next().unwrap().to_owned();
             if let Some((v, previous)) = &last_bucket

@@ -111,9 +111,22 @@ fn a_bad_file_is_reported_and_the_rules_stay() {
     assert!(err.contains("yaml") || err.contains("YAML"), "{err}");
     assert_eq!(version(&gray), "canary");
 
+    // Both refusals are on the record, the last one's error with them, until a reload
+    // is applied.
+    let reloads = gray.reloads();
+    assert_eq!((reloads.applied, reloads.refused), (0, 2));
+    let last = reloads.last_error.expect("the last refusal");
+    assert!(
+        last.contains("rules.yaml") && last.contains("YAML"),
+        "{last}"
+    );
+
     rename_over(&path, &rules(0));
     assert_eq!(rx.recv_timeout(WAIT).expect("a report"), Ok(()));
     assert_eq!(version(&gray), "stable");
+    let reloads = gray.reloads();
+    assert_eq!((reloads.applied, reloads.refused), (1, 2));
+    assert!(reloads.last_reload_successful());
 }
 
 #[test]
@@ -127,6 +140,7 @@ fn a_deleted_file_keeps_the_rules_until_it_returns() {
     let err = rx.recv_timeout(WAIT).expect("a report").expect_err("gone");
     assert!(err.contains("cannot read"), "{err}");
     assert_eq!(version(&gray), "canary");
+    assert_eq!(gray.reloads().refused, 1, "a file gone is a refused reload");
     rename_over(&path, &rules(0));
     wait_ok(&rx);
     assert_eq!(version(&gray), "stable");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::PoisonError;
 
-use gray_core::RolloutStatus;
+use gray_core::{Reloads, RolloutStatus};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
@@ -132,10 +132,26 @@ impl Proxy {
             "unavailable": self.gray.unavailable_versions(),
             "ejections": ejections,
             "rollout": self.rollout_json(),
+            "reloads": reloads_json(&self.gray.reloads()),
             "mirror": self.mirrored.json(),
         });
         json(status.to_string())
     }
+}
+
+/// What became of the rules file's reloads, and the fingerprint of the rules in force.
+fn reloads_json(reloads: &Reloads) -> serde_json::Value {
+    let loaded_at = reloads
+        .loaded_at
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    serde_json::json!({
+        "applied": reloads.applied,
+        "refused": reloads.refused,
+        "last_error": reloads.last_error,
+        "loaded_at": loaded_at,
+        "fingerprint": format!("{:016x}", reloads.fingerprint),
+    })
 }
 
 /// The admin listener's answer to any other request.
