@@ -28,6 +28,9 @@
 //! - A split with `set_cookie:`, for a request without its cookie, shows the cookie a new
 //!   client gets (`cookie:  a new client, placed by a key drawn for it: Set-Cookie: …`);
 //!   the version is that random key's.
+//! - `--fingerprint` — print only the rules' fingerprint (16 hex digits): the one
+//!   `gray_config_info{fingerprint}` shows for a process whose rules in force are this file,
+//!   to tell which replicas run it.
 //! - `--why` — also list the routes tried, in order, each with the first of its conditions
 //!   that failed (`Gray::explain`):
 //!
@@ -51,7 +54,7 @@ use std::process::ExitCode;
 use gray_core::{Config, Gray, Inherit, PeerAddr, Source};
 
 const USAGE: &str = "usage: explain --config FILE [-H 'name: value']... [--path PATH] \
-[--method METHOD] [--peer IP] [--why] [--sample N [--key-header NAME | --key-cookie NAME | --key-peer]]";
+[--method METHOD] [--peer IP] [--why] [--fingerprint] [--sample N [--key-header NAME | --key-cookie NAME | --key-peer]]";
 
 fn main() -> ExitCode {
     let code = run(
@@ -75,6 +78,7 @@ struct Args {
     key_peer: bool,
     peer: Option<IpAddr>,
     why: bool,
+    fingerprint: bool,
 }
 
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
@@ -100,6 +104,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error
             Long("key-peer") => args.key_peer = true,
             Long("peer") => args.peer = Some(parser.value()?.parse()?),
             Long("why") => args.why = true,
+            Long("fingerprint") => args.fingerprint = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -130,6 +135,15 @@ pub(crate) fn run(
             return 1;
         }
     };
+    if args.fingerprint {
+        return match writeln!(out, "{:016x}", gray.reloads().fingerprint) {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(err, "explain: {e}");
+                2
+            }
+        };
+    }
     let request = |extra: Option<(&str, &str)>, peer: Option<IpAddr>| {
         let mut builder = http::Request::builder()
             .method(args.method.as_deref().unwrap_or("GET"))

@@ -301,3 +301,34 @@ routes:
     ];
     assert_eq!(explain(&both).0, 2);
 }
+
+#[test]
+fn the_fingerprint_is_the_one_a_process_running_the_file_shows() {
+    let dir = RulesDir::new("fingerprint");
+    let yaml = dir.file(
+        "rules.yaml",
+        "versions: [stable, canary]\nroutes: [{ name: all, split: { weights: { stable: 90, canary: 10 } } }]\n",
+    );
+    let json = dir.file(
+        "rules.json",
+        r#"{"versions":["stable","canary"],"routes":[{"name":"all","split":{"weights":{"canary":10,"stable":90}}}]}"#,
+    );
+    let (code, out, _) = explain(&["--config", &yaml, "--fingerprint"]);
+    assert_eq!(code, 0);
+    let printed = out.trim_end();
+    assert_eq!(printed.len(), 16, "{out:?}");
+    // What a service running the file exposes.
+    let text = gray_core::Gray::from_path(&yaml)
+        .unwrap()
+        .metrics()
+        .prometheus();
+    let info = format!("gray_config_info{{fingerprint=\"{printed}\"}} 1");
+    assert!(text.lines().any(|l| l == info), "{info} in:\n{text}");
+    // The same rules as JSON: the same fingerprint; other weights: another.
+    assert_eq!(explain(&["--config", &json, "--fingerprint"]).1, out);
+    let wider = dir.file(
+        "wider.yaml",
+        "versions: [stable, canary]\nroutes: [{ name: all, split: { weights: { stable: 70, canary: 30 } } }]\n",
+    );
+    assert_ne!(explain(&["--config", &wider, "--fingerprint"]).1, out);
+}
