@@ -15,7 +15,7 @@
 //!
 //! Options:
 //! - `--config FILE` — the rules (YAML, TOML or JSON, by extension); an invalid file prints
-//!   the validation error (naming the route and the field) and exits with status 1.
+//!   every problem found (each naming its route and field) and exits with status 1.
 //! - `-H 'name: value'` — a request header, repeatable. `--path /p?q=1`, `--method POST`.
 //!   `--peer IP` — the address the request's connection comes from (`match.client_ip`,
 //!   `split.by: client_ip`; with `real_ip:`, whether its forwarding header is believed).

@@ -10,7 +10,7 @@ use crate::client_ip::{Networks, RealIp, RealIpConfig};
 use crate::config::{Config, Inherit, Match, MirrorConfig, Route, Split, ValueMatch};
 use crate::context::GrayContext;
 use crate::engine::{Action, CompiledRoute, Condition, Engine, MAX_LABEL_LEN};
-use crate::error::{Invalid, Problem};
+use crate::error::{Invalid, Problem, Problems};
 use crate::matcher::Pattern;
 use crate::mirror::CompiledMirror;
 use crate::set_cookie::AssignCookie;
@@ -25,8 +25,10 @@ const VALUE_MATCHERS: &str = "`exact`, `prefix`, `regex`, `present`";
 const PATH_MATCHERS: &str = "`exact`, `prefix`, `regex`";
 
 impl Engine {
-    /// Validates and compiles a config.
-    pub(crate) fn compile(config: Config) -> Result<Self, Invalid> {
+    /// Validates and compiles a config. Every problem found is returned, in the config's
+    /// order: a problem with `versions`, which every route refers to, alone; else those of
+    /// `label` and `real_ip`, then the first of each route.
+    pub(crate) fn compile(config: Config) -> Result<Self, Problems> {
         let versions = compile_versions(&config.versions)?;
         let version_values = versions
             .iter()
@@ -53,14 +55,20 @@ impl Engine {
             .collect::<Result<Box<[_]>, _>>()?;
         // Given by the `Gray` that adopts the engine.
         let metric_slots = vec![None; versions.len()].into();
+        // Outside routes (`label`, `real_ip`), and the first of each route's.
+        let (mut problems, mut route_problems) = (Vec::new(), Vec::new());
         // Static (the default name, or interned): adapters clone it per request for free.
         let label_header = if config.label.header == crate::DEFAULT_LABEL_HEADER {
             HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)
         } else {
-            let parsed = header_name(&config.label.header)
-                .and_then(label_header_name)
-                .map_err(|p| Invalid::new(None, "label.header", p))?;
-            crate::intern::header_name(&parsed).unwrap_or(parsed)
+            match header_name(&config.label.header).and_then(label_header_name) {
+                Ok(parsed) => crate::intern::header_name(&parsed).unwrap_or(parsed),
+                Err(p) => {
+                    // Refused below; the default stands in while the routes are checked.
+                    problems.push(Invalid::new(None, "label.header", p));
+                    HeaderName::from_static(crate::DEFAULT_LABEL_HEADER)
+                }
+            }
         };
         let mut fields = Fields::default();
 
@@ -74,14 +82,17 @@ impl Engine {
             };
             let err = |field: &str, problem| Invalid::new(Some(&id), field, problem);
             if route.name.is_empty() || route.name.len() > MAX_ROUTE_NAME {
-                return Err(err("name", Problem::BadRouteName));
+                route_problems.push(err("name", Problem::BadRouteName));
+                continue;
             }
             if !names.insert(route.name.as_str()) {
-                return Err(err("name", Problem::DuplicateRoute));
+                route_problems.push(err("name", Problem::DuplicateRoute));
+                continue;
             }
-            routes.push(
-                compile_route(route, &config.versions, &mut fields).map_err(|(f, p)| err(&f, p))?,
-            );
+            match compile_route(route, &config.versions, &mut fields) {
+                Ok(compiled) => routes.push(compiled),
+                Err((field, problem)) => route_problems.push(err(&field, problem)),
+            }
         }
         // Incoming labels are looked at to honour them (`inherit: always`), and at an edge
         // to count them as refused — unless a route reads the label header itself (say, to
@@ -109,9 +120,17 @@ impl Engine {
             .collect();
         let reads_client_ip = reads_client_ip(&routes);
         let real_ip = match &config.real_ip {
-            Some(real) => compile_real_ip(real, reads_client_ip, &mut fields)?,
+            Some(real) => compile_real_ip(real, reads_client_ip, &mut fields).unwrap_or_else(|e| {
+                problems.push(e);
+                None
+            }),
             None => None,
         };
+        problems.append(&mut route_problems);
+        if !problems.is_empty() {
+            let first = problems.remove(0);
+            return Err(Problems(first, problems));
+        }
         let (fields, slots) = fields.finish();
         let header_names = HeaderNames::new(&fields);
         Ok(Self {

@@ -45,11 +45,15 @@ pub enum Error {
         /// What the file watcher said.
         message: String,
     },
-    /// The config parsed but breaks a rule: see [`Invalid`].
-    #[error("{}{invalid}", file_prefix(path.as_deref()))]
+    /// The config parsed but breaks rules: see [`Invalid`]. Every problem found is
+    /// listed ([`problems`](Self::problems)), each starting a line of its own: those
+    /// outside routes, and the first problem of each route — a route's other fields are
+    /// checked once its first problem is mended. A problem with `versions`, which every
+    /// route refers to, is told alone.
+    #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {
-        /// What is wrong, and where.
-        invalid: Invalid,
+        /// What is wrong, and where: every problem found, in file order; at least one.
+        problems: Box<[Invalid]>,
         /// The file, when loading from one.
         path: Option<PathBuf>,
     },
@@ -58,6 +62,13 @@ pub enum Error {
 fn file_prefix(path: Option<&Path>) -> String {
     path.map(|p| format!("{}: ", p.display()))
         .unwrap_or_default()
+}
+
+/// Each problem starting a line of its own, naming the file.
+fn invalid_lines(path: Option<&Path>, problems: &[Invalid]) -> String {
+    let file = file_prefix(path);
+    let lines: Vec<String> = problems.iter().map(|p| format!("{file}{p}")).collect();
+    lines.join("\n")
 }
 
 impl Error {
@@ -79,29 +90,74 @@ impl Error {
                 path: Some(file.to_path_buf()),
                 message,
             },
-            Self::Invalid { invalid, .. } => Self::Invalid {
-                invalid,
+            Self::Invalid { problems, .. } => Self::Invalid {
+                problems,
                 path: Some(file.to_path_buf()),
             },
             other => other,
         }
     }
 
-    /// The validation failure, when that is what this is.
+    /// The validation failure, when that is what this is: its first problem, in file
+    /// order.
     pub fn invalid(&self) -> Option<&Invalid> {
         match self {
-            Self::Invalid { invalid, .. } => Some(invalid),
+            Self::Invalid { problems, .. } => problems.first(),
             _ => None,
         }
+    }
+
+    /// Every problem of a validation failure, in file order (none for other errors).
+    ///
+    /// ```
+    /// use gray_core::{Config, Problem};
+    ///
+    /// let config = Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - { name: testers, to: beta }
+    ///   - { name: users, split: { weights: { stable: 90, canary: 20 } } }
+    /// "#)?;
+    /// let err = config.validate().unwrap_err();
+    /// let fields: Vec<_> = err.problems().map(|p| (p.route.as_deref(), p.field.as_str())).collect();
+    /// assert_eq!(fields, [(Some("testers"), "to"), (Some("users"), "split.weights")]);
+    /// assert_eq!(err.to_string(), "route \"testers\": to: unknown version \"beta\" (not in `versions`)\n\
+    ///                              route \"users\": split.weights: weights sum to 110, not 100");
+    /// # Ok::<(), gray_core::Error>(())
+    /// ```
+    pub fn problems(&self) -> impl Iterator<Item = &Invalid> {
+        let problems = match self {
+            Self::Invalid { problems, .. } => &problems[..],
+            _ => &[],
+        };
+        problems.iter()
     }
 }
 
 impl From<Invalid> for Error {
     fn from(invalid: Invalid) -> Self {
         Self::Invalid {
-            invalid,
+            problems: Box::new([invalid]),
             path: None,
         }
+    }
+}
+
+/// The problems found in a config, in file order; at least one.
+pub(crate) struct Problems(pub(crate) Invalid, pub(crate) Vec<Invalid>);
+
+impl From<Problems> for Error {
+    fn from(Problems(first, more): Problems) -> Self {
+        Self::Invalid {
+            problems: std::iter::once(first).chain(more).collect(),
+            path: None,
+        }
+    }
+}
+
+impl From<Invalid> for Problems {
+    fn from(invalid: Invalid) -> Self {
+        Self(invalid, Vec::new())
     }
 }
 

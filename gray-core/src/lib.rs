@@ -83,7 +83,8 @@
 //!
 //! # Reloading
 //! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an
-//! invalid config returns an [`Error`] naming the route and field and changes nothing.
+//! invalid config returns an [`Error`] naming the route and field of each problem found
+//! ([`Error::problems`]) and changes nothing.
 //! With feature `watch`, `Watcher` reloads from a rules file whenever it changes,
 //! following Kubernetes ConfigMap updates. Every reload, applied or refused, is on the
 //! record ([`Gray::reloads`], [`Reloads`]; in the Prometheus text too), with a fingerprint

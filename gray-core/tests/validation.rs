@@ -325,3 +325,63 @@ fn a_refused_reload_keeps_the_rules_in_force() {
     assert_eq!(gray.decide(&tester).version(), "canary");
     assert_eq!(gray.decide(&tester).route(), Some("testers"));
 }
+
+#[test]
+fn every_problem_is_told_outside_routes_and_the_first_of_each_route() {
+    let yaml = r#"
+label: { header: "x gray" }
+real_ip: { trusted: [10.0.0.0/33] }
+versions: [stable, canary]
+routes:
+  - name: a                          # two problems: the first is told
+    match: { headers: [{ name: x-a, regex: "(" }] }
+    to: beta
+  - { name: b, to: canary }          # fine
+  - { name: c, split: { weights: { stable: 90, canary: 20 } } }
+  - { name: b, to: stable }          # a second `b`
+"#;
+    let e = refuse(yaml);
+    let told: Vec<(Option<&str>, &str)> = e
+        .problems()
+        .map(|p| (p.route.as_deref(), p.field.as_str()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (None, "label.header"),
+            (None, "real_ip.trusted[0]"),
+            (Some("a"), "match.headers[0].regex"),
+            (Some("c"), "split.weights"),
+            (Some("b"), "name"),
+        ]
+    );
+    // `invalid()` is the first; in the message, each starts a line of its own (a regex's
+    // error, with its caret, takes more than one).
+    assert_eq!(e.invalid().map(|i| i.field.as_str()), Some("label.header"));
+    let each: Vec<String> = e.problems().map(ToString::to_string).collect();
+    assert_eq!(e.to_string(), each.join("\n"));
+    assert!(each[3].starts_with("route \"c\": split.weights: weights sum to 110"));
+    assert!(each[4].starts_with("route \"b\": name: duplicate"));
+
+    // From a file, each names it; a refused reload records them all.
+    let dir = temp_dir("every-problem");
+    let path = dir.join("rules.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let g = design();
+    let e = g.reload_from_path(&path).unwrap_err();
+    assert_eq!(e.problems().count(), 5);
+    let message = e.to_string();
+    let file = path.display().to_string();
+    let each: Vec<String> = e.problems().map(|p| format!("{file}: {p}")).collect();
+    assert_eq!(message, each.join("\n"));
+    assert_eq!(g.reloads().last_error.as_deref(), Some(message.as_str()));
+}
+
+#[test]
+fn a_problem_with_versions_is_told_alone() {
+    // Every route refers to the versions: with them wrong, the routes' own problems would
+    // be noise.
+    let e = refuse("versions: [stable, stable]\nroutes: [{ name: a, to: beta }]\n");
+    assert_eq!(e.problems().count(), 1, "{e}");
+    at(&e, None, "versions[1]");
+}
