@@ -52,7 +52,8 @@ pub enum Error {
     /// route refers to, is told alone.
     #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {
-        /// What is wrong, and where: every problem found, in file order; at least one.
+        /// What is wrong, and where: every problem found — those outside routes, then the
+        /// routes' in their order; at least one.
         problems: Box<[Invalid]>,
         /// The file, when loading from one.
         path: Option<PathBuf>,
@@ -98,8 +99,8 @@ impl Error {
         }
     }
 
-    /// The validation failure, when that is what this is: its first problem, in file
-    /// order.
+    /// The validation failure, when that is what this is: its first problem (see
+    /// [`problems`](Self::problems)).
     pub fn invalid(&self) -> Option<&Invalid> {
         match self {
             Self::Invalid { problems, .. } => problems.first(),
@@ -107,7 +108,8 @@ impl Error {
         }
     }
 
-    /// Every problem of a validation failure, in file order (none for other errors).
+    /// Every problem of a validation failure — those outside routes (`label`, `real_ip`),
+    /// then the routes' in their order — and none for other errors.
     ///
     /// ```
     /// use gray_core::{Config, Problem};
@@ -143,7 +145,7 @@ impl From<Invalid> for Error {
     }
 }
 
-/// The problems found in a config, in file order; at least one.
+/// The problems found in a config, in the order they are told; at least one.
 pub(crate) struct Problems(pub(crate) Invalid, pub(crate) Vec<Invalid>);
 
 impl From<Problems> for Error {
