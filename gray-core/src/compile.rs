@@ -27,7 +27,7 @@ const PATH_MATCHERS: &str = "`exact`, `prefix`, `regex`";
 impl Engine {
     /// Validates and compiles a config. Every problem found is returned, in the config's
     /// order: a problem with `versions`, which every route refers to, alone; else those of
-    /// `label` and `real_ip`, then the first of each route.
+    /// `label` and `real_ip`, then each route's (the first of each of its parts).
     pub(crate) fn compile(config: Config) -> Result<Self, Problems> {
         let versions = compile_versions(&config.versions)?;
         let version_values = versions
@@ -55,7 +55,7 @@ impl Engine {
             .collect::<Result<Box<[_]>, _>>()?;
         // Given by the `Gray` that adopts the engine.
         let metric_slots = vec![None; versions.len()].into();
-        // Outside routes (`label`, `real_ip`), and the first of each route's.
+        // Outside routes (`label`, `real_ip`), and the routes'.
         let (mut problems, mut route_problems) = (Vec::new(), Vec::new());
         // Static (the default name, or interned): adapters clone it per request for free.
         let label_header = if config.label.header == crate::DEFAULT_LABEL_HEADER {
@@ -91,7 +91,11 @@ impl Engine {
             }
             match compile_route(route, &config.versions, &mut fields) {
                 Ok(compiled) => routes.push(compiled),
-                Err((field, problem)) => route_problems.push(err(&field, problem)),
+                Err(problems) => route_problems.extend(
+                    problems
+                        .into_iter()
+                        .map(|(field, problem)| err(&field, problem)),
+                ),
             }
         }
         // Incoming labels are looked at to honour them (`inherit: always`), and at an edge
@@ -233,35 +237,50 @@ fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Invalid> {
     Ok(versions.iter().map(|v| Arc::from(v.as_str())).collect())
 }
 
+/// A route, or the first problem of each of its parts — its match, its action (`to` or
+/// `split`), its mirror (checked once the action is sound: it is checked against it).
 fn compile_route(
     route: &Route,
     versions: &[String],
     fields: &mut Fields,
-) -> Result<CompiledRoute, FieldError> {
-    let (conditions, condition_paths) = match &route.matches {
-        Some(m) => compile_match(m, fields)?,
-        None => Default::default(),
+) -> Result<CompiledRoute, Vec<FieldError>> {
+    let mut problems = Vec::new();
+    let conditions = match &route.matches {
+        Some(m) => checked(compile_match(m, fields), &mut problems),
+        None => Some(Default::default()),
     };
     let action = match (&route.to, &route.split) {
-        (Some(to), None) => {
-            Action::To(version_index(versions, to).map_err(|p| ("to".to_owned(), p))?)
-        }
-        (None, Some(split)) => compile_split(split, &route.name, versions, fields)?,
-        _ => return Err(("to".into(), Problem::RouteAction)),
+        (Some(to), None) => version_index(versions, to)
+            .map(Action::To)
+            .map_err(|p| ("to".to_owned(), p)),
+        (None, Some(split)) => compile_split(split, &route.name, versions, fields),
+        _ => Err(("to".into(), Problem::RouteAction)),
     };
+    let action = checked(action, &mut problems);
     let name: Arc<str> = Arc::from(route.name.as_str());
-    let mirror = match &route.mirror {
-        Some(mirror) => compile_mirror(mirror, &name, &action, versions)?,
-        None => None,
+    let mirror = match (&route.mirror, &action) {
+        (Some(mirror), Some(action)) => checked(
+            compile_mirror(mirror, &name, action, versions),
+            &mut problems,
+        ),
+        (Some(_), None) | (None, _) => Some(None),
     };
-    Ok(CompiledRoute {
-        name,
-        conditions,
-        condition_paths,
-        action,
-        contexts: Box::default(),
-        mirror,
-    })
+    match (conditions, action, mirror) {
+        (Some((conditions, condition_paths)), Some(action), Some(mirror)) => Ok(CompiledRoute {
+            name,
+            conditions,
+            condition_paths,
+            action,
+            contexts: Box::default(),
+            mirror,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// `part` compiled, or `None` with its problem kept in `problems`.
+fn checked<T>(part: Result<T, FieldError>, problems: &mut Vec<FieldError>) -> Option<T> {
+    part.map_err(|problem| problems.push(problem)).ok()
 }
 
 /// A route's `mirror:`; `None` when it copies nothing (0%).

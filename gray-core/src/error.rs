@@ -47,9 +47,9 @@ pub enum Error {
     },
     /// The config parsed but breaks rules: see [`Invalid`]. Every problem found is
     /// listed ([`problems`](Self::problems)), each starting a line of its own: those
-    /// outside routes, and the first problem of each route — a route's other fields are
-    /// checked once its first problem is mended. A problem with `versions`, which every
-    /// route refers to, is told alone.
+    /// outside routes, and the first problem of each part of a route — its match, its
+    /// `to` or `split`, its mirror (checked once the route's action is sound). A problem
+    /// with `versions`, which every route refers to, is told alone.
     #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {
         /// What is wrong, and where: every problem found — those outside routes, then the

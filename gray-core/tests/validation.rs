@@ -327,15 +327,15 @@ fn a_refused_reload_keeps_the_rules_in_force() {
 }
 
 #[test]
-fn every_problem_is_told_outside_routes_and_the_first_of_each_route() {
+fn every_problem_is_told_outside_routes_and_the_first_of_each_part_of_a_route() {
     let yaml = r#"
 label: { header: "x gray" }
 real_ip: { trusted: [10.0.0.0/33] }
 versions: [stable, canary]
 routes:
-  - name: a                          # two problems: the first is told
-    match: { headers: [{ name: x-a, regex: "(" }] }
-    to: beta
+  - name: a                          # a problem in its action, two in its match:
+    match: { headers: [{ name: x-a, regex: "(" }, { name: "x b", exact: y }] }
+    to: beta                         # the action's and the match's first are told
   - { name: b, to: canary }          # fine
   - { name: c, split: { weights: { stable: 90, canary: 20 } } }
   - { name: b, to: stable }          # a second `b`
@@ -351,6 +351,7 @@ routes:
             (None, "label.header"),
             (None, "real_ip.trusted[0]"),
             (Some("a"), "match.headers[0].regex"),
+            (Some("a"), "to"),
             (Some("c"), "split.weights"),
             (Some("b"), "name"),
         ]
@@ -360,8 +361,8 @@ routes:
     assert_eq!(e.invalid().map(|i| i.field.as_str()), Some("label.header"));
     let each: Vec<String> = e.problems().map(ToString::to_string).collect();
     assert_eq!(e.to_string(), each.join("\n"));
-    assert!(each[3].starts_with("route \"c\": split.weights: weights sum to 110"));
-    assert!(each[4].starts_with("route \"b\": name: duplicate"));
+    assert!(each[4].starts_with("route \"c\": split.weights: weights sum to 110"));
+    assert!(each[5].starts_with("route \"b\": name: duplicate"));
 
     // From a file, each names it; a refused reload records them all.
     let dir = temp_dir("every-problem");
@@ -369,7 +370,7 @@ routes:
     std::fs::write(&path, yaml).unwrap();
     let g = design();
     let e = g.reload_from_path(&path).unwrap_err();
-    assert_eq!(e.problems().count(), 5);
+    assert_eq!(e.problems().count(), 6);
     let message = e.to_string();
     let file = path.display().to_string();
     let each: Vec<String> = e.problems().map(|p| format!("{file}: {p}")).collect();
