@@ -1,5 +1,6 @@
 //! `examples/k8s/shop.yaml`: the rules in its ConfigMap are valid and do what the comments
-//! say, and its Deployment mounts them the way `gray_core::Watcher` needs.
+//! say, its Deployment mounts them the way `gray_core::Watcher` needs, and its monitoring
+//! scrapes the pods and alerts on series gray exports.
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 
 use std::path::PathBuf;
@@ -84,4 +85,53 @@ fn the_deployment_mounts_the_configmap_as_a_directory() {
         .unwrap();
     let dir = mount["mountPath"].as_str().unwrap();
     assert_eq!(rules_path, format!("{dir}/{key}"));
+}
+
+#[test]
+fn the_pod_monitor_scrapes_the_deployments_pods_on_a_named_port() {
+    let docs = manifests();
+    let monitor = &of_kind(&docs, "PodMonitor")["spec"];
+    let template = &of_kind(&docs, "Deployment")["spec"]["template"];
+    for (label, value) in monitor["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&template["metadata"]["labels"][label], value, "{label}");
+    }
+    let port = &monitor["podMetricsEndpoints"][0]["port"];
+    let ports = template["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap();
+    assert!(
+        ports.iter().any(|p| &p["name"] == port),
+        "{port} in {ports:?}"
+    );
+}
+
+#[test]
+fn the_alerts_read_series_gray_exports() {
+    let docs = manifests();
+    let rules = of_kind(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap();
+    assert_eq!(rules.len(), 2);
+    // What a service serves on /metrics, from a `Gray` of the ConfigMap's rules.
+    let configmap = of_kind(&docs, "ConfigMap");
+    let gray =
+        Gray::new(Config::from_yaml(configmap["data"]["rules.yaml"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let exported = gray.metrics().prometheus();
+    for rule in rules {
+        let expr = rule["expr"].as_str().unwrap();
+        let mut names = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("gray_"))
+            .peekable();
+        assert!(names.peek().is_some(), "{expr}");
+        for name in names {
+            let sample = format!("\n{name}");
+            assert!(
+                exported.contains(&format!("{sample} "))
+                    || exported.contains(&format!("{sample}{{")),
+                "{name} (in {expr}) is not a series gray exports:\n{exported}"
+            );
+        }
+    }
 }
