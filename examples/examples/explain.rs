@@ -136,7 +136,7 @@ pub(crate) fn run(
         }
     };
     if args.fingerprint {
-        return match writeln!(out, "{:016x}", gray.reloads().fingerprint) {
+        return match writeln!(out, "{}", gray.reloads().fingerprint_hex()) {
             Ok(()) => 0,
             Err(e) => {
                 let _ = writeln!(err, "explain: {e}");

@@ -409,12 +409,12 @@ impl Metrics {
              # HELP gray_config_info The rules in force, by fingerprint: the same in every \
              process that runs the same rules.\n\
              # TYPE gray_config_info gauge\n\
-             gray_config_info{{fingerprint=\"{:016x}\"}} 1",
+             gray_config_info{{fingerprint=\"{}\"}} 1",
             reloads.applied,
             reloads.refused,
             u8::from(reloads.last_reload_successful()),
             reloads.loaded_at_unix(),
-            reloads.fingerprint,
+            reloads.fingerprint_hex(),
         );
         out
     }

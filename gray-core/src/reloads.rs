@@ -59,7 +59,8 @@ pub struct Reloads {
     /// A fingerprint of the rules in force, weights a [`Rollout`](crate::Rollout) holds
     /// included: the same rules give the same fingerprint in every process that runs the
     /// same release of gray, whichever format (YAML, TOML, JSON) they were written in.
-    /// Written in hex, 16 digits, in `gray_config_info{fingerprint}`.
+    /// Written in hex, 16 digits, in `gray_config_info{fingerprint}`
+    /// ([`fingerprint_hex`](Self::fingerprint_hex)).
     pub fingerprint: u64,
 }
 
@@ -95,8 +96,15 @@ impl Reloads {
         }
     }
 
-    /// [`loaded_at`](Self::loaded_at) in seconds since the Unix epoch.
-    pub(crate) fn loaded_at_unix(&self) -> f64 {
+    /// The fingerprint as `gray_config_info{fingerprint}` and `explain --fingerprint` write
+    /// it: 16 hex digits.
+    pub fn fingerprint_hex(&self) -> String {
+        format!("{:016x}", self.fingerprint)
+    }
+
+    /// [`loaded_at`](Self::loaded_at) in seconds since the Unix epoch, as
+    /// `gray_config_last_reload_success_timestamp_seconds` gives it.
+    pub fn loaded_at_unix(&self) -> f64 {
         self.loaded_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())

@@ -141,16 +141,12 @@ impl Proxy {
 
 /// What became of the rules file's reloads, and the fingerprint of the rules in force.
 fn reloads_json(reloads: &Reloads) -> serde_json::Value {
-    let loaded_at = reloads
-        .loaded_at
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
     serde_json::json!({
         "applied": reloads.applied,
         "refused": reloads.refused,
         "last_error": reloads.last_error,
-        "loaded_at": loaded_at,
-        "fingerprint": format!("{:016x}", reloads.fingerprint),
+        "loaded_at": reloads.loaded_at_unix(),
+        "fingerprint": reloads.fingerprint_hex(),
     })
 }
 
