@@ -18,7 +18,8 @@
 //!   every problem found (each naming its route and field) and exits with status 1.
 //! - `-H 'name: value'` — a request header, repeatable. `--path /p?q=1`, `--method POST`.
 //!   `--peer IP` — the address the request's connection comes from (`match.client_ip`,
-//!   `split.by: client_ip`; with `real_ip:`, whether its forwarding header is believed).
+//!   `split.by: client_ip`; with `real_ip:`, whether its forwarding header is believed;
+//!   with `label.from`, whether its label is honoured).
 //! - `--sample N [--key-header NAME | --key-cookie NAME | --key-peer]` — simulate N users
 //!   (keys `1..=N` in the key header, `x-user-id` by default, or in a cookie; or each from
 //!   its own address, `1.0.0.1` on, as the peer) on top of the other headers and print
@@ -238,8 +239,12 @@ fn explain_one(
         )?;
     }
     if decision.label_rejected() {
-        let reason = match gray.config().label.inherit {
+        let config = gray.config();
+        let reason = match config.label.inherit {
             Inherit::Never => "this service is an edge (`inherit: never`)",
+            Inherit::Always if config.label.from.is_some() => {
+                "it names no declared version, is too long, or its peer (`--peer`) is not in `label.from`"
+            }
             Inherit::Always => "it names no declared version, or is too long",
         };
         writeln!(out, "note:    the incoming label was refused: {reason}")?;

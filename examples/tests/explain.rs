@@ -85,6 +85,36 @@ fn prints_the_version_and_the_route() {
 }
 
 #[test]
+fn a_label_from_a_peer_outside_label_from_is_refused() {
+    let dir = RulesDir::new("from");
+    let rules = dir.file(
+        "internal.yaml",
+        "label: { inherit: always, from: [10.0.0.0/8] }\nversions: [stable, canary]\n",
+    );
+    let labelled = |peer: &str| {
+        explain(&[
+            "--config",
+            &rules,
+            "-H",
+            "x-gray-version: canary",
+            "--peer",
+            peer,
+        ])
+        .1
+    };
+    assert_eq!(
+        labelled("10.1.2.3"),
+        "version: canary\nroute:   (inherited label)\n"
+    );
+    assert_eq!(
+        labelled("203.0.113.9"),
+        "version: stable\nroute:   (none matched: the default version)\n\
+         note:    the incoming label was refused: it names no declared version, is too long, \
+         or its peer (`--peer`) is not in `label.from`\n"
+    );
+}
+
+#[test]
 fn samples_users_and_prints_shares() {
     let (code, out, _) = explain(&["--config", &rules(), "--sample", "10000"]);
     assert_eq!(code, 0, "{out}");

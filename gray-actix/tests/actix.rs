@@ -530,3 +530,37 @@ routes:
     assert_eq!(get(addr, Some("198.51.100.4")).await, "local");
     handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn label_from_honours_labels_only_from_peers_in_its_networks() {
+    let labelled_canary = |from: &str| {
+        let rules =
+            format!("label: {{ inherit: always, from: [{from}] }}\nversions: [stable, canary]\n");
+        let gray = gray_core::Gray::new(gray_core::Config::from_yaml(&rules).unwrap()).unwrap();
+        let counted = gray.clone();
+        let (addr, handle) = serve!(move || {
+            App::new().wrap(GrayMiddleware::new(gray.clone())).route(
+                "/v",
+                web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+            )
+        });
+        async move {
+            let res = reqwest::Client::new()
+                .get(format!("http://{addr}/v"))
+                .header("x-gray-version", "canary")
+                .send();
+            let version = res.await.unwrap().text().await.unwrap();
+            handle.stop(true).await;
+            (version, counted.rejected_labels())
+        }
+    };
+    // This machine is the peer: in `from`, its label is honoured; outside, refused.
+    assert_eq!(
+        labelled_canary("127.0.0.0/8").await,
+        ("canary".to_owned(), 0)
+    );
+    assert_eq!(
+        labelled_canary("10.0.0.0/8").await,
+        ("stable".to_owned(), 1)
+    );
+}

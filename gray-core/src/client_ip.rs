@@ -181,7 +181,7 @@ impl Networks {
 
     /// Whether a peer is trusted: in a network, or unknown and every address is.
     #[inline]
-    fn trusts(&self, peer: Option<IpAddr>) -> bool {
+    pub(crate) fn trusts(&self, peer: Option<IpAddr>) -> bool {
         match peer {
             Some(ip) => self.contains(ip),
             None => self.everything,

@@ -70,6 +70,17 @@ impl Engine {
                 }
             }
         };
+        let inherit = config.label.inherit == Inherit::Always;
+        let label_from = match &config.label.from {
+            None => None,
+            Some(_) if !inherit => {
+                problems.push(Invalid::new(None, "label.from", Problem::LabelFromAtEdge));
+                None
+            }
+            Some(list) => Networks::compile(list)
+                .map_err(|(i, p)| problems.push(Invalid::new(None, list_at("label.from", i), p)))
+                .ok(),
+        };
         let mut fields = Fields::default();
 
         let mut names = HashSet::with_capacity(config.routes.len());
@@ -101,7 +112,6 @@ impl Engine {
         // Incoming labels are looked at to honour them (`inherit: always`), and at an edge
         // to count them as refused — unless a route reads the label header itself (say, to
         // let testers force a version): there it is a rule's input, not a refused label.
-        let inherit = config.label.inherit == Inherit::Always;
         let label_field = Field::Header(label_header.clone());
         let label = (inherit || !fields.contains(&label_field)).then(|| fields.intern(label_field));
         // Read for an incoming label where labels are looked at, and everywhere for a
@@ -122,12 +132,14 @@ impl Engine {
             .iter()
             .map(|v| GrayContext::from_parts(Arc::clone(v), None))
             .collect();
-        let reads_client_ip = reads_client_ip(&routes);
+        let routes_read_client_ip = reads_client_ip(&routes);
         let real_ip = match &config.real_ip {
-            Some(real) => compile_real_ip(real, reads_client_ip, &mut fields).unwrap_or_else(|e| {
-                problems.push(e);
-                None
-            }),
+            Some(real) => {
+                compile_real_ip(real, routes_read_client_ip, &mut fields).unwrap_or_else(|e| {
+                    problems.push(e);
+                    None
+                })
+            }
             None => None,
         };
         problems.append(&mut route_problems);
@@ -157,7 +169,8 @@ impl Engine {
             unavailable: Default::default(),
             routes: routes.into(),
             real_ip,
-            reads_client_ip,
+            reads_peer: routes_read_client_ip || label_from.is_some(),
+            label_from,
             config: Arc::new(config),
         })
     }

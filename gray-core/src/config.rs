@@ -69,6 +69,28 @@ pub struct LabelConfig {
     /// left alone.
     #[serde(default = "default_true")]
     pub baggage: bool,
+    /// With `inherit: always`, honour an incoming label only from a peer in one of these
+    /// networks (CIDR, or single addresses, as in `match.client_ip`): the other services
+    /// of the system, say, and not a client that reaches this one past the edge. The peer
+    /// is the connection's other end — the caller that wrote the label — never an address
+    /// a forwarding header names. A label from any other peer, or from a server that does
+    /// not tell the peer's address, is refused and counted as an edge counts them
+    /// ([`Gray::rejected_labels`](crate::Gray::rejected_labels)), and the request decided
+    /// here. Unset (the default), a label is honoured from any peer.
+    ///
+    /// A proxy that passes its clients' headers on (an ingress) is a peer too: send it to
+    /// an edge that decides (`inherit: never`), or leave its addresses out.
+    ///
+    /// ```
+    /// let config = gray_core::Config::from_yaml(r#"
+    /// label: { inherit: always, from: [10.0.0.0/8, "fd00::/8"] }
+    /// versions: [stable, canary]
+    /// "#)?;
+    /// assert_eq!(config.label.from.map(|from| from.len()), Some(2));
+    /// # Ok::<(), gray_core::Error>(())
+    /// ```
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<String>>,
 }
 
 fn default_true() -> bool {
@@ -85,6 +107,7 @@ impl Default for LabelConfig {
             header: default_label_header(),
             inherit: Inherit::Never,
             baggage: true,
+            from: None,
         }
     }
 }

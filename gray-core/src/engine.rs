@@ -87,8 +87,10 @@ pub(crate) struct Engine {
     pub(crate) routes: Box<[CompiledRoute]>,
     /// `real_ip:`: whose forwarding header names the client.
     pub(crate) real_ip: Option<RealIp>,
-    /// A route reads the client's address.
-    pub(crate) reads_client_ip: bool,
+    /// `label.from`: the peers an incoming label is honoured from.
+    pub(crate) label_from: Option<Networks>,
+    /// A route reads the client's address, or `label.from` the peer's.
+    pub(crate) reads_peer: bool,
     /// One bit per version (by index): set when the version is marked unavailable.
     pub(crate) unavailable: [AtomicU64; 4],
 }
@@ -221,6 +223,7 @@ impl Engine {
             // overwrite it.
             let honoured = if self.inherit {
                 self.version_index(label)
+                    .filter(|_| self.label_from_trusted(values))
             } else {
                 None
             };
@@ -315,6 +318,16 @@ impl Engine {
         let baggage = values.get(self.baggage?)?;
         let label = crate::baggage::member(baggage, crate::baggage::BAGGAGE_KEY)?;
         Some((label, false))
+    }
+
+    /// Whether the peer may hand this service a label (`label.from`; unset, any peer).
+    /// Read only for a request that brings a declared label.
+    #[inline]
+    fn label_from_trusted<R: RequestView + ?Sized>(&self, values: &Values<'_, R>) -> bool {
+        match &self.label_from {
+            None => true,
+            Some(from) => from.trusts(values.req.peer_ip().map(|ip| ip.to_canonical())),
+        }
     }
 
     /// The prebuilt context of an outcome.

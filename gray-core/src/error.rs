@@ -294,6 +294,11 @@ pub enum Problem {
     /// An empty list of networks.
     #[error("at least one network is needed")]
     NoNetworks,
+    /// `label.from` at an edge (`inherit: never`), where no incoming label is honoured.
+    #[error(
+        "only applies with `inherit: always`: with `inherit: never` no incoming label is honoured, from any peer"
+    )]
+    LabelFromAtEdge,
     /// `split.by.first_of` lists no key.
     #[error("at least one key is needed")]
     NoKeys,

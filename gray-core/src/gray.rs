@@ -108,7 +108,7 @@ impl Gray {
         Ok(Self {
             shared: Arc::new(Shared {
                 reloads,
-                reads_client_ip: AtomicBool::new(engine.reads_client_ip),
+                reads_client_ip: AtomicBool::new(engine.reads_peer),
                 engine: ArcSwap::from_pointee(engine),
                 rejected: ThreadLocal::new(),
                 unavailable: Mutex::default(),
@@ -202,7 +202,7 @@ impl Gray {
                 engine.set_unavailable(index, true);
             }
         }
-        let reads_client_ip = engine.reads_client_ip;
+        let reads_client_ip = engine.reads_peer;
         self.shared.engine.store(Arc::new(engine));
         self.shared
             .reads_client_ip
@@ -407,7 +407,7 @@ impl Gray {
     }
 
     /// Whether the rules in force read the client's address (`match.client_ip`,
-    /// `split.by: client_ip`): a server that has work to do to hand the engine the
+    /// `split.by: client_ip`) or the peer's (`label.from`): a server that has work to do to hand the engine the
     /// connection's peer ([`PeerAddr`](crate::PeerAddr) in the request extensions) can
     /// skip it otherwise. One atomic load, no snapshot. A reload between this and a
     /// decision can change the answer: a request decided then has no peer, as from a

@@ -44,7 +44,8 @@
 //!
 //! # How a decision is made
 //! 1. With `label.inherit: always`, an incoming label header that names a declared version
-//!    (at most [`MAX_LABEL_LEN`] bytes) is honoured; any other label is ignored and the
+//!    (at most [`MAX_LABEL_LEN`] bytes) is honoured — with `label.from`, only from a peer
+//!    in those networks ([`LabelConfig::from`]); any other label is ignored and the
 //!    decision says so ([`Decision::label_rejected`]; [`Gray::rejected_labels`] counts
 //!    them). When the label header is absent, the `gray` member of a W3C `baggage` header
 //!    is read instead (`label.baggage`, on by default), so OpenTelemetry-instrumented

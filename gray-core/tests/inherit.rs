@@ -321,3 +321,176 @@ routes:
     let off = gray("label: { baggage: false }\nversions: [stable, canary]\n");
     assert!(!stale(&off, &[("baggage", "gray=canary")]));
 }
+
+/// An internal service that takes labels only from the system's own networks.
+const FROM_INSIDE: &str = r#"
+label: { inherit: always, from: [10.0.0.0/8, "fd00::/8", 192.0.2.7] }
+versions: [stable, canary]
+routes:
+  - { name: testers, match: { headers: [{ name: x-app-version, exact: beta }] }, to: canary }
+"#;
+
+/// A request from `peer` (as a server that tells it), or from an untold peer.
+fn from_peer(peer: Option<&str>, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut r = req("/", headers);
+    if let Some(peer) = peer {
+        let addr = peer.parse().expect("test peer address");
+        r.extensions_mut().insert(gray_core::PeerAddr(addr));
+    }
+    r
+}
+
+#[test]
+fn from_honours_a_label_only_from_a_peer_in_its_networks() {
+    let g = gray(FROM_INSIDE);
+    assert!(g.reads_client_ip(), "a server must tell the peer");
+    let inside = [
+        "10.1.2.3:4000",
+        "[fd00::7]:80",
+        "192.0.2.7:1",
+        "[::ffff:10.9.9.9]:80",
+    ];
+    for peer in inside {
+        for label in [("x-gray-version", "canary"), ("baggage", "gray=canary")] {
+            let d = g.decide(&from_peer(Some(peer), &[label]));
+            assert_eq!(
+                (d.version(), d.source()),
+                ("canary", Source::Inherited),
+                "{peer} {label:?}"
+            );
+            assert!(!d.label_rejected());
+        }
+    }
+    assert_eq!(g.rejected_labels(), 0);
+
+    // From anywhere else, or from a peer the server does not tell, the label is refused,
+    // counted, and the request decided here: by a route, or the default version.
+    let outside = [
+        Some("192.0.2.8:1"),
+        Some("11.0.0.1:80"),
+        Some("[2001:db8::1]:80"),
+        Some("[::ffff:11.0.0.1]:80"),
+        None,
+    ];
+    for peer in outside {
+        let d = g.decide(&from_peer(peer, &[("x-gray-version", "canary")]));
+        assert_eq!(
+            (d.version(), d.source()),
+            ("stable", Source::Default),
+            "{peer:?}"
+        );
+        assert!(d.label_rejected(), "{peer:?}");
+        let d = g.decide(&from_peer(
+            peer,
+            &[("x-gray-version", "stable"), ("x-app-version", "beta")],
+        ));
+        assert_eq!(
+            (d.version(), d.route()),
+            ("canary", Some("testers")),
+            "{peer:?}"
+        );
+        let d = g.decide(&from_peer(peer, &[("baggage", "gray=canary")]));
+        assert_eq!(d.version(), "stable", "{peer:?}");
+    }
+    assert_eq!(g.rejected_labels(), 3 * outside.len() as u64);
+
+    // No label: nothing refused, whoever the peer.
+    let d = g.decide(&from_peer(
+        Some("11.0.0.1:80"),
+        &[("x-app-version", "beta")],
+    ));
+    assert_eq!((d.version(), d.label_rejected()), ("canary", false));
+    // An undeclared label from inside is refused as before.
+    let d = g.decide(&from_peer(
+        Some("10.1.2.3:4000"),
+        &[("x-gray-version", "v9")],
+    ));
+    assert!(d.label_rejected());
+}
+
+#[test]
+fn from_reads_the_peer_never_a_forwarding_header() {
+    // `real_ip:` finds the client for the routes; the label's sender is the peer.
+    let g = gray(
+        r#"
+real_ip: { trusted: [10.0.0.0/8] }
+label: { inherit: always, from: [10.0.0.0/8] }
+versions: [stable, canary]
+"#,
+    );
+    // The edge, inside, forwarding an outside client's request: its label is honoured.
+    let d = g.decide(&from_peer(
+        Some("10.0.0.2:5000"),
+        &[
+            ("x-gray-version", "canary"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ],
+    ));
+    assert_eq!(d.source(), Source::Inherited);
+    // An outside client naming an inside address: refused.
+    let d = g.decide(&from_peer(
+        Some("203.0.113.9:5000"),
+        &[
+            ("x-gray-version", "canary"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ],
+    ));
+    assert_eq!((d.version(), d.label_rejected()), ("stable", true));
+}
+
+#[test]
+fn from_every_address_trusts_a_peer_the_server_does_not_tell() {
+    // As with `real_ip.trusted`: a network of every address (`0.0.0.0/0` or `::/0`).
+    for every in ["0.0.0.0/0", "\"::/0\""] {
+        let g = gray(&format!(
+            "label: {{ inherit: always, from: [{every}] }}\nversions: [stable, canary]\n"
+        ));
+        let d = g.decide(&from_peer(None, &[("x-gray-version", "canary")]));
+        assert_eq!(d.source(), Source::Inherited, "{every}");
+    }
+}
+
+#[test]
+fn from_is_refused_at_an_edge_and_needs_networks() {
+    for (label, field, problem) in [
+        (
+            "{ inherit: never, from: [10.0.0.0/8] }",
+            "label.from",
+            gray_core::Problem::LabelFromAtEdge,
+        ),
+        (
+            "{ from: [10.0.0.0/8] }",
+            "label.from",
+            gray_core::Problem::LabelFromAtEdge,
+        ),
+        (
+            "{ inherit: always, from: [] }",
+            "label.from",
+            gray_core::Problem::NoNetworks,
+        ),
+        (
+            "{ inherit: always, from: [10.0.0.0/8, 10.0.0.0/33] }",
+            "label.from[1]",
+            gray_core::Problem::BadNetwork("10.0.0.0/33".to_owned()),
+        ),
+    ] {
+        let yaml = format!("label: {label}\nversions: [stable, canary]\n");
+        let config = gray_core::Config::from_yaml(&yaml).expect("test config parses");
+        let err = config.validate().expect_err(&yaml);
+        let invalid = err.invalid().expect("a validation error");
+        assert_eq!(
+            (
+                invalid.route.as_deref(),
+                invalid.field.as_str(),
+                &invalid.problem
+            ),
+            (None, field, &problem),
+            "{yaml}"
+        );
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    // Unset, it is not written back (rules without it keep their fingerprint).
+    let config = gray_core::Config::from_yaml("versions: [stable]\n").expect("parses");
+    let json = serde_json::to_string(&config).expect("serialises");
+    assert!(!json.contains("from"), "{json}");
+}

@@ -511,3 +511,48 @@ async fn the_client_address_comes_from_axum_connect_info_and_trusted_proxies() {
     assert_eq!(version_from(addr, Some("198.51.100.4")).await, "stable");
     assert_eq!(version_from(addr, None).await, "stable");
 }
+
+/// The version and the label header `/who` sees for a request labelled `canary`, served
+/// by `gray` with axum's `ConnectInfo` or without it.
+async fn labelled_canary(gray: gray_core::Gray, connect_info: bool) -> String {
+    let app = Router::new().route("/who", get(who));
+    let addr = if connect_info {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(tower_layer::Layer::layer(&GrayLayer::new(gray), app));
+        tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+        addr
+    } else {
+        serve(app.layer(GrayLayer::new(gray))).await
+    };
+    let url = format!("http://{addr}/who");
+    let client = reqwest::Client::new();
+    let res = common::get(&client, url, &[("x-gray-version", "canary")]).await;
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn label_from_honours_labels_only_from_peers_in_its_networks() {
+    const FROM: &str = "label: { inherit: always, from: [127.0.0.0/8, \"::1\"] }
+versions: [stable, canary]
+";
+    // From this machine, in `from`: honoured; the handler sees it, and the label header.
+    let body = labelled_canary(gray(FROM), true).await;
+    assert!(body.starts_with("canary|"), "{body}");
+    // From a peer outside it: refused, counted, decided here, the header overwritten.
+    let outside = gray(&FROM.replace("127.0.0.0/8, \"::1\"", "10.0.0.0/8"));
+    let body = labelled_canary(outside.clone(), true).await;
+    assert!(
+        body.starts_with("stable|") && !body.contains("canary"),
+        "{body}"
+    );
+    assert_eq!(outside.rejected_labels(), 1);
+    // Served without ConnectInfo the peer is unknown: refused.
+    let body = labelled_canary(gray(FROM), false).await;
+    assert!(
+        body.starts_with("stable|") && !body.contains("canary"),
+        "{body}"
+    );
+}

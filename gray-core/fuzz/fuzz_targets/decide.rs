@@ -1,7 +1,7 @@
 //! Any request, from any peer, against rules that read every kind of request value, with
-//! labels trusted: deciding, explaining and rewriting its baggage never panic, a rewritten
-//! baggage needs no second rewrite, and a mirrored copy never goes to the version serving
-//! the request.
+//! labels trusted from some peers: deciding, explaining and rewriting its baggage never
+//! panic, a rewritten baggage needs no second rewrite, and a mirrored copy never goes to
+//! the version serving the request.
 #![no_main]
 
 use std::sync::OnceLock;
