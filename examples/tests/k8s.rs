@@ -47,6 +47,37 @@ fn the_configmap_holds_valid_rules() {
     assert!((390..=610).contains(&canary), "{canary} of 10000");
 }
 
+/// What a CI step checks before `kubectl apply`: the ConfigMap's rules against the
+/// committed schema, `gray-core/rules.schema.json`.
+#[test]
+fn the_configmap_rules_are_valid_by_the_committed_schema() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gray-core/rules.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let docs = manifests();
+    let text = of_kind(&docs, "ConfigMap")["data"]["rules.yaml"]
+        .as_str()
+        .unwrap();
+    let rules: Value = serde_saphyr::from_str(text).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&rules)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // A slip in an edit is caught there, at the field.
+    let slip: Value = serde_saphyr::from_str(&text.replace("weights:", "wieghts:")).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&slip)
+        .map(|e| format!("{} {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("/routes/1/split ") && e.contains("wieghts")),
+        "{errors:?}"
+    );
+}
+
 #[test]
 fn the_deployment_mounts_the_configmap_as_a_directory() {
     let docs = manifests();

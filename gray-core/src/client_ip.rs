@@ -63,9 +63,11 @@ pub struct PeerAddr(pub SocketAddr);
 /// # Ok::<(), gray_core::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientIpMatch {
     /// Networks in CIDR notation, or single addresses; at least one.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub cidr: Vec<String>,
     /// Invert the condition: it holds when the client is in none of them (or unknown).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -93,6 +95,7 @@ pub struct ClientIpMatch {
 /// # Ok::<(), gray_core::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RealIpConfig {
     /// The header proxies write the client's address in (default `x-forwarded-for`). A
@@ -102,6 +105,7 @@ pub struct RealIpConfig {
     #[serde(default = "forwarded_for")]
     pub header: String,
     /// Networks (or single addresses) of the proxies whose header is believed; at least one.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub trusted: Vec<String>,
 }
 

@@ -31,6 +31,7 @@ use crate::error::Error;
 /// # Ok::<(), gray_core::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// How the version label travels between services.
@@ -41,6 +42,7 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real_ip: Option<RealIpConfig>,
     /// The declared versions (labels). The first one is the default version.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
     pub versions: Vec<String>,
     /// Routes, evaluated in order: the first whose `match` holds decides.
     #[serde(default)]
@@ -49,6 +51,7 @@ pub struct Config {
 
 /// `label:` — the header that carries the version between services, and whether to trust it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LabelConfig {
     /// Header name that carries the label (default `x-gray-version`). A header of its
@@ -90,6 +93,7 @@ pub struct LabelConfig {
     /// # Ok::<(), gray_core::Error>(())
     /// ```
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub from: Option<Vec<String>>,
 }
 
@@ -114,6 +118,7 @@ impl Default for LabelConfig {
 
 /// Whether a label arriving with the request is trusted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Inherit {
     /// Decide here and overwrite any incoming label: the edge of the system (default).
@@ -128,6 +133,7 @@ pub enum Inherit {
 
 /// One routing rule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Unique name: reported in decisions, errors and metrics; the default split salt.
@@ -170,6 +176,7 @@ pub struct Route {
 /// # Ok::<(), gray_core::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
     /// The version the copies go to.
@@ -177,6 +184,7 @@ pub struct MirrorConfig {
     /// Percent of the route's requests (not already on `to`) copied; default 100, with at
     /// most two decimals.
     #[serde(default = "hundred")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
     pub percent: f64,
 }
 
@@ -186,6 +194,7 @@ fn hundred() -> f64 {
 
 /// `match:` — every listed condition must hold. For OR, write two routes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Match {
     /// Header conditions.
@@ -218,6 +227,7 @@ pub struct Match {
 /// compare.
 /// A header sent several times is matched on its first value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValueMatch {
     /// Header, parameter or cookie name. The header `host` is also found in an HTTP/2
@@ -244,6 +254,7 @@ pub struct ValueMatch {
 /// `path:` — exactly one of `exact`, `prefix` (a plain string prefix, as in Istio), `regex`,
 /// and an optional `invert`. The path excludes the query string.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathMatch {
     /// The path equals this.
@@ -262,6 +273,7 @@ pub struct PathMatch {
 
 /// `split:` — share matching requests between versions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Split {
     /// What to hash for a sticky split. Absent: an unkeyed, exact weighted sequence.
@@ -311,11 +323,13 @@ pub struct Split {
 /// # Ok::<(), gray_core::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetCookieConfig {
     /// Seconds the cookie lasts (`Max-Age`): 1 to 34,560,000 (400 days, the most browsers
     /// keep a cookie); default 86,400 (a day).
     #[serde(default = "a_day")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 34_560_000)))]
     pub max_age: u32,
     /// The cookie's `Path`; default `/`.
     #[serde(default = "root")]
@@ -350,6 +364,7 @@ fn root() -> String {
 /// The request value a keyed split hashes. When it is absent or empty, the request takes
 /// the unkeyed weighted sequence instead (or, with `set_cookie:`, a new key).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum SplitBy {
     /// `{ header: x-user-id }`
@@ -370,7 +385,7 @@ pub enum SplitBy {
     /// With `set_cookie:`, the first cookie listed is the one given, when the request has
     /// none of the keys.
     #[serde(rename = "first_of")]
-    FirstOf(Vec<SplitBy>),
+    FirstOf(#[cfg_attr(feature = "schema", schemars(length(min = 1, max = 8)))] Vec<SplitBy>),
 }
 
 /// A rules-file format.

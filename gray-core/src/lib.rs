@@ -91,6 +91,11 @@
 //! record ([`Gray::reloads`], [`Reloads`]; in the Prometheus text too), with a fingerprint
 //! of the rules in force that is the same in every process running the same rules.
 //!
+//! With feature `schema`, `Config::json_schema` gives the rules file's JSON Schema (kept
+//! in the repository as `gray-core/rules.schema.json`), for editors and CI to check a file
+//! as it is written, and `schemars::JsonSchema` on the config types, to embed them in a
+//! schema of your own (a Kubernetes custom resource's, say).
+//!
 //! # Metrics
 //! Adapters asked to (`GrayLayer::metrics`, `GrayMiddleware::metrics`) time each request
 //! from its decision to its response ([`Decision::measure`], [`Measure::finish`]) and count
@@ -136,6 +141,8 @@ mod propagation;
 mod reloads;
 mod request;
 mod rollout;
+#[cfg(feature = "schema")]
+mod schema;
 mod set_cookie;
 mod split_key;
 mod telemetry;

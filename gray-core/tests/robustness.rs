@@ -12,6 +12,15 @@ use proptest::prelude::*;
 /// fuzz targets).
 const EVERYTHING: &str = include_str!("fixtures/everything.yaml");
 
+/// The rules file's JSON Schema, compiled once.
+#[cfg(feature = "schema")]
+fn schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        jsonschema::validator_for(&Config::json_schema()).expect("the schema is a valid schema")
+    })
+}
+
 fn header_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         // Any bytes a HeaderValue accepts, including non-UTF-8 (obs-text).
@@ -198,6 +207,14 @@ proptest! {
         }
         let Ok(config) = Config::from_str_as(&text, format) else { return Ok(()) };
         let Ok(gray) = Gray::new(config) else { return Ok(()) };
+        // The rules file's JSON Schema is never stricter than gray: rules it accepts, each
+        // value of its own type, are valid by it.
+        #[cfg(feature = "schema")]
+        {
+            let value = serde_json::to_value(&*gray.config()).expect("a config serialises");
+            let errors: Vec<String> = schema().iter_errors(&value).map(|e| format!("{}: {e}", e.instance_path())).collect();
+            prop_assert!(errors.is_empty(), "gray accepts what its schema refuses: {errors:?}\n{text}");
+        }
         for headers in requests {
             let mut req = Request::get("/x/42?k=v").body(()).expect("request builds");
             req.extensions_mut().insert(gray_core::PeerAddr(([10, 0, 0, 1], 80).into()));
