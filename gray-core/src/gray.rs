@@ -61,8 +61,8 @@ pub struct Gray {
 #[repr(align(128))]
 struct Shared {
     engine: ArcSwap<Engine>,
-    /// The rules in force read the client's address (set with each new snapshot): for a
-    /// server to ask without loading the snapshot.
+    /// The rules in force read the client's or the peer's address (set with each new
+    /// snapshot): for a server to ask without loading the snapshot.
     reads_client_ip: AtomicBool,
     /// Incoming labels refused (at an edge, or undeclared or too long), counted
     /// per thread (only the owning thread writes its counter) so that a flood of spoofed
@@ -407,11 +407,11 @@ impl Gray {
     }
 
     /// Whether the rules in force read the client's address (`match.client_ip`,
-    /// `split.by: client_ip`) or the peer's (`label.from`): a server that has work to do to hand the engine the
-    /// connection's peer ([`PeerAddr`](crate::PeerAddr) in the request extensions) can
-    /// skip it otherwise. One atomic load, no snapshot. A reload between this and a
-    /// decision can change the answer: a request decided then has no peer, as from a
-    /// server that does not tell it.
+    /// `split.by: client_ip`) or the peer's (`label.from`): a server that has work to do
+    /// to hand the engine the connection's peer ([`PeerAddr`](crate::PeerAddr) in the
+    /// request extensions) can skip it otherwise. One atomic load, no snapshot. A reload
+    /// between this and a decision can change the answer: a request decided then has no
+    /// peer, as from a server that does not tell it.
     ///
     /// ```
     /// use gray_core::{Config, Gray};
