@@ -155,6 +155,31 @@ routes:
         b.iter(|| clients.decide(black_box(&proxied)).version().len())
     });
 
+    // An internal service honouring the edge's label (`inherit: always`), from any peer
+    // and only from peers in `label.from` (the peer's address read, and checked).
+    for (name, label) in [
+        ("inherited", "label: { inherit: always }"),
+        (
+            "inherited-from",
+            "label: { inherit: always, from: [10.0.0.0/8] }",
+        ),
+    ] {
+        let internal = match Config::from_yaml(&format!("{label}\nversions: [stable, canary]\n"))
+            .and_then(Gray::new)
+        {
+            Ok(gray) => gray,
+            Err(e) => panic!("{name} config: {e}"),
+        };
+        let mut labelled = request(&[("x-gray-version", "canary")]);
+        labelled
+            .extensions_mut()
+            .insert(gray_core::PeerAddr(([10, 0, 0, 2], 41_000).into()));
+        assert_eq!(internal.decide(&labelled).version(), "canary");
+        group.bench_function(name, |b| {
+            b.iter(|| internal.decide(black_box(&labelled)).version().len())
+        });
+    }
+
     let many = hundred_routes();
     let req = request(&[("x-tenant", "acme-eu")]);
     assert_eq!(many.decide(&req).route(), Some("last"));
