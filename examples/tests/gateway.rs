@@ -175,6 +175,27 @@ routes:
     );
 }
 
+/// A gateway inside the system (`inherit: always`) honours a label only from the peers
+/// `label.from` lists: it hands the engine the connection's peer for it.
+#[tokio::test]
+async fn an_inner_gateway_takes_labels_only_from_label_from() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let rules = |from: &str| {
+        let yaml =
+            format!("label: {{ inherit: always, from: [{from}] }}\nversions: [stable, canary]\n");
+        Gray::new(Config::from_yaml(&yaml).unwrap()).unwrap()
+    };
+    let upstreams = || vec![("stable", uri(stable)), ("canary", uri(canary))];
+    let client = reqwest::Client::new();
+    let labelled = [("x-gray-version", "canary")];
+    let (gw, _) = gateway(rules("127.0.0.0/8"), upstreams(), Duration::from_secs(10)).await;
+    assert_eq!(version_of(&client, gw, &labelled).await, "canary");
+    let (gw, proxy) = gateway(rules("10.0.0.0/8"), upstreams(), Duration::from_secs(10)).await;
+    assert_eq!(version_of(&client, gw, &labelled).await, "stable");
+    assert_eq!(proxy.gray.rejected_labels(), 1);
+}
+
 /// A split with `set_cookie:` gives a visitor without its cookie a key on the proxied
 /// answer; sent back, the key keeps the visitor on the version its first request went to.
 #[tokio::test]
