@@ -27,7 +27,7 @@ const PATH_MATCHERS: &str = "`exact`, `prefix`, `regex`";
 impl Engine {
     /// Validates and compiles a config. Every problem found is returned, in the config's
     /// order: a problem with `versions`, which every route refers to, alone; else those of
-    /// `label` and `real_ip`, then each route's (the first of each of its parts).
+    /// `label`, `real_ip`, then each route's (see `compile_route`).
     pub(crate) fn compile(config: Config) -> Result<Self, Problems> {
         let versions = compile_versions(&config.versions)?;
         let version_values = versions
@@ -250,8 +250,9 @@ fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Invalid> {
     Ok(versions.iter().map(|v| Arc::from(v.as_str())).collect())
 }
 
-/// A route, or the first problem of each of its parts — its match, its action (`to` or
-/// `split`), its mirror (checked once the action is sound: it is checked against it).
+/// A route, or its problems: each of its match's conditions, each part of its action
+/// (`to`, or a split's weights, key, salt and cookie), its mirror (checked once the action
+/// is sound: it is checked against it).
 fn compile_route(
     route: &Route,
     versions: &[String],
@@ -259,23 +260,24 @@ fn compile_route(
 ) -> Result<CompiledRoute, Vec<FieldError>> {
     let mut problems = Vec::new();
     let conditions = match &route.matches {
-        Some(m) => checked(compile_match(m, fields), &mut problems),
+        Some(m) => compile_match(m, fields)
+            .map_err(|found| problems.extend(found))
+            .ok(),
         None => Some(Default::default()),
     };
     let action = match (&route.to, &route.split) {
         (Some(to), None) => version_index(versions, to)
             .map(Action::To)
-            .map_err(|p| ("to".to_owned(), p)),
+            .map_err(|p| vec![("to".to_owned(), p)]),
         (None, Some(split)) => compile_split(split, &route.name, versions, fields),
-        _ => Err(("to".into(), Problem::RouteAction)),
+        _ => Err(vec![("to".into(), Problem::RouteAction)]),
     };
-    let action = checked(action, &mut problems);
+    let action = action.map_err(|found| problems.extend(found)).ok();
     let name: Arc<str> = Arc::from(route.name.as_str());
     let mirror = match (&route.mirror, &action) {
-        (Some(mirror), Some(action)) => checked(
-            compile_mirror(mirror, &name, action, versions),
-            &mut problems,
-        ),
+        (Some(mirror), Some(action)) => compile_mirror(mirror, &name, action, versions)
+            .map_err(|found| problems.extend(found))
+            .ok(),
         (Some(_), None) | (None, _) => Some(None),
     };
     match (conditions, action, mirror) {
@@ -296,22 +298,33 @@ fn checked<T>(part: Result<T, FieldError>, problems: &mut Vec<FieldError>) -> Op
     part.map_err(|problem| problems.push(problem)).ok()
 }
 
-/// A route's `mirror:`; `None` when it copies nothing (0%).
+/// A route's `mirror:`; `None` when it copies nothing (0%). Its `to` and its `percent`
+/// are checked apart: both may be told.
 fn compile_mirror(
     mirror: &MirrorConfig,
     route: &Arc<str>,
     action: &Action,
     versions: &[String],
-) -> Result<Option<CompiledMirror>, FieldError> {
-    let version = version_index(versions, &mirror.to).map_err(|p| ("mirror.to".to_owned(), p))?;
-    if matches!(action, Action::To(to) if *to == version) {
-        let problem = Problem::MirrorToSelf(mirror.to.clone());
-        return Err(("mirror.to".to_owned(), problem));
-    }
-    let bp = basis_points(mirror.percent).map_err(|_| {
-        let problem = Problem::MirrorPercent(mirror.percent);
-        ("mirror.percent".to_owned(), problem)
-    })?;
+) -> Result<Option<CompiledMirror>, Vec<FieldError>> {
+    let version = version_index(versions, &mirror.to).and_then(|version| {
+        if matches!(action, Action::To(to) if *to == version) {
+            Err(Problem::MirrorToSelf(mirror.to.clone()))
+        } else {
+            Ok(version)
+        }
+    });
+    let bp = basis_points(mirror.percent);
+    let (version, bp) = match (version, bp) {
+        (Ok(version), Ok(bp)) => (version, bp),
+        (version, bp) => {
+            let to = version.err().map(|p| ("mirror.to".to_owned(), p));
+            let percent = bp.err().map(|_| {
+                let problem = Problem::MirrorPercent(mirror.percent);
+                ("mirror.percent".to_owned(), problem)
+            });
+            return Err(to.into_iter().chain(percent).collect());
+        }
+    };
     if bp == 0 {
         return Ok(None);
     }
@@ -346,9 +359,12 @@ fn basis_points(percent: f64) -> Result<u16, Percent> {
 /// A match's conditions, in the order written, each with where it is in the config.
 type Conditions = (Box<[Condition]>, Box<[Box<str>]>);
 
-fn compile_match(m: &Match, fields: &mut Fields) -> Result<Conditions, FieldError> {
+/// A match's conditions, or the problem of each condition that has one (a condition's
+/// name and its matcher are checked apart: both may be told).
+fn compile_match(m: &Match, fields: &mut Fields) -> Result<Conditions, Vec<FieldError>> {
     let mut out = Vec::new();
     let mut paths: Vec<Box<str>> = Vec::new();
+    let mut problems = Vec::new();
     for (kind, list) in [
         ("headers", &m.headers),
         ("query", &m.query),
@@ -357,62 +373,70 @@ fn compile_match(m: &Match, fields: &mut Fields) -> Result<Conditions, FieldErro
         for (i, vm) in list.iter().enumerate() {
             let at = format!("match.{kind}[{i}]");
             let field = match kind {
-                "headers" => {
-                    Field::Header(header_name(&vm.name).map_err(|p| (format!("{at}.name"), p))?)
+                "headers" => header_name(&vm.name).map(Field::Header),
+                "query" => plain_name(&vm.name, QUERY_SEPARATORS).map(Field::Query),
+                _ => plain_name(&vm.name, COOKIE_SEPARATORS).map(Field::Cookie),
+            }
+            .map_err(|p| (format!("{at}.name"), p));
+            let pattern = value_pattern(vm).map_err(|(sub, p)| (join(&at, sub), p));
+            match (field, pattern) {
+                (Ok(field), Ok((pattern, invert))) => {
+                    out.push(Condition::Value {
+                        field: fields.intern(field),
+                        pattern,
+                        invert,
+                    });
+                    paths.push(at.into());
                 }
-                "query" => Field::Query(
-                    plain_name(&vm.name, QUERY_SEPARATORS)
-                        .map_err(|p| (format!("{at}.name"), p))?,
-                ),
-                _ => Field::Cookie(
-                    plain_name(&vm.name, COOKIE_SEPARATORS)
-                        .map_err(|p| (format!("{at}.name"), p))?,
-                ),
-            };
-            let (pattern, invert) = value_pattern(vm).map_err(|(sub, p)| (join(&at, sub), p))?;
-            out.push(Condition::Value {
-                field: fields.intern(field),
-                pattern,
-                invert,
-            });
-            paths.push(at.into());
+                (field, pattern) => problems.extend(field.err().into_iter().chain(pattern.err())),
+            }
         }
     }
     if let Some(path) = &m.path {
-        let (pattern, flip) = Pattern::compile(
+        let compiled = Pattern::compile(
             path.exact.as_deref(),
             path.prefix.as_deref(),
             path.regex.as_deref(),
             None,
             PATH_MATCHERS,
-        )
-        .map_err(|(sub, p)| (join("match.path", sub), p))?;
-        out.push(Condition::Path {
-            pattern,
-            invert: path.invert != flip,
-        });
-        paths.push("match.path".into());
+        );
+        match compiled {
+            Ok((pattern, flip)) => {
+                out.push(Condition::Path {
+                    pattern,
+                    invert: path.invert != flip,
+                });
+                paths.push("match.path".into());
+            }
+            Err((sub, p)) => problems.push((join("match.path", sub), p)),
+        }
     }
     if let Some(method) = &m.method {
-        http::Method::from_bytes(method.as_bytes()).map_err(|_| {
-            (
-                "match.method".to_owned(),
-                Problem::BadMethod(method.clone()),
-            )
-        })?;
-        out.push(Condition::Method(method.as_str().into()));
-        paths.push("match.method".into());
+        if http::Method::from_bytes(method.as_bytes()).is_ok() {
+            out.push(Condition::Method(method.as_str().into()));
+            paths.push("match.method".into());
+        } else {
+            let problem = Problem::BadMethod(method.clone());
+            problems.push(("match.method".to_owned(), problem));
+        }
     }
     if let Some(client) = &m.client_ip {
-        let networks = Networks::compile(&client.cidr)
-            .map_err(|(i, p)| (list_at("match.client_ip.cidr", i), p))?;
-        out.push(Condition::ClientIp {
-            networks,
-            invert: client.invert,
-        });
-        paths.push("match.client_ip".into());
+        match Networks::compile(&client.cidr) {
+            Ok(networks) => {
+                out.push(Condition::ClientIp {
+                    networks,
+                    invert: client.invert,
+                });
+                paths.push("match.client_ip".into());
+            }
+            Err((i, p)) => problems.push((list_at("match.client_ip.cidr", i), p)),
+        }
     }
-    Ok((out.into(), paths.into()))
+    if problems.is_empty() {
+        Ok((out.into(), paths.into()))
+    } else {
+        Err(problems)
+    }
 }
 
 fn value_pattern(vm: &ValueMatch) -> Result<(Pattern, bool), (&'static str, Problem)> {
@@ -426,56 +450,64 @@ fn value_pattern(vm: &ValueMatch) -> Result<(Pattern, bool), (&'static str, Prob
     Ok((pattern, vm.invert != flip))
 }
 
+/// A split, or every problem of its parts: each weight (the sum only when each is sound),
+/// its key, its salt, its cookie.
 fn compile_split(
     split: &Split,
     route: &str,
     versions: &[String],
     fields: &mut Fields,
-) -> Result<Action, FieldError> {
+) -> Result<Action, Vec<FieldError>> {
+    let mut problems = Vec::new();
     let mut points = vec![0u16; versions.len()];
     let mut sum = 0u32;
     for (name, &weight) in &split.weights {
         let at = || format!("split.weights.{name}");
-        let index = version_index(versions, name).map_err(|p| (at(), p))?;
+        let index = version_index(versions, name).map_err(|p| (at(), p));
         let bp = basis_points(weight).map_err(|e| match e {
             Percent::OutOfRange => (at(), Problem::WeightRange(weight)),
             Percent::TooFine => (at(), Problem::WeightResolution(weight)),
-        })?;
-        points[usize::from(index)] = bp;
-        sum += u32::from(bp);
+        });
+        match (index, bp) {
+            (Ok(index), Ok(bp)) => {
+                points[usize::from(index)] = bp;
+                sum += u32::from(bp);
+            }
+            (index, bp) => problems.extend(index.err().into_iter().chain(bp.err())),
+        }
     }
-    if sum != u32::from(BUCKETS) {
-        return Err((
-            "split.weights".into(),
-            Problem::WeightSum {
-                sum: f64::from(sum) / 100.0,
-            },
-        ));
+    if problems.is_empty() && sum != u32::from(BUCKETS) {
+        let problem = Problem::WeightSum {
+            sum: f64::from(sum) / 100.0,
+        };
+        problems.push(("split.weights".into(), problem));
     }
     let key = match &split.by {
         None => None,
-        Some(by) => Some(SplitKey::compile(by, "split.by", fields)?),
+        Some(by) => checked(SplitKey::compile(by, "split.by", fields), &mut problems),
     };
     let salt = split.salt.as_deref().unwrap_or(route);
     if salt.len() > MAX_NAME {
-        return Err((
-            "split.salt".into(),
-            Problem::TooLong {
-                len: salt.len(),
-                max: MAX_NAME,
-            },
-        ));
+        let problem = Problem::TooLong {
+            len: salt.len(),
+            max: MAX_NAME,
+        };
+        problems.push(("split.salt".into(), problem));
     }
     let assign = match (&split.set_cookie, split.by.as_ref().and_then(cookie_name)) {
         (None, _) => None,
-        (Some(cookie), Some(name)) => Some(Box::new(AssignCookie::compile(cookie, name)?)),
+        (Some(cookie), Some(name)) => {
+            checked(AssignCookie::compile(cookie, name), &mut problems).map(Box::new)
+        }
         (Some(_), None) => {
-            return Err((
-                "split.set_cookie".into(),
-                Problem::SetCookieWithoutCookieKey,
-            ));
+            let problem = Problem::SetCookieWithoutCookieKey;
+            problems.push(("split.set_cookie".into(), problem));
+            None
         }
     };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok(Action::Split {
         key,
         weighted: Box::new(Weighted::new(salt, &points)),

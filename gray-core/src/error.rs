@@ -47,8 +47,9 @@ pub enum Error {
     },
     /// The config parsed but breaks rules: see [`Invalid`]. Every problem found is
     /// listed ([`problems`](Self::problems)), each starting a line of its own: those
-    /// outside routes, and the first problem of each part of a route — its match, its
-    /// `to` or `split`, its mirror (checked once the route's action is sound). A problem
+    /// outside routes, and a route's — each of its match's conditions, its `to` or each
+    /// part of its `split` (a weight, the weights' sum once each is sound, the key, the
+    /// salt, the cookie), its mirror (checked once the route's action is sound). A problem
     /// with `versions`, which every route refers to, is told alone.
     #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {

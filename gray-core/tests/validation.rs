@@ -327,18 +327,21 @@ fn a_refused_reload_keeps_the_rules_in_force() {
 }
 
 #[test]
-fn every_problem_is_told_outside_routes_and_the_first_of_each_part_of_a_route() {
+fn every_problem_is_told_outside_routes_and_in_each_part_of_a_route() {
     let yaml = r#"
 label: { header: "x gray" }
 real_ip: { trusted: [10.0.0.0/33] }
 versions: [stable, canary]
 routes:
-  - name: a                          # a problem in its action, two in its match:
-    match: { headers: [{ name: x-a, regex: "(" }, { name: "x b", exact: y }] }
-    to: beta                         # the action's and the match's first are told
+  - name: a                          # a problem in its action, three in its match
+    match: { headers: [{ name: x-a, regex: "(" }, { name: "x b", exact: y }], method: "G T", path: { exact: /a } }
+    to: beta
   - { name: b, to: canary }          # fine
   - { name: c, split: { weights: { stable: 90, canary: 20 } } }
   - { name: b, to: stable }          # a second `b`
+  - name: d                          # a weight, the key and the cookie: the sum is not told
+    split: { by: { header: "x y" }, weights: { stable: 50, beta: 50 }, set_cookie: {} }
+  - { name: e, to: canary, mirror: { to: canary, percent: 150 } }
 "#;
     let e = refuse(yaml);
     let told: Vec<(Option<&str>, &str)> = e
@@ -351,9 +354,16 @@ routes:
             (None, "label.header"),
             (None, "real_ip.trusted[0]"),
             (Some("a"), "match.headers[0].regex"),
+            (Some("a"), "match.headers[1].name"),
+            (Some("a"), "match.method"),
             (Some("a"), "to"),
             (Some("c"), "split.weights"),
             (Some("b"), "name"),
+            (Some("d"), "split.weights.beta"),
+            (Some("d"), "split.by.header"),
+            (Some("d"), "split.set_cookie"),
+            (Some("e"), "mirror.to"),
+            (Some("e"), "mirror.percent"),
         ]
     );
     // `invalid()` is the first; in the message, each starts a line of its own (a regex's
@@ -361,8 +371,8 @@ routes:
     assert_eq!(e.invalid().map(|i| i.field.as_str()), Some("label.header"));
     let each: Vec<String> = e.problems().map(ToString::to_string).collect();
     assert_eq!(e.to_string(), each.join("\n"));
-    assert!(each[4].starts_with("route \"c\": split.weights: weights sum to 110"));
-    assert!(each[5].starts_with("route \"b\": name: duplicate"));
+    assert!(each[6].starts_with("route \"c\": split.weights: weights sum to 110"));
+    assert!(each[7].starts_with("route \"b\": name: duplicate"));
 
     // From a file, each names it; a refused reload records them all.
     let dir = temp_dir("every-problem");
@@ -370,7 +380,7 @@ routes:
     std::fs::write(&path, yaml).unwrap();
     let g = design();
     let e = g.reload_from_path(&path).unwrap_err();
-    assert_eq!(e.problems().count(), 6);
+    assert_eq!(e.problems().count(), 13);
     let message = e.to_string();
     let file = path.display().to_string();
     let each: Vec<String> = e.problems().map(|p| format!("{file}: {p}")).collect();
