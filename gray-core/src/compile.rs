@@ -26,7 +26,7 @@ const PATH_MATCHERS: &str = "`exact`, `prefix`, `regex`";
 
 impl Engine {
     /// Validates and compiles a config. Every problem found is returned, in the config's
-    /// order: a problem with `versions`, which every route refers to, alone; else those of
+    /// order: problems with `versions`, which every route refers to, alone; else those of
     /// `label`, `real_ip`, then each route's (see `compile_route`).
     pub(crate) fn compile(config: Config) -> Result<Self, Problems> {
         let versions = compile_versions(&config.versions)?;
@@ -216,10 +216,12 @@ fn list_at(list: &str, index: Option<usize>) -> String {
     }
 }
 
-fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Invalid> {
+/// The versions, or their problems: none declared, too many, or each name that is bad or
+/// declared twice.
+fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Problems> {
     let err = |field: String, problem| Invalid::new(None, field, problem);
     if versions.is_empty() {
-        return Err(err("versions".into(), Problem::NoVersions));
+        return Err(err("versions".into(), Problem::NoVersions).into());
     }
     if versions.len() > MAX_VERSIONS {
         return Err(err(
@@ -228,24 +230,25 @@ fn compile_versions(versions: &[String]) -> Result<Box<[Arc<str>]>, Invalid> {
                 count: versions.len(),
                 max: MAX_VERSIONS,
             },
-        ));
+        )
+        .into());
     }
+    let mut problems = Vec::new();
     for (i, v) in versions.iter().enumerate() {
         let valid = (1..=MAX_LABEL_LEN).contains(&v.len())
             && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if !valid {
-            return Err(err(
-                format!("versions[{i}]"),
-                Problem::BadVersionName(v.clone()),
-            ));
+            let problem = Problem::BadVersionName(v.clone());
+            problems.push(err(format!("versions[{i}]"), problem));
+        } else if versions[..i].contains(v) {
+            let problem = Problem::DuplicateVersion(v.clone());
+            problems.push(err(format!("versions[{i}]"), problem));
         }
-        if versions[..i].contains(v) {
-            return Err(err(
-                format!("versions[{i}]"),
-                Problem::DuplicateVersion(v.clone()),
-            ));
-        }
+    }
+    if !problems.is_empty() {
+        let first = problems.remove(0);
+        return Err(Problems(first, problems));
     }
     Ok(versions.iter().map(|v| Arc::from(v.as_str())).collect())
 }

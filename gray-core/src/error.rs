@@ -49,8 +49,8 @@ pub enum Error {
     /// listed ([`problems`](Self::problems)), each starting a line of its own: those
     /// outside routes, and a route's — each of its match's conditions, its `to` or each
     /// part of its `split` (a weight, the weights' sum once each is sound, the key, the
-    /// salt, the cookie), its mirror (checked once the route's action is sound). A problem
-    /// with `versions`, which every route refers to, is told alone.
+    /// salt, the cookie), its mirror (checked once the route's action is sound). Problems
+    /// with `versions`, which every route refers to, are told alone.
     #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {
         /// What is wrong, and where: every problem found — those outside routes, then the

@@ -389,10 +389,17 @@ routes:
 }
 
 #[test]
-fn a_problem_with_versions_is_told_alone() {
+fn problems_with_versions_are_told_alone() {
     // Every route refers to the versions: with them wrong, the routes' own problems would
-    // be noise.
-    let e = refuse("versions: [stable, stable]\nroutes: [{ name: a, to: beta }]\n");
-    assert_eq!(e.problems().count(), 1, "{e}");
-    at(&e, None, "versions[1]");
+    // be noise. Each bad version is told.
+    let e = refuse("versions: [stable, stable, 'can ary']\nroutes: [{ name: a, to: beta }]\n");
+    let told: Vec<&str> = e.problems().map(|p| p.field.as_str()).collect();
+    assert_eq!(told, ["versions[1]", "versions[2]"], "{e}");
+    assert_eq!(
+        e.problems().map(|p| p.problem.clone()).collect::<Vec<_>>(),
+        [
+            Problem::DuplicateVersion("stable".into()),
+            Problem::BadVersionName("can ary".into())
+        ]
+    );
 }
