@@ -27,6 +27,23 @@ fn design() -> Gray {
     Gray::new(Config::from_yaml(include_str!("../rules.yaml")).unwrap()).unwrap()
 }
 
+/// The README's quickstart shows `rules.yaml` as "this is `examples/rules.yaml`": the same
+/// rules (its comments are shorter).
+#[test]
+fn the_readme_quickstart_rules_are_examples_rules_yaml() {
+    let readme = include_str!("../../README.md");
+    let shown = readme
+        .split_once("`rules.yaml` (this is [`examples/rules.yaml`]")
+        .and_then(|(_, after)| after.split_once("```yaml\n"))
+        .and_then(|(_, block)| block.split_once("```"))
+        .map(|(yaml, _)| yaml)
+        .expect("the quickstart's rules block");
+    assert_eq!(
+        Config::from_yaml(shown).unwrap(),
+        Config::from_yaml(include_str!("../rules.yaml")).unwrap()
+    );
+}
+
 /// `GET http://{addr}{path}` with one header: the version echoed, and the body.
 async fn get(addr: SocketAddr, path: &str, header: (&str, &str)) -> (Option<String>, String) {
     let res = reqwest::Client::new()
