@@ -36,12 +36,14 @@ use crate::view::TowerRequest;
 ///    split's cookie, when the split has `set_cookie:` — the key it was placed by
 ///    ([`Decision::set_cookie`](gray_core::Decision::set_cookie)).
 ///
-/// Rules on the client's address (`match.client_ip`, `split.by: client_ip`) read the
-/// connection's peer from axum's `ConnectInfo<SocketAddr>` (feature `axum`; serve with
+/// Rules on the client's address (`match.client_ip`, `split.by: client_ip`) and on the
+/// peer a label comes from (`label.from`) read the connection's peer from axum's
+/// `ConnectInfo<SocketAddr>` (feature `axum`; serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()`) or from a
 /// [`PeerAddr`](gray_core::PeerAddr) extension put there by the server (with tonic, from
-/// its `TcpConnectInfo`: see the crate docs), and behind proxies the address their header names (`real_ip:`).
-/// A server that tells neither gives rules no client address.
+/// its `TcpConnectInfo`: see the crate docs), and behind proxies the client's address
+/// from their header (`real_ip:`). A server that tells neither gives rules no client
+/// address, and `label.from` refuses every label.
 ///
 /// Apply it with `Router::layer`, or around the whole router — `GrayLayer::new(gray)
 /// .layer(router)`, served with `axum::ServiceExt::<Request>::into_make_service` — which saves axum's
