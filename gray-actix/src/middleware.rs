@@ -30,9 +30,10 @@ use crate::view::ActixRequest;
 /// client that came without the deciding split's cookie, when the split has `set_cookie:`,
 /// gets it on the response ([`Decision::set_cookie`](gray_core::Decision::set_cookie)).
 /// Rules on the client's address (`match.client_ip`, `split.by: client_ip`) and on the
-/// peer a label comes from (`label.from`) read the connection's peer, and behind proxies the address their header names when the rules'
-/// `real_ip:` trusts them (not actix-web's `realip_remote_addr`, which believes any
-/// client's `Forwarded` or `X-Forwarded-For`).
+/// peer a label comes from (`label.from`) read the connection's peer, and behind proxies
+/// the client's address from their header when the rules' `real_ip:` trusts them (not
+/// actix-web's `realip_remote_addr`, which believes any client's `Forwarded` or
+/// `X-Forwarded-For`).
 ///
 /// ```
 /// use actix_web::{App, web};
