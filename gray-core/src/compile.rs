@@ -487,7 +487,9 @@ fn compile_split(
     }
     let key = match &split.by {
         None => None,
-        Some(by) => checked(SplitKey::compile(by, "split.by", fields), &mut problems),
+        Some(by) => SplitKey::compile(by, "split.by", fields)
+            .map_err(|found| problems.extend(found))
+            .ok(),
     };
     let salt = split.salt.as_deref().unwrap_or(route);
     if salt.len() > MAX_NAME {

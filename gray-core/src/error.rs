@@ -48,8 +48,8 @@ pub enum Error {
     /// The config parsed but breaks rules: see [`Invalid`]. Every problem found is
     /// listed ([`problems`](Self::problems)), each starting a line of its own: those
     /// outside routes, and a route's — each of its match's conditions, its `to` or each
-    /// part of its `split` (a weight, the weights' sum once each is sound, the key, the
-    /// salt, the cookie), its mirror (checked once the route's action is sound). Problems
+    /// part of its `split` (a weight, the weights' sum once each is sound, the key or each
+    /// key of its `first_of`, the salt, the cookie), its mirror (checked once the route's action is sound). Problems
     /// with `versions`, which every route refers to, are told alone.
     #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {

@@ -23,49 +23,55 @@ pub(crate) enum SplitKey {
 }
 
 impl SplitKey {
-    /// Compiles `by`, naming the field at fault under `at` (`split.by`).
+    /// Compiles `by`, naming the field at fault under `at` (`split.by`): its problem, or
+    /// that of each key of a `first_of` that has one.
     pub(crate) fn compile(
         by: &SplitBy,
         at: &str,
         fields: &mut Fields,
-    ) -> Result<Self, (String, Problem)> {
+    ) -> Result<Self, Vec<(String, Problem)>> {
+        let one = |field: String, problem| vec![(field, problem)];
         Ok(match by {
             SplitBy::ClientIp => Self::ClientIp,
             SplitBy::Header(n) => {
-                let name = header_name(n).map_err(|p| (format!("{at}.header"), p))?;
+                let name = header_name(n).map_err(|p| one(format!("{at}.header"), p))?;
                 Self::Field(fields.intern(Field::Header(name)))
             }
             SplitBy::Cookie(n) => {
                 let name =
-                    plain_name(n, COOKIE_SEPARATORS).map_err(|p| (format!("{at}.cookie"), p))?;
+                    plain_name(n, COOKIE_SEPARATORS).map_err(|p| one(format!("{at}.cookie"), p))?;
                 Self::Field(fields.intern(Field::Cookie(name)))
             }
             SplitBy::Query(n) => {
                 let name =
-                    plain_name(n, QUERY_SEPARATORS).map_err(|p| (format!("{at}.query"), p))?;
+                    plain_name(n, QUERY_SEPARATORS).map_err(|p| one(format!("{at}.query"), p))?;
                 Self::Field(fields.intern(Field::Query(name)))
             }
             SplitBy::FirstOf(list) => {
                 let at = format!("{at}.first_of");
                 if list.is_empty() {
-                    return Err((at, Problem::NoKeys));
+                    return Err(one(at, Problem::NoKeys));
                 }
                 if list.len() > MAX_KEYS {
                     let (count, max) = (list.len(), MAX_KEYS);
-                    return Err((at, Problem::TooMany { count, max }));
+                    return Err(one(at, Problem::TooMany { count, max }));
                 }
-                let keys = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, by)| {
-                        let at = format!("{at}[{i}]");
-                        match by {
-                            SplitBy::FirstOf(_) => Err((at, Problem::NestedFirstOf)),
-                            by => Self::compile(by, &at, fields),
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
-                Self::FirstOf(keys)
+                let (mut keys, mut problems) = (Vec::with_capacity(list.len()), Vec::new());
+                for (i, by) in list.iter().enumerate() {
+                    let at = format!("{at}[{i}]");
+                    let key = match by {
+                        SplitBy::FirstOf(_) => Err(one(at, Problem::NestedFirstOf)),
+                        by => Self::compile(by, &at, fields),
+                    };
+                    match key {
+                        Ok(key) => keys.push(key),
+                        Err(found) => problems.extend(found),
+                    }
+                }
+                if !problems.is_empty() {
+                    return Err(problems);
+                }
+                Self::FirstOf(keys.into())
             }
         })
     }

@@ -157,6 +157,25 @@ fn a_bad_first_of_is_refused_naming_the_route_and_field() {
             "{by}"
         );
     }
+    // Every key of a `first_of` that has a problem is told.
+    let config = gray_core::Config::from_yaml(&route(
+        "{ first_of: [{ header: \"x y\" }, client_ip, { first_of: [client_ip] }, { query: \"a&b\" }] }",
+    ))
+    .unwrap();
+    let told: Vec<String> = config
+        .validate()
+        .unwrap_err()
+        .problems()
+        .map(|p| p.field.clone())
+        .collect();
+    assert_eq!(
+        told,
+        [
+            "split.by.first_of[0].header",
+            "split.by.first_of[2]",
+            "split.by.first_of[3].query"
+        ]
+    );
     // set_cookie needs a cookie among the keys.
     let yaml = "versions: [stable, canary]\nroutes:\n  - name: r\n    split: { by: { first_of: [{ header: x-user-id }, client_ip] }, weights: { stable: 50, canary: 50 }, set_cookie: {} }\n";
     assert_eq!(
