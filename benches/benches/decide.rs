@@ -32,6 +32,14 @@ fn request(headers: &[(&str, &str)]) -> http::Request<()> {
     }
 }
 
+/// The rules in `yaml`; a bench given rules gray refuses stops, naming them (`what`).
+fn rules(what: &str, yaml: &str) -> Gray {
+    match Config::from_yaml(yaml).and_then(Gray::new) {
+        Ok(gray) => gray,
+        Err(e) => panic!("{what} config: {e}"),
+    }
+}
+
 /// 100 routes, each on its own header; only the last one matches the bench request.
 fn hundred_routes() -> Gray {
     let mut yaml = String::from("versions: [stable, canary]\nroutes:\n");
@@ -43,10 +51,7 @@ fn hundred_routes() -> Gray {
     yaml.push_str(
         "  - { name: last, match: { headers: [{ name: x-tenant, prefix: acme }] }, to: canary }\n",
     );
-    match Config::from_yaml(&yaml).and_then(Gray::new) {
-        Ok(gray) => gray,
-        Err(e) => panic!("100-route config: {e}"),
-    }
+    rules("100-route", &yaml)
 }
 
 fn decide(c: &mut Criterion) {
@@ -75,14 +80,10 @@ fn decide(c: &mut Criterion) {
     }
 
     // A real regex (not an anchored literal): the lazy DFA at work.
-    let regex = match Config::from_yaml(
+    let regex = rules(
+        "regex",
         "versions: [stable, canary]\nroutes:\n  - { name: tiers, match: { headers: [{ name: x-user-tier, regex: '^(gold|platinum)-[0-9]+$' }] }, to: canary }\n",
-    )
-    .and_then(Gray::new)
-    {
-        Ok(gray) => gray,
-        Err(e) => panic!("regex config: {e}"),
-    };
+    );
     let req = request(&[("x-user-tier", "platinum-42")]);
     assert_eq!(regex.decide(&req).version(), "canary");
     group.bench_function("regex", |b| {
@@ -91,14 +92,10 @@ fn decide(c: &mut Criterion) {
 
     // A split giving new clients a key (`set_cookie:`): a client with its cookie, and a
     // new one — a random key drawn and hashed, and its `Set-Cookie` built (allocates).
-    let visitors = match Config::from_yaml(
+    let visitors = rules(
+        "set_cookie",
         "versions: [stable, canary]\nroutes:\n  - { name: visitors, split: { by: { cookie: gray-uid }, weights: { stable: 90, canary: 10 }, set_cookie: {} } }\n",
-    )
-    .and_then(Gray::new)
-    {
-        Ok(gray) => gray,
-        Err(e) => panic!("set_cookie config: {e}"),
-    };
+    );
     let returning = request(&[("cookie", "theme=dark; gray-uid=0123456789abcdef")]);
     assert!(visitors.decide(&returning).set_cookie().is_none());
     group.bench_function("cookie-returning", |b| {
@@ -132,20 +129,15 @@ fn decide(c: &mut Criterion) {
 
     // The client's address: an office network, then a split by address; behind a
     // proxy whose `x-forwarded-for` is read from the right.
-    let clients = match Config::from_yaml(
+    let clients = rules(
+        "client_ip",
         "real_ip: { trusted: [10.0.0.0/8] }
 versions: [stable, canary]
 routes:
   - { name: office, match: { client_ip: { cidr: [198.51.100.0/24] } }, to: canary }
   - { name: rest, split: { by: client_ip, weights: { stable: 90, canary: 10 } } }
 ",
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|c| Gray::new(c).map_err(|e| e.to_string()))
-    {
-        Ok(g) => g,
-        Err(e) => panic!("client_ip config: {e}"),
-    };
+    );
     let mut proxied = request(&[("x-forwarded-for", "203.0.113.9, 10.0.0.7")]);
     proxied
         .extensions_mut()
@@ -164,12 +156,7 @@ routes:
             "label: { inherit: always, from: [10.0.0.0/8] }",
         ),
     ] {
-        let internal = match Config::from_yaml(&format!("{label}\nversions: [stable, canary]\n"))
-            .and_then(Gray::new)
-        {
-            Ok(gray) => gray,
-            Err(e) => panic!("{name} config: {e}"),
-        };
+        let internal = rules(name, &format!("{label}\nversions: [stable, canary]\n"));
         let mut labelled = request(&[("x-gray-version", "canary")]);
         labelled
             .extensions_mut()
