@@ -4,23 +4,10 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use common::{gray, refused_in_route_r};
-use gray_core::{Config, Gray, PeerAddr, Problem};
-
-/// A request from `peer` (none: a server that does not tell) with the given headers.
-fn from(peer: Option<&str>, headers: &[(&str, &str)]) -> http::Request<()> {
-    let mut req = common::req("/", headers);
-    if let Some(peer) = peer {
-        let addr = match peer.parse::<SocketAddr>() {
-            Ok(addr) => addr,
-            Err(_) => SocketAddr::new(peer.parse::<IpAddr>().unwrap(), 40_000),
-        };
-        req.extensions_mut().insert(PeerAddr(addr));
-    }
-    req
-}
+use common::{from, gray, refused_in_route_r};
+use gray_core::{Config, Gray, Problem};
 
 const OFFICE: &str = "versions: [stable, canary]
 routes:

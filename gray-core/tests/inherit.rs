@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{design, gray, req};
+use common::{design, from, gray, req};
 use gray_core::{MAX_LABEL_LEN, Source};
 
 const INTERNAL: &str = r#"
@@ -330,16 +330,6 @@ routes:
   - { name: testers, match: { headers: [{ name: x-app-version, exact: beta }] }, to: canary }
 "#;
 
-/// A request from `peer` (as a server that tells it), or from an untold peer.
-fn from_peer(peer: Option<&str>, headers: &[(&str, &str)]) -> http::Request<()> {
-    let mut r = req("/", headers);
-    if let Some(peer) = peer {
-        let addr = peer.parse().expect("test peer address");
-        r.extensions_mut().insert(gray_core::PeerAddr(addr));
-    }
-    r
-}
-
 #[test]
 fn from_honours_a_label_only_from_a_peer_in_its_networks() {
     let g = gray(FROM_INSIDE);
@@ -352,7 +342,7 @@ fn from_honours_a_label_only_from_a_peer_in_its_networks() {
     ];
     for peer in inside {
         for label in [("x-gray-version", "canary"), ("baggage", "gray=canary")] {
-            let d = g.decide(&from_peer(Some(peer), &[label]));
+            let d = g.decide(&from(Some(peer), &[label]));
             assert_eq!(
                 (d.version(), d.source()),
                 ("canary", Source::Inherited),
@@ -373,14 +363,14 @@ fn from_honours_a_label_only_from_a_peer_in_its_networks() {
         None,
     ];
     for peer in outside {
-        let d = g.decide(&from_peer(peer, &[("x-gray-version", "canary")]));
+        let d = g.decide(&from(peer, &[("x-gray-version", "canary")]));
         assert_eq!(
             (d.version(), d.source()),
             ("stable", Source::Default),
             "{peer:?}"
         );
         assert!(d.label_rejected(), "{peer:?}");
-        let d = g.decide(&from_peer(
+        let d = g.decide(&from(
             peer,
             &[("x-gray-version", "stable"), ("x-app-version", "beta")],
         ));
@@ -389,22 +379,16 @@ fn from_honours_a_label_only_from_a_peer_in_its_networks() {
             ("canary", Some("testers")),
             "{peer:?}"
         );
-        let d = g.decide(&from_peer(peer, &[("baggage", "gray=canary")]));
+        let d = g.decide(&from(peer, &[("baggage", "gray=canary")]));
         assert_eq!(d.version(), "stable", "{peer:?}");
     }
     assert_eq!(g.rejected_labels(), 3 * outside.len() as u64);
 
     // No label: nothing refused, whoever the peer.
-    let d = g.decide(&from_peer(
-        Some("11.0.0.1:80"),
-        &[("x-app-version", "beta")],
-    ));
+    let d = g.decide(&from(Some("11.0.0.1:80"), &[("x-app-version", "beta")]));
     assert_eq!((d.version(), d.label_rejected()), ("canary", false));
     // An undeclared label from inside is refused as before.
-    let d = g.decide(&from_peer(
-        Some("10.1.2.3:4000"),
-        &[("x-gray-version", "v9")],
-    ));
+    let d = g.decide(&from(Some("10.1.2.3:4000"), &[("x-gray-version", "v9")]));
     assert!(d.label_rejected());
 }
 
@@ -419,7 +403,7 @@ versions: [stable, canary]
 "#,
     );
     // The edge, inside, forwarding an outside client's request: its label is honoured.
-    let d = g.decide(&from_peer(
+    let d = g.decide(&from(
         Some("10.0.0.2:5000"),
         &[
             ("x-gray-version", "canary"),
@@ -428,7 +412,7 @@ versions: [stable, canary]
     ));
     assert_eq!(d.source(), Source::Inherited);
     // An outside client naming an inside address: refused.
-    let d = g.decide(&from_peer(
+    let d = g.decide(&from(
         Some("203.0.113.9:5000"),
         &[
             ("x-gray-version", "canary"),
@@ -445,7 +429,7 @@ fn from_every_address_trusts_a_peer_the_server_does_not_tell() {
         let g = gray(&format!(
             "label: {{ inherit: always, from: [{every}] }}\nversions: [stable, canary]\n"
         ));
-        let d = g.decide(&from_peer(None, &[("x-gray-version", "canary")]));
+        let d = g.decide(&from(None, &[("x-gray-version", "canary")]));
         assert_eq!(d.source(), Source::Inherited, "{every}");
     }
 }

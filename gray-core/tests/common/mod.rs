@@ -53,6 +53,23 @@ pub fn req(uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {
     b.body(()).expect("test request builds")
 }
 
+/// A GET request to `/` from `peer` — an address with or without a port, as a server that
+/// tells it puts it in the extensions; none: a server that does not — with the headers.
+pub fn from(peer: Option<&str>, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut req = req("/", headers);
+    if let Some(peer) = peer {
+        let addr = match peer.parse::<std::net::SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                let ip = peer.parse::<std::net::IpAddr>().expect("test peer address");
+                std::net::SocketAddr::new(ip, 40_000)
+            }
+        };
+        req.extensions_mut().insert(gray_core::PeerAddr(addr));
+    }
+    req
+}
+
 /// The version `gray` picks for a request carrying `x-user-id: key`.
 pub fn version_for_user(gray: &Gray, key: &str) -> String {
     gray.decide(&req("/", &[("x-user-id", key)]))
