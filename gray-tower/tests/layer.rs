@@ -476,18 +476,23 @@ async fn version_from(addr: std::net::SocketAddr, xff: Option<&str>) -> String {
     body.split('|').next().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn the_client_address_comes_from_axum_connect_info_and_trusted_proxies() {
+/// `/who` behind `GrayLayer` (around the router), served with axum's `ConnectInfo`: the
+/// connection's peer is known.
+async fn serve_who_with_connect_info(gray: gray_core::Gray) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = tower_layer::Layer::layer(
-        &GrayLayer::new(gray(CLIENTS)),
-        Router::new().route("/who", get(who)),
-    );
+    let service =
+        tower_layer::Layer::layer(&GrayLayer::new(gray), Router::new().route("/who", get(who)));
     let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         std::net::SocketAddr,
     >(service);
     tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn the_client_address_comes_from_axum_connect_info_and_trusted_proxies() {
+    let addr = serve_who_with_connect_info(gray(CLIENTS)).await;
     // This machine, as the peer.
     assert_eq!(version_from(addr, None).await, "local");
     // Through the proxy on this machine: the address it names, from the right.
@@ -515,17 +520,15 @@ async fn the_client_address_comes_from_axum_connect_info_and_trusted_proxies() {
 /// The version and the label header `/who` sees for a request labelled `canary`, served
 /// by `gray` with axum's `ConnectInfo` or without it.
 async fn labelled_canary(gray: gray_core::Gray, connect_info: bool) -> String {
-    let app = Router::new().route("/who", get(who));
     let addr = if connect_info {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            std::net::SocketAddr,
-        >(tower_layer::Layer::layer(&GrayLayer::new(gray), app));
-        tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
-        addr
+        serve_who_with_connect_info(gray).await
     } else {
-        serve(app.layer(GrayLayer::new(gray))).await
+        serve(
+            Router::new()
+                .route("/who", get(who))
+                .layer(GrayLayer::new(gray)),
+        )
+        .await
     };
     let url = format!("http://{addr}/who");
     let client = reqwest::Client::new();
