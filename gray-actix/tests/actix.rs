@@ -33,6 +33,16 @@ macro_rules! serve {
     }};
 }
 
+/// `GET /v`, answering the version the middleware decided with `gray`'s rules.
+fn serve_version(gray: gray_core::Gray) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    serve!(move || {
+        App::new().wrap(GrayMiddleware::new(gray.clone())).route(
+            "/v",
+            web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+        )
+    })
+}
+
 fn edge() -> gray_core::Gray {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
     gray_core::Gray::from_path(path).unwrap()
@@ -505,13 +515,7 @@ routes:
     to: local
 ";
     let version = |rules: &str| {
-        let gray = gray_core::Gray::new(gray_core::Config::from_yaml(rules).unwrap()).unwrap();
-        serve!(move || {
-            App::new().wrap(GrayMiddleware::new(gray.clone())).route(
-                "/v",
-                web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
-            )
-        })
+        serve_version(gray_core::Gray::new(gray_core::Config::from_yaml(rules).unwrap()).unwrap())
     };
     let get = |addr: SocketAddr, xff: Option<&'static str>| async move {
         let mut req = reqwest::Client::new().get(format!("http://{addr}/v"));
@@ -538,12 +542,7 @@ async fn label_from_honours_labels_only_from_peers_in_its_networks() {
             format!("label: {{ inherit: always, from: [{from}] }}\nversions: [stable, canary]\n");
         let gray = gray_core::Gray::new(gray_core::Config::from_yaml(&rules).unwrap()).unwrap();
         let counted = gray.clone();
-        let (addr, handle) = serve!(move || {
-            App::new().wrap(GrayMiddleware::new(gray.clone())).route(
-                "/v",
-                web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
-            )
-        });
+        let (addr, handle) = serve_version(gray);
         async move {
             let res = reqwest::Client::new()
                 .get(format!("http://{addr}/v"))
