@@ -323,10 +323,10 @@ impl Engine {
     /// Whether the peer may hand this service a label (`label.from`; unset, any peer).
     /// Read only for a request that brings a declared label.
     #[inline]
-    fn label_from_trusted<R: RequestView + ?Sized>(&self, values: &Values<'_, R>) -> bool {
+    fn label_from_trusted<R: RequestView + ?Sized>(&self, values: &mut Values<'_, R>) -> bool {
         match &self.label_from {
             None => true,
-            Some(from) => from.trusts(values.req.peer_ip().map(|ip| ip.to_canonical())),
+            Some(from) => from.trusts(values.peer_ip()),
         }
     }
 

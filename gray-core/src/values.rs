@@ -214,6 +214,8 @@ pub(crate) struct Values<'r, R: ?Sized> {
     /// when it is made (a `memset`, not a copy).
     found: [(u32, Option<&'r [u8]>); FOUND],
     real_ip: Option<&'r RealIp>,
+    /// The connection's peer, once a rule (or `label.from`) asked for it.
+    peer: Option<Option<IpAddr>>,
     /// The client's address, once a rule asked for it.
     client_ip: Option<Option<IpAddr>>,
 }
@@ -234,6 +236,7 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
             present: 0,
             found: [(0, None); FOUND],
             real_ip: engine.real_ip.as_ref(),
+            peer: None,
             client_ip: None,
         }
     }
@@ -332,6 +335,18 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         value
     }
 
+    /// The connection's peer (an IPv4-mapped address as IPv4), read once per decision,
+    /// when a rule first asks: for `label.from`, and under [`client_ip`](Self::client_ip).
+    #[inline]
+    pub(crate) fn peer_ip(&mut self) -> Option<IpAddr> {
+        if let Some(ip) = self.peer {
+            return ip;
+        }
+        let ip = self.req.peer_ip().map(|ip| ip.to_canonical());
+        self.peer = Some(ip);
+        ip
+    }
+
     /// The client's address: the peer's, or the one a trusted proxy's header names
     /// (`real_ip:`). Found once per decision, when a rule first asks.
     #[inline]
@@ -339,14 +354,14 @@ impl<'r, R: RequestView + ?Sized> Values<'r, R> {
         if let Some(ip) = self.client_ip {
             return ip;
         }
-        let ip = self.find_client_ip();
+        let peer = self.peer_ip();
+        let ip = self.find_client_ip(peer);
         self.client_ip = Some(ip);
         ip
     }
 
     #[inline(never)]
-    fn find_client_ip(&self) -> Option<IpAddr> {
-        let peer = self.req.peer_ip().map(|ip| ip.to_canonical());
+    fn find_client_ip(&self, peer: Option<IpAddr>) -> Option<IpAddr> {
         let Some(real) = self.real_ip else {
             return peer;
         };

@@ -478,3 +478,45 @@ fn from_is_refused_at_an_edge_and_needs_networks() {
     let json = serde_json::to_string(&config).expect("serialises");
     assert!(!json.contains("from"), "{json}");
 }
+
+#[test]
+fn from_and_client_ip_rules_read_the_peer_once() {
+    // A view counting how often the engine asks for the peer.
+    struct Counting(http::Request<()>, std::cell::Cell<u32>);
+    impl gray_core::RequestView for Counting {
+        fn header(&self, name: &http::HeaderName) -> Option<&[u8]> {
+            self.0.headers().get(name).map(|v| v.as_bytes())
+        }
+        fn header_all<'a>(&'a self, name: &'a http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
+            self.0.headers().get_all(name).iter().map(|v| v.as_bytes())
+        }
+        fn path(&self) -> &str {
+            self.0.uri().path()
+        }
+        fn query(&self) -> Option<&str> {
+            self.0.uri().query()
+        }
+        fn method(&self) -> &str {
+            self.0.method().as_str()
+        }
+        fn peer_ip(&self) -> Option<std::net::IpAddr> {
+            self.1.set(self.1.get() + 1);
+            Some([203, 0, 113, 9].into())
+        }
+    }
+    let g = gray(
+        "label: { inherit: always, from: [10.0.0.0/8] }
+versions: [stable, canary]
+routes:
+  - { name: outside, match: { client_ip: { cidr: [203.0.113.0/24] } }, to: canary }
+",
+    );
+    // The label is refused for its peer, and the route then reads the same peer.
+    let view = Counting(
+        req("/", &[("x-gray-version", "stable")]),
+        Default::default(),
+    );
+    let d = g.decide(&view);
+    assert_eq!((d.version(), d.label_rejected()), ("canary", true));
+    assert_eq!(view.1.get(), 1, "the peer is read once per decision");
+}
