@@ -51,6 +51,33 @@ pub enum Verdict {
 }
 
 impl Analysis {
+    /// An analysis that passes every stage at once, whatever the metrics, for a rollout
+    /// judged by your own verdicts alone ([`Rollout::step_with`](crate::Rollout::step_with)):
+    /// one that reads every replica's metrics from Prometheus, say, where this process's
+    /// share is not the whole story. Pair it with a
+    /// [`min_stage_duration`](crate::Rollout::min_stage_duration), or each stage passes at
+    /// the first step your verdict lets it.
+    ///
+    /// ```
+    /// use gray_core::{Analysis, Config, Gray, Verdict};
+    ///
+    /// let gray = Gray::new(Config::from_yaml("versions: [stable, canary]\n")?)?;
+    /// let metrics = gray.metrics(); // nothing served yet
+    /// let (stable, canary) = (metrics.version("stable").unwrap(), metrics.version("canary").unwrap());
+    /// assert_eq!(Analysis::default().judge(canary, stable), Verdict::Wait);
+    /// assert_eq!(Analysis::none().judge(canary, stable), Verdict::Pass);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn none() -> Self {
+        Self {
+            min_requests: 0,
+            max_error_rate: f64::INFINITY,
+            max_error_rate_increase: f64::INFINITY,
+            max_latency_ratio: f64::INFINITY,
+            ..Self::default()
+        }
+    }
+
     /// Judges `canary` against `baseline`, each counted over the same stretch of time.
     pub fn judge(&self, canary: &VersionMetrics, baseline: &VersionMetrics) -> Verdict {
         if canary.total() < self.min_requests {
@@ -151,5 +178,20 @@ mod tests {
             &VersionMetrics::empty("stable"),
         );
         assert_eq!(alone, Verdict::Pass);
+    }
+
+    #[test]
+    fn no_analysis_passes_whatever_the_canary_does() {
+        let none = Analysis::none();
+        let base = counted("stable", [0, 1000, 0, 0, 0], 0);
+        for canary in [
+            VersionMetrics::empty("canary"),
+            counted("canary", [0, 0, 0, 0, 1000], 0), // every request a 5xx
+            counted("canary", [0, 1000, 0, 0, 0], 14), // all past the last bound
+            counted("canary", [0, 10, 0, 0, 990], 14), // both
+        ] {
+            assert_eq!(none.judge(&canary, &base), Verdict::Pass, "{canary:?}");
+            assert_ne!(Analysis::default().judge(&canary, &base), Verdict::Pass);
+        }
     }
 }

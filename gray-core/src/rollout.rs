@@ -2,6 +2,7 @@
 //! with the default version's, and roll back (or pause) when it is worse.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use crate::analysis::{Analysis, Verdict};
 use crate::error::Error;
@@ -88,7 +89,10 @@ pub enum RolloutError {
 /// `metrics(true)`), and rolls back or pauses when the canary is worse.
 ///
 /// It is driven by [`step`](Self::step), from a timer of your choice: each step judges the
-/// stage on the requests since it began, then widens, finishes, waits, or fails. Weights
+/// stage on the requests since it began, then widens, finishes, waits, or fails.
+/// [`min_stage_duration`](Self::min_stage_duration) holds each stage a while before it
+/// may pass; [`step_with`](Self::step_with) joins a verdict of your own (a Prometheus
+/// query, a business figure) to the analysis's. Weights
 /// change as a reload does, so every clone of the `Gray` follows at once, and a keyed
 /// split keeps every user already on the canary there as it widens.
 ///
@@ -137,6 +141,10 @@ pub struct Rollout {
     status: RolloutStatus,
     /// The metrics when the stage in force began.
     since: Option<Metrics>,
+    /// When the stage in force began.
+    began: Option<Instant>,
+    /// How long a stage serves before it may pass.
+    min_stage: Duration,
     /// Whose hold on the route's weights is this rollout's.
     owner: u64,
 }
@@ -175,6 +183,8 @@ impl Rollout {
             on_failure: OnFailure::default(),
             status: RolloutStatus::Pending,
             since: None,
+            began: None,
+            min_stage: Duration::ZERO,
             owner: Hold::new_owner(),
         })
     }
@@ -182,6 +192,37 @@ impl Rollout {
     /// How stages are judged (default [`Analysis::default`]).
     pub fn analysis(mut self, analysis: Analysis) -> Self {
         self.analysis = analysis;
+        self
+    }
+
+    /// How long each stage serves its weight, at least, before it passes (default zero:
+    /// a stage passes at the first step that finds enough requests and nothing wrong) —
+    /// Argo Rollouts' `pause: { duration }` after a `setWeight`. A step before then that
+    /// finds the stage sound waits; one that finds it worse fails it at once. So step
+    /// often and let the duration set the pace: a canary that leaks memory, or fails only
+    /// at the evening's peak, has the time to show it, and a plainly broken one is still
+    /// rolled back at the next step. A stage resumed after a pause serves the duration
+    /// afresh; [`promote`](Self::promote) does not wait for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gray_core::{Config, Gray, Rollout, RolloutStatus};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: users
+    ///     split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } }
+    /// "#)?)?;
+    /// // Judged every 10 seconds, each stage held for at least 10 minutes.
+    /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0, 100.0])?
+    ///     .min_stage_duration(Duration::from_secs(600));
+    /// rollout.start()?;
+    /// assert_eq!(rollout.step()?, &RolloutStatus::Progressing { stage: 0, weight: 5.0 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn min_stage_duration(mut self, duration: Duration) -> Self {
+        self.min_stage = duration;
         self
     }
 
@@ -204,15 +245,58 @@ impl Rollout {
 
     /// Judges the stage in force on the requests since it began, and moves on: to the
     /// next stage, to [`RolloutStatus::Completed`] after the last, or to a failure. Waits (no
-    /// change) while the canary has served too few requests, and does nothing unless the
+    /// change) while the canary has served too few requests, or the stage has served less
+    /// than [`min_stage_duration`](Self::min_stage_duration), and does nothing unless the
     /// rollout is progressing.
     pub fn step(&mut self) -> Result<&RolloutStatus, RolloutError> {
+        self.step_with(Verdict::Pass)
+    }
+
+    /// [`step`](Self::step), with a verdict of your own on the stage joined to the
+    /// [`Analysis`]'s — Argo Rollouts' analysis providers: a Prometheus query over every
+    /// replica's metrics, a business figure (orders per minute on the canary), a smoke
+    /// test against it. Your [`Verdict::Fail`] fails the stage, its reason the status's
+    /// (joined to the analysis's when both fail); your [`Verdict::Wait`] holds the stage
+    /// (for a query that could not be made: never pass on no data); your
+    /// [`Verdict::Pass`] leaves the stage to the analysis. Make your judgement — async or
+    /// not — before the call; [`Analysis::none`] leaves the stage to yours alone.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, Rollout, RolloutStatus, Verdict};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: users
+    ///     split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } }
+    /// "#)?)?;
+    /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0])?;
+    /// rollout.start()?;
+    /// let orders_per_minute = 3.0; // read from your metrics backend, say
+    /// let verdict = if orders_per_minute < 10.0 {
+    ///     Verdict::Fail(format!("canary orders {orders_per_minute}/min, under 10"))
+    /// } else {
+    ///     Verdict::Pass
+    /// };
+    /// let status = rollout.step_with(verdict)?;
+    /// assert!(matches!(status, RolloutStatus::RolledBack { reason } if reason.contains("orders")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn step_with(&mut self, verdict: Verdict) -> Result<&RolloutStatus, RolloutError> {
+        self.step_at(verdict, Instant::now())
+    }
+
+    fn step_at(&mut self, yours: Verdict, now: Instant) -> Result<&RolloutStatus, RolloutError> {
         let RolloutStatus::Progressing { stage, weight } = self.status else {
             return Ok(&self.status);
         };
         self.set_weight(weight)?; // the route or canary may have gone in a reload
         let (canary, baseline) = self.window();
-        match self.analysis.judge(&canary, &baseline) {
+        let verdict = match join(self.analysis.judge(&canary, &baseline), yours) {
+            Verdict::Pass if !self.served_min_stage(now) => Verdict::Wait,
+            verdict => verdict,
+        };
+        match verdict {
             Verdict::Wait => {}
             Verdict::Pass if stage + 1 < self.stages.len() => self.enter(stage + 1)?,
             Verdict::Pass => self.status = RolloutStatus::Completed { weight },
@@ -307,10 +391,17 @@ impl Rollout {
         Ok(&self.status)
     }
 
+    /// Whether the stage in force has served its minimum duration by `now`.
+    fn served_min_stage(&self, now: Instant) -> bool {
+        self.began
+            .is_none_or(|began| now.saturating_duration_since(began) >= self.min_stage)
+    }
+
     fn enter(&mut self, stage: usize) -> Result<(), RolloutError> {
         let weight = self.stages[stage];
         self.set_weight(weight)?;
         self.since = Some(self.gray.metrics());
+        self.began = Some(Instant::now());
         self.status = RolloutStatus::Progressing { stage, weight };
         Ok(())
     }
@@ -378,6 +469,17 @@ impl Rollout {
     }
 }
 
+/// The analysis's verdict and the caller's, as one: a failure of either fails (both
+/// reasons when both fail), else a wait of either waits.
+fn join(analysis: Verdict, yours: Verdict) -> Verdict {
+    match (analysis, yours) {
+        (Verdict::Fail(a), Verdict::Fail(b)) => Verdict::Fail(format!("{a}; {b}")),
+        (Verdict::Fail(reason), _) | (_, Verdict::Fail(reason)) => Verdict::Fail(reason),
+        (Verdict::Wait, _) | (_, Verdict::Wait) => Verdict::Wait,
+        (Verdict::Pass, Verdict::Pass) => Verdict::Pass,
+    }
+}
+
 /// Lets go of the canary weight: the rules in force stay, and the next reload applies the
 /// rules file's own weights to the route.
 impl Drop for Rollout {
@@ -393,8 +495,121 @@ impl fmt::Debug for Rollout {
             .field("canary", &self.canary)
             .field("stages", &self.stages)
             .field("analysis", &self.analysis)
+            .field("min_stage_duration", &self.min_stage)
             .field("on_failure", &self.on_failure)
             .field("status", &self.status)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+    use super::*;
+    use crate::config::Config;
+
+    /// A rollout of `canary` in `users` through 5% and 30%, judged after 20 requests,
+    /// each stage held for `min_stage`.
+    fn rollout(min_stage: Duration) -> (Gray, Rollout) {
+        let yaml = "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { weights: { stable: 100, canary: 0 } }\n";
+        let gray = Gray::new(Config::from_yaml(yaml).unwrap()).unwrap();
+        let analysis = Analysis {
+            min_requests: 20,
+            ..Analysis::default()
+        };
+        let rollout = Rollout::new(gray.clone(), "users", "canary", [5.0, 30.0])
+            .unwrap()
+            .analysis(analysis)
+            .min_stage_duration(min_stage);
+        (gray, rollout)
+    }
+
+    /// 1,000 requests, every one answered `status`.
+    fn serve(gray: &Gray, status: u16) {
+        for _ in 0..1_000 {
+            let req = http::Request::get("/").body(()).unwrap();
+            gray.decide(&req).measure().unwrap().finish(status);
+        }
+    }
+
+    fn progressing(stage: usize, weight: f64) -> RolloutStatus {
+        RolloutStatus::Progressing { stage, weight }
+    }
+
+    #[test]
+    fn a_sound_stage_passes_once_it_has_served_its_duration() {
+        let minute = Duration::from_secs(60);
+        let (gray, mut r) = rollout(10 * minute);
+        r.start().unwrap();
+        let began = r.began.unwrap();
+        serve(&gray, 200);
+        // Sound, but a second short of ten minutes: it waits.
+        let early = began + 10 * minute - Duration::from_secs(1);
+        assert_eq!(
+            r.step_at(Verdict::Pass, early).unwrap(),
+            &progressing(0, 5.0)
+        );
+        // Ten minutes: it passes, and the next stage's clock starts.
+        let due = began + 10 * minute;
+        assert_eq!(
+            r.step_at(Verdict::Pass, due).unwrap(),
+            &progressing(1, 30.0)
+        );
+        let next = r.began.unwrap();
+        assert!(next > began);
+        serve(&gray, 200);
+        assert_eq!(
+            r.step_at(Verdict::Pass, due).unwrap(),
+            &progressing(1, 30.0)
+        );
+        // A pause and a resume start the stage's clock again.
+        r.pause("a look at the dashboards");
+        r.resume().unwrap();
+        let resumed = r.began.unwrap();
+        assert!(resumed >= next);
+        serve(&gray, 200);
+        let at = resumed + 10 * minute - Duration::from_secs(1);
+        assert_eq!(r.step_at(Verdict::Pass, at).unwrap(), &progressing(1, 30.0));
+        assert_eq!(
+            r.step_at(Verdict::Pass, resumed + 10 * minute).unwrap(),
+            &RolloutStatus::Completed { weight: 30.0 }
+        );
+    }
+
+    #[test]
+    fn a_failing_stage_fails_before_its_duration() {
+        let (gray, mut r) = rollout(Duration::from_secs(3_600));
+        r.start().unwrap();
+        let began = r.began.unwrap();
+        serve(&gray, 200);
+        // Sound but young: waits, whatever your verdict says if it says pass.
+        assert_eq!(
+            r.step_at(Verdict::Pass, began).unwrap(),
+            &progressing(0, 5.0)
+        );
+        // Yours fails it at once.
+        let status = r
+            .step_at(Verdict::Fail("orders down".into()), began)
+            .unwrap();
+        assert_eq!(
+            status,
+            &RolloutStatus::RolledBack {
+                reason: "orders down".into()
+            }
+        );
+    }
+
+    #[test]
+    fn verdicts_join_failure_first_then_waiting() {
+        use Verdict::{Fail, Pass, Wait};
+        let fail = |r: &str| Fail(r.to_owned());
+        assert_eq!(join(Pass, Pass), Pass);
+        assert_eq!(join(Pass, Wait), Wait);
+        assert_eq!(join(Wait, Pass), Wait);
+        assert_eq!(join(Wait, fail("b")), fail("b"));
+        assert_eq!(join(fail("a"), Wait), fail("a"));
+        assert_eq!(join(fail("a"), Pass), fail("a"));
+        assert_eq!(join(fail("a"), fail("b")), fail("a; b"));
     }
 }

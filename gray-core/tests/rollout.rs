@@ -5,8 +5,11 @@
 mod common;
 
 use common::{TempDir, gray, req, temp_dir, version_for_user};
+use std::time::Duration;
+
 use gray_core::{
     Analysis, Config, Gray, OnFailure, Problem, Rollout, RolloutError, RolloutStatus as Status,
+    Verdict,
 };
 
 const RULES: &str = r#"
@@ -45,6 +48,14 @@ fn traffic(g: &Gray, n: u32, canary_status: u16) -> Vec<u32> {
 /// A progressing rollout at `stage`, `weight` percent.
 fn progressing(stage: usize, weight: f64) -> Status {
     Status::Progressing { stage, weight }
+}
+
+/// Why `r` was rolled back; a failed test if it was not.
+fn rolled_back(r: &Rollout) -> &str {
+    match r.status() {
+        Status::RolledBack { reason } => reason,
+        other => panic!("not rolled back: {other:?}"),
+    }
 }
 
 fn weights(g: &Gray) -> (f64, f64) {
@@ -111,9 +122,7 @@ fn a_failing_canary_is_rolled_back() {
 
     traffic(&g, 2_000, 500);
     r.step().unwrap();
-    let Status::RolledBack { reason } = r.status() else {
-        panic!("{:?}", r.status());
-    };
+    let reason = rolled_back(&r);
     assert!(reason.contains("5xx"), "{reason}");
     assert_eq!(weights(&g), (100.0, 0.0));
     assert!(traffic(&g, 1_000, 200).is_empty(), "nobody on canary");
@@ -225,7 +234,104 @@ fn an_operator_pause_holds_the_stage_until_resumed_or_promoted() {
     // Over, nothing pauses.
     r.roll_back("bad").unwrap();
     r.pause("late");
-    assert!(matches!(r.status(), Status::RolledBack { reason } if reason == "bad"));
+    assert_eq!(rolled_back(&r), "bad");
+    assert_eq!(weights(&g), (100.0, 0.0));
+}
+
+/// Each stage held an hour: a healthy canary's stage waits out its hour (no traffic
+/// moves), a failing one is rolled back at the first step, and an operator's promotion
+/// does not wait.
+#[test]
+fn a_minimum_stage_duration_holds_a_sound_stage_but_not_a_failing_one() {
+    let hour = Duration::from_secs(3_600);
+    let g = gray(RULES);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 30.0, 100.0])
+        .unwrap()
+        .analysis(analysis())
+        .min_stage_duration(hour);
+    r.start().unwrap();
+    traffic(&g, 2_000, 200);
+    r.step().unwrap();
+    assert_eq!(
+        r.status(),
+        &progressing(0, 5.0),
+        "sound, but not an hour old"
+    );
+    assert_eq!(weights(&g), (95.0, 5.0));
+    r.promote().unwrap();
+    assert_eq!(
+        r.status(),
+        &progressing(1, 30.0),
+        "a promotion does not wait"
+    );
+    traffic(&g, 2_000, 500);
+    r.step().unwrap();
+    let reason = rolled_back(&r);
+    assert!(reason.contains("5xx"), "{reason}");
+    assert_eq!(weights(&g), (100.0, 0.0));
+}
+
+/// Your verdict joins the analysis's: it fails a stage the analysis passes (its reason the
+/// status's), holds it with a wait, and a pass of yours leaves a failing canary failing;
+/// when both fail, both reasons are told.
+#[test]
+fn your_verdict_joins_the_analysis() {
+    let g = gray(RULES);
+    let new = || {
+        let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 30.0])
+            .unwrap()
+            .analysis(analysis());
+        r.start().unwrap();
+        r
+    };
+    let mut r = new();
+    traffic(&g, 2_000, 200);
+    r.step_with(Verdict::Wait).unwrap();
+    assert_eq!(r.status(), &progressing(0, 5.0), "yours waits");
+    r.step_with(Verdict::Fail("orders down 40%".into()))
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        &Status::RolledBack {
+            reason: "orders down 40%".into()
+        }
+    );
+    drop(r);
+
+    let mut r = new();
+    traffic(&g, 2_000, 500);
+    r.step_with(Verdict::Pass).unwrap();
+    assert!(rolled_back(&r).contains("5xx"), "{}", rolled_back(&r));
+    drop(r);
+
+    let mut r = new();
+    traffic(&g, 2_000, 500);
+    r.step_with(Verdict::Fail("orders down".into())).unwrap();
+    let reason = rolled_back(&r);
+    assert!(
+        reason.contains("5xx") && reason.ends_with("; orders down"),
+        "{reason}"
+    );
+}
+
+/// With `Analysis::none`, your verdicts alone judge: a stage with no traffic at all passes
+/// when you say so, and fails when you say so.
+#[test]
+fn with_no_analysis_your_verdicts_alone_judge() {
+    let g = gray(RULES);
+    let mut r = Rollout::new(g.clone(), "users", "canary", [5.0, 30.0, 100.0])
+        .unwrap()
+        .analysis(Analysis::none());
+    r.start().unwrap();
+    r.step_with(Verdict::Wait).unwrap();
+    assert_eq!(r.status(), &progressing(0, 5.0));
+    r.step_with(Verdict::Pass).unwrap();
+    assert_eq!(r.status(), &progressing(1, 30.0));
+    traffic(&g, 2_000, 500); // failing here, but nobody asked the metrics
+    r.step_with(Verdict::Pass).unwrap();
+    assert_eq!(r.status(), &progressing(2, 100.0));
+    r.step_with(Verdict::Fail("p99 across replicas 2.1 s".into()))
+        .unwrap();
     assert_eq!(weights(&g), (100.0, 0.0));
 }
 
@@ -248,9 +354,7 @@ fn a_rollout_judges_the_copies_a_mirror_sends_its_canary() {
         }
     }
     r.step().unwrap();
-    let Status::RolledBack { reason } = r.status() else {
-        panic!("{:?}", r.status());
-    };
+    let reason = rolled_back(&r);
     assert!(reason.contains("5xx"), "{reason}");
 }
 
