@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gateway::{Proxy, responder, serve};
-use gray_core::{Config, Gray, Watcher};
+use gray_core::{Config, Gray, RolloutStatus, Watcher};
 use http::Uri;
 
 fn design() -> Gray {
@@ -1050,6 +1050,8 @@ fn the_command_line_is_checked() {
         "users:canary:5,30,100",
         "--rollout-every",
         "0.5",
+        "--rollout-min-stage",
+        "600",
         "--eject-after",
         "3",
         "--eject-for",
@@ -1068,6 +1070,8 @@ fn the_command_line_is_checked() {
         })
     );
     assert_eq!(ok.rollout_every, Duration::from_millis(500));
+    assert_eq!(ok.rollout_min_stage, Duration::from_secs(600));
+    assert_eq!(parse(&[]).unwrap().rollout_min_stage, Duration::ZERO);
     assert_eq!(
         ok.ejection,
         gateway::eject::Ejection {
@@ -1097,6 +1101,8 @@ fn the_command_line_is_checked() {
         &["--rollout", "users:canary"],
         &["--rollout", "users:canary:5,x"],
         &["--rollout-every", "0"],
+        &["--rollout-min-stage", "-1"],
+        &["--rollout-min-stage", "soon"],
         &["--eject-after", "-1"],
         &["--eject-for", "0"],
         &["--eject-for", "soon"],
@@ -1178,6 +1184,56 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     assert!(
         (5..=40).contains(&failed),
         "{failed} of 200 once the rollout let go"
+    );
+}
+
+/// `--rollout-min-stage` holds each stage of the `--rollout` that long: a healthy canary's
+/// first stage stays after a step that would widen it without the flag, and a failing
+/// canary is rolled back at once all the same.
+#[test]
+fn the_rollout_flags_set_up_the_rollout() {
+    let flags = |extra: &[&str]| {
+        let mut args = vec!["--rollout", "users:canary:20,100"];
+        args.extend_from_slice(extra);
+        gateway::parse(args.iter().map(std::ffi::OsString::from)).unwrap()
+    };
+    let rules = "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { weights: { stable: 100, canary: 0 } }\n";
+    // Every request answered `canary_status` on the canary: its stage after one step.
+    let stage_after = |options: &gateway::Options, canary_status: u16| {
+        let gray = Gray::new(Config::from_yaml(rules).unwrap()).unwrap();
+        let mut rollout = options.rollout(&gray).unwrap().unwrap();
+        rollout.start().unwrap();
+        for _ in 0..2_000 {
+            let d = gray.decide(&http::Request::get("/").body(()).unwrap());
+            let status = if d.version() == "canary" {
+                canary_status
+            } else {
+                200
+            };
+            d.measure().unwrap().finish(status);
+        }
+        rollout.step().unwrap().clone()
+    };
+    let progressing = |stage, weight| RolloutStatus::Progressing { stage, weight };
+    assert_eq!(stage_after(&flags(&[]), 200), progressing(1, 100.0));
+    let held = flags(&["--rollout-min-stage", "3600"]);
+    assert_eq!(stage_after(&held, 200), progressing(0, 20.0));
+    assert!(matches!(
+        stage_after(&held, 500),
+        RolloutStatus::RolledBack { .. }
+    ));
+    // No `--rollout`, no rollout; a bad one is the rules' error.
+    let gray = design();
+    assert!(
+        gateway::parse(Vec::<std::ffi::OsString>::new())
+            .unwrap()
+            .rollout(&gray)
+            .is_none()
+    );
+    let unknown = gateway::parse(["--rollout", "nope:canary:5"].map(std::ffi::OsString::from));
+    assert!(
+        unknown.unwrap().rollout(&gray).unwrap().is_err(),
+        "no route `nope`"
     );
 }
 

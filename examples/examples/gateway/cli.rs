@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gray_core::{Gray, Rollout, RolloutError};
 use http::Uri;
 
 use super::eject::Ejection;
@@ -19,10 +20,23 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     pub(crate) rollout: Option<RolloutSpec>,
     pub(crate) rollout_every: Duration,
+    /// `--rollout-min-stage SECS`: how long each stage serves, at least, before it passes.
+    pub(crate) rollout_min_stage: Duration,
     /// Where `/gray/status` and `/gray/metrics` are served instead of the proxy's port.
     pub(crate) admin: Option<SocketAddr>,
     /// `--eject-after N`, `--eject-for SECS`.
     pub(crate) ejection: Ejection,
+}
+
+impl Options {
+    /// The `--rollout` of `gray`'s rules as the flags set it up (not started); `None`
+    /// without one.
+    pub(crate) fn rollout(&self, gray: &Gray) -> Option<Result<Rollout, RolloutError>> {
+        let spec = self.rollout.as_ref()?;
+        let stages = spec.stages.iter().copied();
+        let rollout = Rollout::new(gray.clone(), &spec.route, &spec.canary, stages);
+        Some(rollout.map(|r| r.min_stage_duration(self.rollout_min_stage)))
+    }
 }
 
 /// `--rollout ROUTE:CANARY:STAGE,STAGE…`: a staged rollout of `CANARY` in split route
@@ -69,6 +83,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
         timeout: Duration::from_secs(30),
         rollout: None,
         rollout_every: Duration::from_secs(60),
+        rollout_min_stage: Duration::ZERO,
         admin: None,
         ejection: Ejection::default(),
     };
@@ -105,6 +120,12 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                     .ok()
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| lexopt::Error::from("--rollout-every must be above 0"))?;
+            }
+            Long("rollout-min-stage") => {
+                let secs: f64 = parser.value()?.parse()?;
+                options.rollout_min_stage = Duration::try_from_secs_f64(secs).map_err(|_| {
+                    lexopt::Error::from("--rollout-min-stage must be 0 or more seconds")
+                })?;
             }
             Long("eject-after") => options.ejection.after = parser.value()?.parse()?,
             Long("eject-for") => {

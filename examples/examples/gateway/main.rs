@@ -5,6 +5,7 @@
 //! cargo run --release -p examples --example gateway -- \
 //!     [--config FILE] [--listen ADDR] [--upstream VERSION=URL]... [--threads N] [--timeout SECS]
 //!     [--admin ADDR] [--rollout ROUTE:CANARY:STAGES] [--rollout-every SECS]
+//!     [--rollout-min-stage SECS]
 //!     [--eject-after N] [--eject-for SECS]
 //! ```
 //!
@@ -38,7 +39,10 @@
 //!   default 30; checked every 100 ms).
 //! - `--rollout ROUTE:CANARY:5,30,100`: a staged rollout of `CANARY` in split route
 //!   `ROUTE`, judged on the per-version metrics every `--rollout-every SECS` (default 60);
-//!   a canary worse than the default version is rolled back to 0%. Its state is in
+//!   a canary worse than the default version is rolled back to 0%. With
+//!   `--rollout-min-stage SECS` each stage serves that long at least before it passes
+//!   (Argo's `pause: { duration }`), while a worse canary is still rolled back at the
+//!   next judgement: judge often, let the stage time set the pace. Its state is in
 //!   `/gray/status`. The rollout holds the canary's weight until the gateway stops: an
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
@@ -80,7 +84,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::response::{IntoResponse, Response as AxumResponse};
-use gray_core::{Config, Gray, Rollout, Watcher};
+use gray_core::{Config, Gray, Watcher};
 use http::{Method, Uri};
 
 #[path = "admin.rs"]
@@ -207,7 +211,7 @@ pub(crate) fn check_upstreams(
     Ok(warnings)
 }
 
-async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let demo = options.config.is_none() && options.upstreams.is_empty();
     let gray = match &options.config {
         Some(path) => Gray::from_path(path)?,
@@ -229,7 +233,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         })?),
         None => None,
     };
-    let mut upstreams = options.upstreams;
+    let mut upstreams = std::mem::take(&mut options.upstreams);
     if upstreams.is_empty() {
         for version in gray.versions() {
             let addr = responder(version.to_string()).await?;
@@ -241,14 +245,8 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     let proxy =
         Arc::new(Proxy::new(gray, upstreams, options.timeout).with_ejection(options.ejection));
-    if let Some(spec) = &options.rollout {
-        let rollout = Rollout::new(
-            proxy.gray.clone(),
-            &spec.route,
-            &spec.canary,
-            spec.stages.iter().copied(),
-        )?;
-        start_rollout(&proxy, rollout, options.rollout_every)?;
+    if let Some(rollout) = options.rollout(&proxy.gray) {
+        start_rollout(&proxy, rollout?, options.rollout_every)?;
     }
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
