@@ -312,6 +312,11 @@ async fn a_version_that_stops_answering_is_taken_out_and_let_back_in() {
         now["ejections"],
         serde_json::json!({ "canary": 1, "stable": 0 })
     );
+    let metrics = get_text(&client, gw, "/gray/metrics").await;
+    assert!(
+        metrics.contains("\ngray_version_available{version=\"canary\"} 0\n"),
+        "{metrics}"
+    );
 
     // Let back in while its upstream is still down: one failure takes it out again.
     until_all_available(&client, gw).await;

@@ -17,7 +17,7 @@ use crate::engine::{Engine, Source};
 use crate::error::Error;
 use crate::explain::RouteCheck;
 use crate::hold::Hold;
-use crate::metrics::Metrics;
+use crate::metrics::{InForce, Metrics};
 use crate::reloads::{Reloads, fingerprint};
 use crate::request::RequestView;
 
@@ -322,13 +322,33 @@ impl Gray {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let reloads = self.reloads();
+        let in_force = self.in_force();
         let metered = self
             .shared
             .metered
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let slots = metered.iter().map(|(name, slot)| (&**name, *slot));
-        Metrics::read(slots, self.rejected_labels(), reloads)
+        Metrics::read(slots, self.rejected_labels(), reloads, in_force)
+    }
+
+    /// The split weights and availability of every declared version, for the gauges.
+    fn in_force(&self) -> InForce {
+        let config = self.config();
+        let weights = config.routes.iter().filter_map(|route| {
+            let split = route.split.as_ref()?;
+            Some(config.versions.iter().map(|version| {
+                let weight = split.weights.get(version).copied().unwrap_or(0.0);
+                (route.name.clone(), version.clone(), weight)
+            }))
+        });
+        let unavailable = self.unavailable_set();
+        InForce {
+            weights: weights.flatten().collect(),
+            available: (config.versions.iter())
+                .map(|version| (version.clone(), !unavailable.contains(version)))
+                .collect(),
+        }
     }
 
     /// The config in force.

@@ -291,6 +291,18 @@ pub struct Metrics {
     versions: Vec<VersionMetrics>,
     rejected_labels: u64,
     reloads: Reloads,
+    in_force: InForce,
+}
+
+/// What the rules in force give each version when the metrics are read: for the gauges
+/// beside the counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct InForce {
+    /// `(route, version, percent)`: every declared version's weight in every split route,
+    /// in route order.
+    pub(crate) weights: Vec<(String, String, f64)>,
+    /// Every declared version, and whether it is available.
+    pub(crate) available: Vec<(String, bool)>,
 }
 
 impl Metrics {
@@ -299,6 +311,7 @@ impl Metrics {
         slots: impl IntoIterator<Item = (&'a str, u32)>,
         rejected_labels: u64,
         reloads: Reloads,
+        in_force: InForce,
     ) -> Self {
         Self {
             versions: slots
@@ -307,6 +320,7 @@ impl Metrics {
                 .collect(),
             rejected_labels,
             reloads,
+            in_force,
         }
     }
 
@@ -335,7 +349,12 @@ impl Metrics {
     /// the histogram `gray_request_duration_seconds{version}`, the counter
     /// `gray_rejected_labels_total`, and the reloads' record ([`Reloads`]):
     /// `gray_config_reloads_total{result}`, `gray_config_last_reload_successful`,
-    /// `gray_config_last_reload_success_timestamp_seconds`, `gray_config_info{fingerprint}`.
+    /// `gray_config_last_reload_success_timestamp_seconds`, `gray_config_info{fingerprint}`;
+    /// and two gauges of the rules in force, to lay over the counters on a dashboard:
+    /// `gray_split_weight{route, version}` (each declared version's percent in each split
+    /// route, a [`Rollout`](crate::Rollout)'s stage included) and
+    /// `gray_version_available{version}` (0 while
+    /// [`Gray::set_available`](crate::Gray::set_available) keeps it out).
     pub fn prometheus(&self) -> String {
         let versions: Vec<(String, &VersionMetrics)> = self
             .versions
@@ -416,6 +435,31 @@ impl Metrics {
             reloads.loaded_at_unix(),
             reloads.fingerprint_hex(),
         );
+        out.push_str(
+            "# HELP gray_split_weight The percent of a split route's requests each version \
+             gets under the rules in force.\n\
+             # TYPE gray_split_weight gauge\n",
+        );
+        for (route, version, weight) in &self.in_force.weights {
+            let (route, version) = (escape_label(route), escape_label(version));
+            let _ = writeln!(
+                out,
+                "gray_split_weight{{route=\"{route}\",version=\"{version}\"}} {weight}"
+            );
+        }
+        out.push_str(
+            "# HELP gray_version_available 0 while a version is marked unavailable (its \
+             requests served by the default version), else 1.\n\
+             # TYPE gray_version_available gauge\n",
+        );
+        for (version, available) in &self.in_force.available {
+            let version = escape_label(version);
+            let _ = writeln!(
+                out,
+                "gray_version_available{{version=\"{version}\"}} {}",
+                u8::from(*available)
+            );
+        }
         out
     }
 }

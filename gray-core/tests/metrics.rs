@@ -114,7 +114,11 @@ fn a_quantile_is_interpolated_within_its_bucket_as_prometheus_does() {
 
 #[test]
 fn prometheus_text_is_well_formed() {
-    let g = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
+    // A split behind the first route (never reached, its weights still shown), and a
+    // quote in a route name, escaped.
+    let g = gray(
+        "versions: [stable, canary]\nroutes:\n  - { name: all, to: canary }\n  - { name: 'say \"hi\"', split: { weights: { stable: 99.5, canary: 0.5 } } }\n",
+    );
     for status in [200, 200, 502] {
         g.decide(&req("/", &[])).measure().unwrap().finish(status);
     }
@@ -131,6 +135,7 @@ fn prometheus_text_is_well_formed() {
     assert!(
         text.contains("# TYPE gray_rejected_labels_total counter\ngray_rejected_labels_total 0\n")
     );
+    assert!(text.contains("gray_split_weight{route=\"say \\\"hi\\\"\",version=\"canary\"} 0.5\n"));
     // A label arriving at this edge is refused and counted.
     g.decide(&req("/", &[("x-gray-version", "canary")]));
     let metrics = g.metrics();
@@ -183,4 +188,60 @@ fn prometheus_text_is_well_formed() {
             last_bucket = Some((version, value));
         }
     }
+}
+
+/// The gauges of the rules in force: each declared version's weight in each split route
+/// (0 where the split lists it not), as reloads and rollouts move them, and 0 for a
+/// version while it is marked unavailable.
+#[test]
+fn gauges_show_the_weights_and_availability_in_force() {
+    let g = gray(
+        "versions: [stable, canary, beta]\nroutes:\n  - { name: testers, to: beta, match: { headers: [{ name: x-beta, present: true }] } }\n  - { name: users, split: { weights: { stable: 90, canary: 10 } } }\n",
+    );
+    let gauges = |g: &Gray| -> Vec<String> {
+        g.metrics()
+            .prometheus()
+            .lines()
+            .filter(|l| {
+                l.starts_with("gray_split_weight{") || l.starts_with("gray_version_available{")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        gauges(&g),
+        [
+            r#"gray_split_weight{route="users",version="stable"} 90"#,
+            r#"gray_split_weight{route="users",version="canary"} 10"#,
+            r#"gray_split_weight{route="users",version="beta"} 0"#,
+            r#"gray_version_available{version="stable"} 1"#,
+            r#"gray_version_available{version="canary"} 1"#,
+            r#"gray_version_available{version="beta"} 1"#,
+        ]
+    );
+    g.set_available("canary", false);
+    let mut rollout = gray_core::Rollout::new(g.clone(), "users", "beta", [5.0]).unwrap();
+    rollout.start().unwrap();
+    assert_eq!(
+        gauges(&g),
+        [
+            r#"gray_split_weight{route="users",version="stable"} 85"#,
+            r#"gray_split_weight{route="users",version="canary"} 10"#,
+            r#"gray_split_weight{route="users",version="beta"} 5"#,
+            r#"gray_version_available{version="stable"} 1"#,
+            r#"gray_version_available{version="canary"} 0"#,
+            r#"gray_version_available{version="beta"} 1"#,
+        ]
+    );
+    // A reload drops a version and the split: their series go with them.
+    drop(rollout);
+    g.reload(Config::from_yaml("versions: [stable, canary]\n").unwrap())
+        .unwrap();
+    assert_eq!(
+        gauges(&g),
+        [
+            r#"gray_version_available{version="stable"} 1"#,
+            r#"gray_version_available{version="canary"} 0"#,
+        ]
+    );
 }

@@ -53,8 +53,8 @@
 //! mirrored copies sent, failed and skipped, and the rules file's reloads (applied,
 //! refused, the last refusal's error, when the rules were loaded, their fingerprint);
 //! `GET /gray/metrics` the per-version metrics (requests by status class, latency
-//! histogram) and the reloads' record in the Prometheus text format. Neither is counted as
-//! traffic.
+//! histogram), the reloads' record, the split weights and the versions' availability in
+//! the Prometheus text format. Neither is counted as traffic.
 //! They are answered on the proxy's own port unless `--admin ADDR` gives them a listener of
 //! their own (then every path on the proxy's port, `/gray/…` too, goes to the upstreams):
 //! the status shows the rules, testers' headers included, so keep it off a public port. The
