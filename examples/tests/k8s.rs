@@ -142,7 +142,7 @@ fn the_alerts_read_series_gray_exports() {
     let rules = of_kind(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
         .as_array()
         .unwrap();
-    assert_eq!(rules.len(), 2);
+    assert_eq!(rules.len(), 3);
     // What a service serves on /metrics, from a `Gray` of the ConfigMap's rules.
     let configmap = of_kind(&docs, "ConfigMap");
     let gray =
