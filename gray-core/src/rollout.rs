@@ -259,7 +259,9 @@ impl Rollout {
     /// (joined to the analysis's when both fail); your [`Verdict::Wait`] holds the stage
     /// (for a query that could not be made: never pass on no data); your
     /// [`Verdict::Pass`] leaves the stage to the analysis. Make your judgement — async or
-    /// not — before the call; [`Analysis::none`] leaves the stage to yours alone.
+    /// not — before the call; [`Analysis::none`] leaves the stage to yours alone. As
+    /// `step`, it does nothing unless the rollout is progressing: a paused one waits for
+    /// [`resume`](Self::resume), or your [`roll_back`](Self::roll_back).
     ///
     /// ```
     /// use gray_core::{Config, Gray, Rollout, RolloutStatus, Verdict};
