@@ -384,12 +384,15 @@ impl Rollout {
         Ok(&self.status)
     }
 
-    /// Sets the canary's weight to 0 now, whatever the stage.
+    /// Sets the canary's weight to 0 now, whatever the stage. A rollout already rolled
+    /// back keeps the reason it was first rolled back for.
     pub fn roll_back(&mut self, reason: impl Into<String>) -> Result<&RolloutStatus, RolloutError> {
         self.set_weight(0.0)?;
-        self.status = RolloutStatus::RolledBack {
-            reason: reason.into(),
-        };
+        if !matches!(self.status, RolloutStatus::RolledBack { .. }) {
+            self.status = RolloutStatus::RolledBack {
+                reason: reason.into(),
+            };
+        }
         Ok(&self.status)
     }
 

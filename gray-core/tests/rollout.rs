@@ -668,3 +668,128 @@ proptest::proptest! {
         }
     }
 }
+
+/// One thing done to a rollout, or to the traffic it judges.
+#[derive(Clone, Debug)]
+enum Op {
+    /// 2,000 users served, the canary answering 500 when `failing`.
+    Traffic {
+        failing: bool,
+    },
+    Step(Verdict),
+    Pause,
+    Resume,
+    Promote,
+    RollBack,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<bool>().prop_map(|failing| Op::Traffic { failing }),
+        Just(Op::Step(Verdict::Pass)),
+        Just(Op::Step(Verdict::Wait)),
+        Just(Op::Step(Verdict::Fail("yours".into()))),
+        Just(Op::Pause),
+        Just(Op::Resume),
+        Just(Op::Promote),
+        Just(Op::RollBack),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(128))]
+    /// Whatever an operator, the traffic and your verdicts do to a rollout, in any order:
+    /// the weights in force are always the status's (the stage's while it progresses or
+    /// pauses, 0 once rolled back) and sum to 100; stages only move forward; a rolled-back
+    /// rollout stays rolled back; with an hour's minimum stage, no step ever widens (only a
+    /// promotion does), and a passing step never fails.
+    #[test]
+    fn any_sequence_keeps_weights_and_status_in_step(
+        ops in proptest::collection::vec(op(), 1..24),
+        held_an_hour in proptest::prelude::any::<bool>(),
+        pause_on_failure in proptest::prelude::any::<bool>(),
+    ) {
+        let stages = [5.0, 30.0, 100.0];
+        let g = gray(RULES);
+        let min_stage = if held_an_hour { Duration::from_secs(3_600) } else { Duration::ZERO };
+        let on_failure = if pause_on_failure { OnFailure::Pause } else { OnFailure::RollBack };
+        let mut r = Rollout::new(g.clone(), "users", "canary", stages)
+            .unwrap()
+            .analysis(analysis())
+            .on_failure(on_failure)
+            .min_stage_duration(min_stage);
+        r.start().unwrap();
+        let stage_of = |s: &Status| match s {
+            Status::Progressing { stage, .. } | Status::Paused { stage, .. } => Some(*stage),
+            _ => None,
+        };
+        for op in ops {
+            let before = r.status().clone();
+            match &op {
+                Op::Traffic { failing } => {
+                    traffic(&g, 2_000, if *failing { 500 } else { 200 });
+                }
+                Op::Step(verdict) => {
+                    r.step_with(verdict.clone()).unwrap();
+                }
+                Op::Pause => {
+                    r.pause("an operator");
+                }
+                Op::Resume => {
+                    r.resume().unwrap();
+                }
+                Op::Promote => {
+                    r.promote().unwrap();
+                }
+                Op::RollBack => {
+                    r.roll_back("an operator").unwrap();
+                }
+            }
+            let after = r.status().clone();
+            let (stable, canary) = weights(&g);
+            proptest::prop_assert!((stable + canary - 100.0).abs() < 1e-9, "{stable} + {canary}");
+            let expected = match &after {
+                Status::Progressing { stage, weight } | Status::Paused { stage, weight, .. } => {
+                    proptest::prop_assert_eq!(*weight, stages[*stage]);
+                    *weight
+                }
+                Status::Completed { weight } => {
+                    proptest::prop_assert_eq!(*weight, 100.0);
+                    *weight
+                }
+                Status::RolledBack { .. } => 0.0,
+                Status::Pending => unreachable!("started"),
+                _ => unreachable!("a new status"),
+            };
+            proptest::prop_assert_eq!(canary, expected, "{:?} after {:?}", after, op);
+            if let (Some(from), Some(to)) = (stage_of(&before), stage_of(&after)) {
+                proptest::prop_assert!(to >= from, "{:?} → {:?}", before, after);
+            }
+            if matches!(before, Status::RolledBack { .. }) {
+                proptest::prop_assert_eq!(&after, &before);
+            }
+            if let Op::Step(verdict) = &op {
+                let widened = match (stage_of(&before), &after) {
+                    (Some(from), _) if stage_of(&after).is_some_and(|to| to > from) => true,
+                    (Some(_), Status::Completed { .. }) => true,
+                    _ => false,
+                };
+                if held_an_hour {
+                    proptest::prop_assert!(!widened, "{:?} → {:?} within the hour", before, after);
+                }
+                if *verdict == Verdict::Pass && matches!(before, Status::Progressing { .. }) {
+                    // Only the analysis can fail it, on failing traffic (the canary's 5xx).
+                    if let Status::RolledBack { reason } | Status::Paused { reason, .. } = &after {
+                        proptest::prop_assert!(reason.contains("5xx"), "{}", reason);
+                    }
+                }
+                if matches!(verdict, Verdict::Fail(_)) && matches!(before, Status::Progressing { .. }) {
+                    let failed = matches!(&after,
+                        Status::RolledBack { reason } | Status::Paused { reason, .. } if reason.contains("yours"));
+                    proptest::prop_assert!(failed, "{:?} → {:?}", before, after);
+                }
+            }
+        }
+    }
+}
