@@ -681,6 +681,10 @@ enum Op {
     Resume,
     Promote,
     RollBack,
+    /// The rules file edited: the split at `100 - canary` / `canary`.
+    Reload {
+        canary: u32,
+    },
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -694,13 +698,16 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         Just(Op::Resume),
         Just(Op::Promote),
         Just(Op::RollBack),
+        (0u32..=100).prop_map(|canary| Op::Reload { canary }),
     ]
 }
 
 proptest::proptest! {
+    // Each case meters a `Gray` of its own, two of the process's `MAX_METERED_VERSIONS`
+    // (4,096) slots: with this file's other tests, keep it under ≈ 1,400 cases.
     #![proptest_config(proptest::test_runner::Config::with_cases(128))]
-    /// Whatever an operator, the traffic and your verdicts do to a rollout, in any order:
-    /// the weights in force are always the status's (the stage's while it progresses or
+    /// Whatever an operator, the traffic, your verdicts and edits of the rules file do to
+    /// a rollout, in any order: the weights in force are always the status's (the stage's while it progresses or
     /// pauses, 0 once rolled back) and sum to 100; stages only move forward; a rolled-back
     /// rollout stays rolled back; with an hour's minimum stage, no step ever widens (only a
     /// promotion does), and a passing step never fails.
@@ -744,6 +751,14 @@ proptest::proptest! {
                 }
                 Op::RollBack => {
                     r.roll_back("an operator").unwrap();
+                }
+                Op::Reload { canary } => {
+                    let stable = 100 - canary;
+                    let yaml = format!(
+                        "versions: [stable, canary]\nroutes:\n  - name: users\n    split: {{ by: {{ header: x-user-id }}, weights: {{ stable: {stable}, canary: {canary} }} }}\n"
+                    );
+                    g.reload(Config::from_yaml(&yaml).unwrap()).unwrap();
+                    proptest::prop_assert_eq!(r.status(), &before, "a reload moved the status");
                 }
             }
             let after = r.status().clone();
