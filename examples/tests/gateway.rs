@@ -1313,6 +1313,7 @@ async fn an_operator_pauses_promotes_and_rolls_back_a_rollout_on_the_admin_liste
     let status = state(order(admin_at, "pause").await.unwrap()).await;
     assert_eq!(status["state"], "paused", "{status}");
     assert_eq!(status["stage"], 0, "{status}");
+    assert!(status["stage_seconds"].as_u64().is_some(), "{status}");
     assert!(
         status["reason"].as_str().unwrap().contains("operator"),
         "{status}"
@@ -1331,6 +1332,7 @@ async fn an_operator_pauses_promotes_and_rolls_back_a_rollout_on_the_admin_liste
     // The admin listener: rolled back, at once.
     let status = state(roll_back(admin_at).await.unwrap()).await;
     assert_eq!(status["state"], "rolled back", "{status}");
+    assert_eq!(status["stage_seconds"], serde_json::Value::Null, "{status}");
     assert!(
         status["reason"].as_str().unwrap().contains("operator"),
         "{status}"

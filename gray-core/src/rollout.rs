@@ -237,6 +237,36 @@ impl Rollout {
         &self.status
     }
 
+    /// How long the stage in force has served: since it began, or was last resumed.
+    /// `None` unless the rollout is progressing or paused. With a
+    /// [`min_stage_duration`](Self::min_stage_duration), what a status page shows beside it.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, Rollout};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: users
+    ///     split: { weights: { stable: 100, canary: 0 } }
+    /// "#)?)?;
+    /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0])?;
+    /// assert_eq!(rollout.stage_elapsed(), None);
+    /// rollout.start()?;
+    /// assert!(rollout.stage_elapsed().is_some());
+    /// rollout.roll_back("not today")?;
+    /// assert_eq!(rollout.stage_elapsed(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stage_elapsed(&self) -> Option<Duration> {
+        match self.status {
+            RolloutStatus::Progressing { .. } | RolloutStatus::Paused { .. } => {
+                self.began.map(|began| began.elapsed())
+            }
+            _ => None,
+        }
+    }
+
     /// Sets the first stage's weight.
     pub fn start(&mut self) -> Result<&RolloutStatus, RolloutError> {
         self.enter(0)?;

@@ -9,7 +9,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::proxy::{Proxy, ProxyBody, json, text};
-use super::rollout::Action;
+use super::rollout::{Action, Shown};
 
 /// A request on the admin listener (`--admin`): the read-only endpoints, and the ones that
 /// change state — never answered on the proxy's port.
@@ -50,30 +50,37 @@ impl Proxy {
         }
     }
 
-    /// The `--rollout`'s status as JSON; `null` without one.
+    /// The `--rollout`'s status as JSON; `null` without one. A progressing or paused one
+    /// says how long its stage has served (`stage_seconds`).
     pub(crate) fn rollout_json(&self) -> serde_json::Value {
-        let status = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*status {
-            None => serde_json::Value::Null,
-            Some(RolloutStatus::Pending) => serde_json::json!({ "state": "pending" }),
-            Some(RolloutStatus::Progressing { stage, weight }) => {
+        let shown = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(Shown { status, began }) = &*shown else {
+            return serde_json::Value::Null;
+        };
+        let mut json = match status {
+            RolloutStatus::Pending => serde_json::json!({ "state": "pending" }),
+            RolloutStatus::Progressing { stage, weight } => {
                 serde_json::json!({ "state": "progressing", "stage": stage, "weight": weight })
             }
-            Some(RolloutStatus::Paused {
+            RolloutStatus::Paused {
                 stage,
                 weight,
                 reason,
-            }) => serde_json::json!({
+            } => serde_json::json!({
                 "state": "paused", "stage": stage, "weight": weight, "reason": reason
             }),
-            Some(RolloutStatus::RolledBack { reason }) => {
+            RolloutStatus::RolledBack { reason } => {
                 serde_json::json!({ "state": "rolled back", "reason": reason })
             }
-            Some(RolloutStatus::Completed { weight }) => {
+            RolloutStatus::Completed { weight } => {
                 serde_json::json!({ "state": "completed", "weight": weight })
             }
-            Some(other) => serde_json::json!({ "state": format!("{other:?}") }),
+            other => serde_json::json!({ "state": format!("{other:?}") }),
+        };
+        if let Some(began) = began {
+            json["stage_seconds"] = serde_json::json!(began.elapsed().as_secs());
         }
+        json
     }
 
     /// `GET /gray/status`.

@@ -43,7 +43,7 @@
 //!   `--rollout-min-stage SECS` each stage serves that long at least before it passes
 //!   (Argo's `pause: { duration }`), while a worse canary is still rolled back at the
 //!   next judgement: judge often, let the stage time set the pace. Its state is in
-//!   `/gray/status`. The rollout holds the canary's weight until the gateway stops: an
+//!   `/gray/status`, with how long its stage has served (`stage_seconds`). The rollout holds the canary's weight until the gateway stops: an
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
 //!

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gray_core::{Gray, GrayContext, Mirror, Propagation, RolloutStatus};
+use gray_core::{Gray, GrayContext, Mirror, Propagation};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -20,7 +20,7 @@ use super::eject::{Ejection, Health};
 use super::hop;
 use super::mirror::{MirrorStats, Outgoing};
 use super::pool::{Pool, PooledBody, ReadBody};
-use super::rollout::Order;
+use super::rollout::{Order, Shown};
 
 /// A response body: the upstream's, streamed, or one the gateway writes itself.
 pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
@@ -70,7 +70,7 @@ pub(crate) struct Proxy {
     /// Requests waiting for an upstream's response head, with their `timeout`.
     pub(crate) deadlines: Arc<Deadlines>,
     /// Where the `--rollout` stands, for `/gray/status`.
-    pub(crate) rollout: Mutex<Option<RolloutStatus>>,
+    pub(crate) rollout: Mutex<Option<Shown>>,
     /// An operator's `POST /gray/rollout/…`, to the task driving the rollout, with where
     /// to answer; that task takes the receiver.
     pub(crate) orders: mpsc::UnboundedSender<Order>,

@@ -1,7 +1,7 @@
 //! The `--rollout`: a task steps it on a timer and takes an operator's orders.
 
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gray_core::{Rollout, RolloutStatus};
 use http::{Response, StatusCode};
@@ -13,16 +13,12 @@ impl Proxy {
     /// Moves `rollout` on one step (see `gray_core::Rollout::step`), logs a change and
     /// keeps its status for `/gray/status`. Returns whether it is still going.
     pub(crate) fn step_rollout(&self, rollout: &mut Rollout) -> bool {
-        let status = match rollout.step() {
-            Ok(status) => status.clone(),
-            Err(e) => {
-                tracing::warn!("rollout: {e}");
-                return true; // the rules may come right; try again next time
-            }
-        };
-        let going = still_going(&status);
-        self.set_rollout(status);
-        going
+        if let Err(e) = rollout.step() {
+            tracing::warn!("rollout: {e}");
+            return true; // the rules may come right; try again next time
+        }
+        self.set_rollout(rollout);
+        still_going(rollout.status())
     }
 
     /// `POST /gray/rollout/{roll-back,promote,pause,resume}`, answered on the admin
@@ -54,12 +50,17 @@ impl Proxy {
         }
     }
 
-    fn set_rollout(&self, status: RolloutStatus) {
+    /// Keeps `rollout`'s status, and when its stage began, for `/gray/status`; logs a
+    /// change of status.
+    fn set_rollout(&self, rollout: &Rollout) {
+        let status = rollout.status().clone();
+        let began =
+            (rollout.stage_elapsed()).and_then(|elapsed| Instant::now().checked_sub(elapsed));
         let mut current = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.as_ref() != Some(&status) {
+        if current.as_ref().map(|shown| &shown.status) != Some(&status) {
             tracing::info!("rollout: {status:?}");
         }
-        *current = Some(status);
+        *current = Some(Shown { status, began });
     }
 }
 
@@ -71,7 +72,8 @@ pub(crate) fn start_rollout(
     mut rollout: Rollout,
     every: Duration,
 ) -> Result<(), gray_core::RolloutError> {
-    proxy.set_rollout(rollout.start()?.clone());
+    rollout.start()?;
+    proxy.set_rollout(&rollout);
     let orders = proxy
         .orders_in
         .lock()
@@ -101,10 +103,10 @@ async fn drive_rollout(
                     Action::Pause => Ok(rollout.pause("paused by an operator")),
                     Action::Resume => rollout.resume(),
                 };
-                let answer = match result.cloned() {
-                    Ok(status) => {
-                        going = still_going(&status);
-                        proxy.set_rollout(status);
+                let answer = match result {
+                    Ok(_) => {
+                        going = still_going(rollout.status());
+                        proxy.set_rollout(&rollout);
                         Ok(())
                     }
                     Err(e) => Err(e.to_string()),
@@ -129,6 +131,14 @@ async fn next(orders: &mut Option<mpsc::UnboundedReceiver<Order>>) -> Option<Ord
         Some(orders) => orders.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// A rollout as `/gray/status` shows it: its status, and since when its stage in force
+/// has served (progressing or paused).
+#[derive(Debug)]
+pub(crate) struct Shown {
+    pub(crate) status: RolloutStatus,
+    pub(crate) began: Option<Instant>,
 }
 
 /// What an operator asks of a running rollout.
