@@ -1057,6 +1057,8 @@ fn the_command_line_is_checked() {
         "0.5",
         "--rollout-min-stage",
         "600",
+        "--rollout-failure-limit",
+        "2",
         "--eject-after",
         "3",
         "--eject-for",
@@ -1077,6 +1079,8 @@ fn the_command_line_is_checked() {
     assert_eq!(ok.rollout_every, Duration::from_millis(500));
     assert_eq!(ok.rollout_min_stage, Duration::from_secs(600));
     assert_eq!(parse(&[]).unwrap().rollout_min_stage, Duration::ZERO);
+    assert_eq!(ok.rollout_failure_limit, 2);
+    assert_eq!(parse(&[]).unwrap().rollout_failure_limit, 0);
     assert_eq!(
         ok.ejection,
         gateway::eject::Ejection {
@@ -1108,6 +1112,7 @@ fn the_command_line_is_checked() {
         &["--rollout-every", "0"],
         &["--rollout-min-stage", "-1"],
         &["--rollout-min-stage", "soon"],
+        &["--rollout-failure-limit", "-1"],
         &["--eject-after", "-1"],
         &["--eject-for", "0"],
         &["--eject-for", "soon"],
@@ -1194,7 +1199,8 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
 
 /// `--rollout-min-stage` holds each stage of the `--rollout` that long: a healthy canary's
 /// first stage stays after a step that would widen it without the flag, and a failing
-/// canary is rolled back at once all the same.
+/// canary is rolled back at once all the same; `--rollout-failure-limit` tolerates
+/// failing judgements.
 #[test]
 fn the_rollout_flags_set_up_the_rollout() {
     let flags = |extra: &[&str]| {
@@ -1227,6 +1233,9 @@ fn the_rollout_flags_set_up_the_rollout() {
         stage_after(&held, 500),
         RolloutStatus::RolledBack { .. }
     ));
+    // One failing judgement tolerated: the stage holds.
+    let tolerant = flags(&["--rollout-failure-limit", "1"]);
+    assert_eq!(stage_after(&tolerant, 500), progressing(0, 20.0));
     // No `--rollout`, no rollout; a bad one is the rules' error.
     let gray = design();
     assert!(

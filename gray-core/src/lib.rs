@@ -116,8 +116,9 @@
 //! ceiling and against the default version, a latency quantile against the default
 //! version's), and rolls the canary back to 0% — or pauses — when it is worse. Drive it
 //! with [`Rollout::step`] from a timer — each stage held at least
-//! [`Rollout::min_stage_duration`], your own verdicts joined with
-//! [`Rollout::step_with`]; `examples/rollout.rs` runs one end to end.
+//! [`Rollout::min_stage_duration`], a few failing readings tolerated with
+//! [`Rollout::failure_limit`], your own verdicts joined with [`Rollout::step_with`];
+//! `examples/rollout.rs` runs one end to end.
 #![deny(missing_docs)]
 // On docs.rs: mark what a feature brings.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -91,8 +91,9 @@ pub enum RolloutError {
 /// It is driven by [`step`](Self::step), from a timer of your choice: each step judges the
 /// stage on the requests since it began, then widens, finishes, waits, or fails.
 /// [`min_stage_duration`](Self::min_stage_duration) holds each stage a while before it
-/// may pass; [`step_with`](Self::step_with) joins a verdict of your own (a Prometheus
-/// query, a business figure) to the analysis's. Weights
+/// may pass, [`failure_limit`](Self::failure_limit) tolerates a few failing readings, and
+/// [`step_with`](Self::step_with) joins a verdict of your own (a Prometheus query, a
+/// business figure) to the analysis's. Weights
 /// change as a reload does, so every clone of the `Gray` follows at once, and a keyed
 /// split keeps every user already on the canary there as it widens.
 ///
@@ -145,6 +146,10 @@ pub struct Rollout {
     began: Option<Instant>,
     /// How long a stage serves before it may pass.
     min_stage: Duration,
+    /// Failing steps a stage tolerates.
+    failure_limit: u32,
+    /// Failing steps of the stage in force so far.
+    failures: u32,
     /// Whose hold on the route's weights is this rollout's.
     owner: u64,
 }
@@ -185,6 +190,8 @@ impl Rollout {
             since: None,
             began: None,
             min_stage: Duration::ZERO,
+            failure_limit: 0,
+            failures: 0,
             owner: Hold::new_owner(),
         })
     }
@@ -223,6 +230,35 @@ impl Rollout {
     /// ```
     pub fn min_stage_duration(mut self, duration: Duration) -> Self {
         self.min_stage = duration;
+        self
+    }
+
+    /// How many failing steps a stage tolerates before it fails (default 0: the first
+    /// fails it) — Argo Rollouts' `failureLimit`, Flagger's `threshold`, for measures
+    /// too noisy to act on one bad reading. A tolerated failing step holds the stage (it
+    /// does not pass at that step) and counts; the stage fails at its `limit + 1`th, its
+    /// reason saying so. The count starts afresh with each stage, and when a paused
+    /// stage is resumed.
+    ///
+    /// ```
+    /// use gray_core::{Config, Gray, Rollout, RolloutStatus, Verdict};
+    ///
+    /// let gray = Gray::new(Config::from_yaml(r#"
+    /// versions: [stable, canary]
+    /// routes:
+    ///   - name: users
+    ///     split: { weights: { stable: 100, canary: 0 } }
+    /// "#)?)?;
+    /// let mut rollout = Rollout::new(gray, "users", "canary", [5.0, 30.0])?.failure_limit(1);
+    /// rollout.start()?;
+    /// let slow = || Verdict::Fail("p99 over 300 ms".into());
+    /// assert_eq!(rollout.step_with(slow())?, &RolloutStatus::Progressing { stage: 0, weight: 5.0 });
+    /// let status = rollout.step_with(slow())?;
+    /// assert!(matches!(status, RolloutStatus::RolledBack { reason } if reason.contains("2 failing steps")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn failure_limit(mut self, limit: u32) -> Self {
+        self.failure_limit = limit;
         self
     }
 
@@ -332,7 +368,19 @@ impl Rollout {
             Verdict::Wait => {}
             Verdict::Pass if stage + 1 < self.stages.len() => self.enter(stage + 1)?,
             Verdict::Pass => self.status = RolloutStatus::Completed { weight },
-            Verdict::Fail(reason) => self.fail(stage, weight, reason)?,
+            Verdict::Fail(reason) => {
+                self.failures = self.failures.saturating_add(1);
+                if self.failures > self.failure_limit {
+                    let reason = match self.failure_limit {
+                        0 => reason,
+                        limit => format!(
+                            "{reason} ({} failing steps, {limit} tolerated)",
+                            self.failures
+                        ),
+                    };
+                    self.fail(stage, weight, reason)?;
+                }
+            }
         }
         Ok(&self.status)
     }
@@ -437,6 +485,7 @@ impl Rollout {
         self.set_weight(weight)?;
         self.since = Some(self.gray.metrics());
         self.began = Some(Instant::now());
+        self.failures = 0;
         self.status = RolloutStatus::Progressing { stage, weight };
         Ok(())
     }
@@ -531,6 +580,7 @@ impl fmt::Debug for Rollout {
             .field("stages", &self.stages)
             .field("analysis", &self.analysis)
             .field("min_stage_duration", &self.min_stage)
+            .field("failure_limit", &self.failure_limit)
             .field("on_failure", &self.on_failure)
             .field("status", &self.status)
             .finish_non_exhaustive()

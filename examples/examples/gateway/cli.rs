@@ -22,6 +22,8 @@ pub(crate) struct Options {
     pub(crate) rollout_every: Duration,
     /// `--rollout-min-stage SECS`: how long each stage serves, at least, before it passes.
     pub(crate) rollout_min_stage: Duration,
+    /// `--rollout-failure-limit N`: failing judgements a stage tolerates.
+    pub(crate) rollout_failure_limit: u32,
     /// Where `/gray/status` and `/gray/metrics` are served instead of the proxy's port.
     pub(crate) admin: Option<SocketAddr>,
     /// `--eject-after N`, `--eject-for SECS`.
@@ -35,7 +37,10 @@ impl Options {
         let spec = self.rollout.as_ref()?;
         let stages = spec.stages.iter().copied();
         let rollout = Rollout::new(gray.clone(), &spec.route, &spec.canary, stages);
-        Some(rollout.map(|r| r.min_stage_duration(self.rollout_min_stage)))
+        Some(rollout.map(|r| {
+            r.min_stage_duration(self.rollout_min_stage)
+                .failure_limit(self.rollout_failure_limit)
+        }))
     }
 }
 
@@ -84,6 +89,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
         rollout: None,
         rollout_every: Duration::from_secs(60),
         rollout_min_stage: Duration::ZERO,
+        rollout_failure_limit: 0,
         admin: None,
         ejection: Ejection::default(),
     };
@@ -126,6 +132,9 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                 options.rollout_min_stage = Duration::try_from_secs_f64(secs).map_err(|_| {
                     lexopt::Error::from("--rollout-min-stage must be 0 or more seconds")
                 })?;
+            }
+            Long("rollout-failure-limit") => {
+                options.rollout_failure_limit = parser.value()?.parse()?;
             }
             Long("eject-after") => options.ejection.after = parser.value()?.parse()?,
             Long("eject-for") => {

@@ -5,7 +5,7 @@
 //! cargo run --release -p examples --example gateway -- \
 //!     [--config FILE] [--listen ADDR] [--upstream VERSION=URL]... [--threads N] [--timeout SECS]
 //!     [--admin ADDR] [--rollout ROUTE:CANARY:STAGES] [--rollout-every SECS]
-//!     [--rollout-min-stage SECS]
+//!     [--rollout-min-stage SECS] [--rollout-failure-limit N]
 //!     [--eject-after N] [--eject-for SECS]
 //! ```
 //!
@@ -42,7 +42,9 @@
 //!   a canary worse than the default version is rolled back to 0%. With
 //!   `--rollout-min-stage SECS` each stage serves that long at least before it passes
 //!   (Argo's `pause: { duration }`), while a worse canary is still rolled back at the
-//!   next judgement: judge often, let the stage time set the pace. Its state is in
+//!   next judgement: judge often, let the stage time set the pace. With
+//!   `--rollout-failure-limit N` a stage tolerates N failing judgements (each holds it)
+//!   and fails at the next (Argo's `failureLimit`). Its state is in
 //!   `/gray/status`, with how long its stage has served (`stage_seconds`). The rollout holds the canary's weight until the gateway stops: an
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
