@@ -205,7 +205,8 @@ impl Rollout {
     /// How long each stage serves its weight, at least, before it passes (default zero:
     /// a stage passes at the first step that finds enough requests and nothing wrong) —
     /// Argo Rollouts' `pause: { duration }` after a `setWeight`. A step before then that
-    /// finds the stage sound waits; one that finds it worse fails it at once. So step
+    /// finds the stage sound waits; one that finds it worse fails it at once (or counts
+    /// it, under a [`failure_limit`](Self::failure_limit)). So step
     /// often and let the duration set the pace: a canary that leaks memory, or fails only
     /// at the evening's peak, has the time to show it, and a plainly broken one is still
     /// rolled back at the next step. A stage resumed after a pause serves the duration
@@ -668,7 +669,7 @@ mod tests {
         r.start().unwrap();
         let began = r.began.unwrap();
         serve(&gray, 200);
-        // Sound but young: waits, whatever your verdict says if it says pass.
+        // Sound but young, your verdict a pass too: it waits.
         assert_eq!(
             r.step_at(Verdict::Pass, began).unwrap(),
             &progressing(0, 5.0)

@@ -54,8 +54,8 @@ impl Proxy {
     /// change of status.
     fn set_rollout(&self, rollout: &Rollout) {
         let status = rollout.status().clone();
-        let began =
-            (rollout.stage_elapsed()).and_then(|elapsed| Instant::now().checked_sub(elapsed));
+        let elapsed = rollout.stage_elapsed();
+        let began = elapsed.and_then(|elapsed| Instant::now().checked_sub(elapsed));
         let mut current = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().map(|shown| &shown.status) != Some(&status) {
             tracing::info!("rollout: {status:?}");
