@@ -257,7 +257,8 @@ impl Gray {
     /// Marks `version` unavailable (a failed health check, say) or available again.
     /// While it is unavailable, a decision that would pick it — by a route or an inherited
     /// label — gives the default version instead ([`Source::Fallback`]). The default
-    /// version itself always serves. The mark is kept across reloads, by name.
+    /// version itself always serves. The mark is kept across reloads, by name, and
+    /// exported as `gray_version_available{version}` ([`Metrics::prometheus`]).
     ///
     /// Returns whether `version` is declared by the rules in force.
     ///
