@@ -235,8 +235,8 @@ impl Rollout {
     }
 
     /// How many failing steps a stage tolerates before it fails (default 0: the first
-    /// fails it) — Argo Rollouts' `failureLimit`, Flagger's `threshold`, for measures
-    /// too noisy to act on one bad reading. A tolerated failing step holds the stage (it
+    /// fails it) — Argo Rollouts' `failureLimit` (Flagger's `threshold: n` is
+    /// `failure_limit(n - 1)`), for measures too noisy to act on one bad reading. A tolerated failing step holds the stage (it
     /// does not pass at that step) and counts; the stage fails at its `limit + 1`th, its
     /// reason saying so. The count starts afresh with each stage, and when a paused
     /// stage is resumed.
