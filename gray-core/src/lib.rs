@@ -114,10 +114,11 @@
 //! A [`Rollout`] widens a canary in one `split` route stage by stage (5% → 30% → 100%),
 //! judging each stage on the metrics since it began ([`Analysis`]: 5xx rate against a
 //! ceiling and against the default version, a latency quantile against the default
-//! version's), and rolls the canary back to 0% — or pauses — when it is worse. Drive it
-//! with [`Rollout::step`] from a timer — each stage held at least
-//! [`Rollout::min_stage_duration`], a few failing readings tolerated with
-//! [`Rollout::failure_limit`], your own verdicts joined with [`Rollout::step_with`];
+//! version's), and rolls the canary back to 0% — or pauses — when it is worse: each stage
+//! held at least [`Rollout::min_stage_duration`], a few failing readings tolerated with
+//! [`Rollout::failure_limit`], your own verdicts joined with [`Rollout::step_with`]. Drive
+//! it with [`Rollout::step`] from a timer, or let a tokio task drive it
+//! ([`Rollout::spawn`]) and order it about through its [`RolloutHandle`];
 //! `examples/rollout.rs` runs one end to end.
 #![deny(missing_docs)]
 // On docs.rs: mark what a feature brings.
@@ -144,6 +145,7 @@ mod propagation;
 mod reloads;
 mod request;
 mod rollout;
+mod rollout_handle;
 #[cfg(feature = "schema")]
 mod schema;
 mod set_cookie;
@@ -179,6 +181,7 @@ pub use propagation::Propagation;
 pub use reloads::Reloads;
 pub use request::RequestView;
 pub use rollout::{OnFailure, Rollout, RolloutError, RolloutStatus};
+pub use rollout_handle::RolloutHandle;
 pub use telemetry::Telemetry;
 #[cfg(feature = "watch")]
 pub use watch::{Reloaded, Watcher};

@@ -82,13 +82,26 @@ pub enum RolloutError {
         #[source]
         source: Box<Error>,
     },
+    /// [`Rollout::spawn`] was called outside a tokio runtime.
+    #[error("rollout: spawned outside a tokio runtime")]
+    NoRuntime,
+    /// [`Rollout::spawn`] was given no time between steps.
+    #[error("rollout: the time between steps must be above 0")]
+    ZeroInterval,
+    /// The task driving a spawned rollout is gone:
+    /// [`RolloutHandle::release`](crate::RolloutHandle::release) ended it, or its runtime
+    /// shut down.
+    #[error("rollout: the task driving it has stopped")]
+    Stopped,
 }
 
 /// Widens a canary's weight in one `split` route stage by stage, judging each stage with
 /// [`Analysis`] on the per-version [`Metrics`] (recorded by an adapter with
 /// `metrics(true)`), and rolls back or pauses when the canary is worse.
 ///
-/// It is driven by [`step`](Self::step), from a timer of your choice: each step judges the
+/// It is driven by [`step`](Self::step), from a timer of your choice — or by a tokio task
+/// of its own, [`spawn`](Self::spawn), ordered about through a
+/// [`RolloutHandle`](crate::RolloutHandle): each step judges the
 /// stage on the requests since it began, then widens, finishes, waits, or fails.
 /// [`min_stage_duration`](Self::min_stage_duration) holds each stage a while before it
 /// may pass, [`failure_limit`](Self::failure_limit) tolerates a few failing readings, and
@@ -274,6 +287,16 @@ impl Rollout {
         &self.status
     }
 
+    /// The `split` route whose weights it moves.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// The version it widens.
+    pub fn canary(&self) -> &str {
+        &self.canary
+    }
+
     /// How long the stage in force has served: since it began, or was last resumed.
     /// `None` unless the rollout is progressing or paused. With a
     /// [`min_stage_duration`](Self::min_stage_duration), what a status page shows beside it.
@@ -296,10 +319,13 @@ impl Rollout {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stage_elapsed(&self) -> Option<Duration> {
+        self.stage_began().map(|began| began.elapsed())
+    }
+
+    /// When the stage in force began (or was last resumed), while progressing or paused.
+    pub(crate) fn stage_began(&self) -> Option<Instant> {
         match self.status {
-            RolloutStatus::Progressing { .. } | RolloutStatus::Paused { .. } => {
-                self.began.map(|began| began.elapsed())
-            }
+            RolloutStatus::Progressing { .. } | RolloutStatus::Paused { .. } => self.began,
             _ => None,
         }
     }
