@@ -1139,10 +1139,12 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     .await;
     let mut analysis = gray_core::Analysis::default();
     analysis.min_requests = 10;
-    let mut rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [20.0, 100.0])
+    // Judged hourly: not before the test ends, unless a step is ordered.
+    let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [20.0, 100.0])
         .unwrap()
         .analysis(analysis);
-    rollout.start().unwrap();
+    gateway::start_rollout(&proxy, rollout, Duration::from_secs(3600)).unwrap();
+    let handle = proxy.rollout.get().unwrap().clone();
 
     let client = reqwest::Client::new();
     let status_of = |user: u32| {
@@ -1166,7 +1168,11 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     );
 
     // One step of the rollout, as its timer would: the canary is judged and rolled back.
-    assert!(!proxy.step_rollout(&mut rollout), "the rollout is over");
+    let stepped = handle.step().await.unwrap();
+    assert!(
+        matches!(stepped, RolloutStatus::RolledBack { .. }),
+        "{stepped:?}"
+    );
     let status: serde_json::Value =
         serde_json::from_str(&get_text(&client, gw, "/gray/status").await).unwrap();
     assert_eq!(status["rollout"]["state"], "rolled back", "{status}");
@@ -1188,7 +1194,7 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
     for user in 0..50 {
         assert_eq!(status_of(user).await, 200, "user {user} after the edit");
     }
-    drop(rollout);
+    handle.release().await.unwrap();
     gray.reload(Config::from_yaml(&edited).unwrap()).unwrap();
     let failed = failures().await;
     assert!(
@@ -1296,6 +1302,9 @@ async fn an_operator_pauses_promotes_and_rolls_back_a_rollout_on_the_admin_liste
     // A rollout at its first stage (50%), judged hourly: not before the test ends.
     let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [50.0, 100.0]).unwrap();
     gateway::start_rollout(&proxy, rollout, Duration::from_secs(3600)).unwrap();
+    // One rollout per gateway.
+    let second = gray_core::Rollout::new(gray.clone(), "users", "canary", [10.0]).unwrap();
+    assert!(gateway::start_rollout(&proxy, second, Duration::from_secs(3600)).is_err());
     let on_canary = || async {
         let mut canary = 0;
         for user in 0..100 {

@@ -2,14 +2,13 @@
 //! admin listener the rollout's `POST /gray/rollout/…`.
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
 
 use gray_core::{Reloads, RolloutStatus};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::proxy::{Proxy, ProxyBody, json, text};
-use super::rollout::{Action, Shown};
+use super::rollout::Action;
 
 /// A request on the admin listener (`--admin`): the read-only endpoints, and the ones that
 /// change state — never answered on the proxy's port.
@@ -53,11 +52,11 @@ impl Proxy {
     /// The `--rollout`'s status as JSON; `null` without one. A progressing or paused one
     /// says how long its stage has served (`stage_seconds`).
     pub(crate) fn rollout_json(&self) -> serde_json::Value {
-        let shown = self.rollout.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(Shown { status, began }) = &*shown else {
+        let Some(rollout) = self.rollout.get() else {
             return serde_json::Value::Null;
         };
-        let mut json = match status {
+        let status = rollout.status();
+        let mut json = match &status {
             RolloutStatus::Pending => serde_json::json!({ "state": "pending" }),
             RolloutStatus::Progressing { stage, weight } => {
                 serde_json::json!({ "state": "progressing", "stage": stage, "weight": weight })
@@ -77,8 +76,8 @@ impl Proxy {
             }
             other => serde_json::json!({ "state": format!("{other:?}") }),
         };
-        if let Some(began) = began {
-            json["stage_seconds"] = serde_json::json!(began.elapsed().as_secs());
+        if let Some(elapsed) = rollout.stage_elapsed() {
+            json["stage_seconds"] = serde_json::json!(elapsed.as_secs());
         }
         json
     }

@@ -75,10 +75,10 @@
 //! requests.
 //!
 //! Modules: `cli` the command line, `proxy` a request to its upstream, `mirror` its copy,
-//! `admin` the endpoints above, `rollout` the task driving `--rollout`, `server` the
-//! listeners and the graceful stop; `pool`, `hop`, `deadline` and `eject` the upstream
-//! connections, hop-by-hop headers, the response-head timeout and the passive health
-//! checks.
+//! `admin` the endpoints above, `rollout` the `--rollout` (spawned, ordered about),
+//! `server` the listeners and the graceful stop; `pool`, `hop`, `deadline` and `eject`
+//! the upstream connections, hop-by-hop headers, the response-head timeout and the
+//! passive health checks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

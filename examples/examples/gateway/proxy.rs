@@ -3,24 +3,22 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gray_core::{Gray, GrayContext, Mirror, Propagation};
+use gray_core::{Gray, GrayContext, Mirror, Propagation, RolloutHandle};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use tokio::sync::mpsc;
 
 use super::deadline::Deadlines;
 use super::eject::{Ejection, Health};
 use super::hop;
 use super::mirror::{MirrorStats, Outgoing};
 use super::pool::{Pool, PooledBody, ReadBody};
-use super::rollout::{Order, Shown};
 
 /// A response body: the upstream's, streamed, or one the gateway writes itself.
 pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
@@ -69,12 +67,9 @@ pub(crate) struct Proxy {
     pub(crate) timeout: Duration,
     /// Requests waiting for an upstream's response head, with their `timeout`.
     pub(crate) deadlines: Arc<Deadlines>,
-    /// Where the `--rollout` stands, for `/gray/status`.
-    pub(crate) rollout: Mutex<Option<Shown>>,
-    /// An operator's `POST /gray/rollout/…`, to the task driving the rollout, with where
-    /// to answer; that task takes the receiver.
-    pub(crate) orders: mpsc::UnboundedSender<Order>,
-    pub(crate) orders_in: Mutex<Option<mpsc::UnboundedReceiver<Order>>>,
+    /// The `--rollout`, driven by its own task: its status for `/gray/status`, an
+    /// operator's `POST /gray/rollout/…` to it.
+    pub(crate) rollout: OnceLock<RolloutHandle>,
     /// What became of the copies of mirrored requests.
     pub(crate) mirrored: Arc<MirrorStats>,
     /// How the label goes into the `baggage` of a request sent on (the label header is
@@ -87,7 +82,6 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn new(gray: Gray, upstreams: Vec<(String, Uri)>, timeout: Duration) -> Self {
-        let (orders, orders_in) = mpsc::unbounded_channel();
         let upstreams = upstreams
             .into_iter()
             .map(|(version, base)| {
@@ -111,9 +105,7 @@ impl Proxy {
             upstreams,
             timeout,
             deadlines: Arc::default(),
-            rollout: Mutex::new(None),
-            orders,
-            orders_in: Mutex::new(Some(orders_in)),
+            rollout: OnceLock::new(),
             mirrored: Arc::default(),
             baggage: Propagation::new().baggage_only(),
             ejection: Ejection::default(),
