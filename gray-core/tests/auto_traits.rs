@@ -4,7 +4,8 @@
 
 use gray_core::{
     Analysis, Config, Decision, Error, Gray, GrayContext, Measure, Metrics, Mirror, Propagation,
-    Reloads, Rollout, RolloutError, RolloutStatus, Telemetry, Verdict, VersionMetrics,
+    Reloads, Rollout, RolloutError, RolloutHandle, RolloutStatus, Telemetry, Verdict,
+    VersionMetrics,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -29,6 +30,8 @@ fn shared_types_are_send_and_sync() {
     send_sync::<gray_core::Watcher>();
     // Moved into the task that drives it, or behind a `Mutex` shared with an admin route.
     send_sync::<Rollout>();
+    // Cloned into admin routes.
+    send_sync::<RolloutHandle>();
     // Kept in a response future, which a multi-threaded runtime moves between threads.
     send::<Measure>();
     send::<Telemetry>();
