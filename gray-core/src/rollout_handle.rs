@@ -23,7 +23,7 @@ use crate::rollout::{Rollout, RolloutError, RolloutStatus};
 ///
 /// ```
 /// use std::time::Duration;
-/// use gray_core::{Analysis, Config, Gray, Rollout, RolloutStatus};
+/// use gray_core::{Config, Gray, Rollout, RolloutStatus};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?.block_on(async {
 /// let gray = Gray::new(Config::from_yaml(r#"
