@@ -243,29 +243,59 @@ fn a_label_is_in_place_only_when_it_came_once_and_was_honoured() {
     );
 }
 
-#[test]
-fn a_label_header_is_in_place_through_a_lookup_view_never() {
-    // A view that cannot list its headers: whether the header came once is unknown.
-    struct Lookup(http::Request<()>);
-    impl gray_core::RequestView for Lookup {
-        fn header(&self, name: &http::HeaderName) -> Option<&[u8]> {
-            self.0.headers().get(name).map(|v| v.as_bytes())
-        }
-        fn header_all<'a>(&'a self, name: &'a http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
-            self.0.headers().get_all(name).iter().map(|v| v.as_bytes())
-        }
-        fn path(&self) -> &str {
-            self.0.uri().path()
-        }
-        fn query(&self) -> Option<&str> {
-            self.0.uri().query()
-        }
-        fn method(&self) -> &str {
-            self.0.method().as_str()
+/// A view of a request that cannot list its headers (the engine looks each up, and cannot
+/// tell whether one came once), and counts how often the engine asks for its `peer`.
+struct Lookup {
+    req: http::Request<()>,
+    peer: Option<std::net::IpAddr>,
+    peer_reads: std::cell::Cell<u32>,
+}
+
+impl Lookup {
+    fn new(req: http::Request<()>, peer: Option<std::net::IpAddr>) -> Self {
+        let peer_reads = std::cell::Cell::new(0);
+        Self {
+            req,
+            peer,
+            peer_reads,
         }
     }
+}
+
+impl gray_core::RequestView for Lookup {
+    fn header(&self, name: &http::HeaderName) -> Option<&[u8]> {
+        self.req.headers().get(name).map(|v| v.as_bytes())
+    }
+    fn header_all<'a>(&'a self, name: &'a http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.req
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+    }
+    fn path(&self) -> &str {
+        self.req.uri().path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.req.uri().query()
+    }
+    fn method(&self) -> &str {
+        self.req.method().as_str()
+    }
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer_reads.set(self.peer_reads.get() + 1);
+        self.peer
+    }
+}
+
+#[test]
+fn a_label_header_is_in_place_through_a_lookup_view_never() {
+    // Through a view that cannot list its headers, whether the header came once is unknown.
     let g = gray(INTERNAL);
-    let d = g.decide(&Lookup(req("/", &[("x-gray-version", "canary")])));
+    let d = g.decide(&Lookup::new(
+        req("/", &[("x-gray-version", "canary")]),
+        None,
+    ));
     assert_eq!(d.version(), "canary");
     assert!(!d.label_in_place());
 }
@@ -481,29 +511,6 @@ fn from_is_refused_at_an_edge_and_needs_networks() {
 
 #[test]
 fn from_and_client_ip_rules_read_the_peer_once() {
-    // A view counting how often the engine asks for the peer.
-    struct Counting(http::Request<()>, std::cell::Cell<u32>);
-    impl gray_core::RequestView for Counting {
-        fn header(&self, name: &http::HeaderName) -> Option<&[u8]> {
-            self.0.headers().get(name).map(|v| v.as_bytes())
-        }
-        fn header_all<'a>(&'a self, name: &'a http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
-            self.0.headers().get_all(name).iter().map(|v| v.as_bytes())
-        }
-        fn path(&self) -> &str {
-            self.0.uri().path()
-        }
-        fn query(&self) -> Option<&str> {
-            self.0.uri().query()
-        }
-        fn method(&self) -> &str {
-            self.0.method().as_str()
-        }
-        fn peer_ip(&self) -> Option<std::net::IpAddr> {
-            self.1.set(self.1.get() + 1);
-            Some([203, 0, 113, 9].into())
-        }
-    }
     let g = gray(
         "label: { inherit: always, from: [10.0.0.0/8] }
 versions: [stable, canary]
@@ -512,11 +519,13 @@ routes:
 ",
     );
     // The label is refused for its peer, and the route then reads the same peer.
-    let view = Counting(
-        req("/", &[("x-gray-version", "stable")]),
-        Default::default(),
-    );
+    let peer = Some([203, 0, 113, 9].into());
+    let view = Lookup::new(req("/", &[("x-gray-version", "stable")]), peer);
     let d = g.decide(&view);
     assert_eq!((d.version(), d.label_rejected()), ("canary", true));
-    assert_eq!(view.1.get(), 1, "the peer is read once per decision");
+    assert_eq!(
+        view.peer_reads.get(),
+        1,
+        "the peer is read once per decision"
+    );
 }
