@@ -1,12 +1,25 @@
 //! [`Analysis`]: how a rollout's stage is judged — the canary's error rate and latency
 //! against the default version's, over the same stretch of time.
 
+use std::time::Duration;
+
 use crate::metrics::VersionMetrics;
 
 /// When a stage's canary is judged worse than the baseline (the default version).
 ///
 /// Every stage is judged on the requests since it began: nothing is decided before the
-/// canary has served `min_requests`. The latency check needs `min_requests` on both sides.
+/// canary has served `min_requests`. The checks against the baseline need `min_requests`
+/// on both sides; the ceilings (`max_error_rate`, `max_latency`) only on the canary's.
+///
+/// ```
+/// use std::time::Duration;
+/// use gray_core::Analysis;
+///
+/// let mut analysis = Analysis::default();
+/// analysis.min_requests = 500;
+/// analysis.quantile = 0.99;
+/// analysis.max_latency = Some(Duration::from_millis(300)); // p99 under 300 ms, always
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Analysis {
@@ -24,6 +37,10 @@ pub struct Analysis {
     /// ([`VersionMetrics::latency_quantile`]), so a canary whose quantile crosses into
     /// the next bucket by a little is not judged as if it sat at that bucket's top.
     pub max_latency_ratio: f64,
+    /// The highest the canary's latency quantile may be, whatever the baseline's (default:
+    /// none) — Flagger's `request-duration` check. The only latency check once the canary
+    /// serves everyone: a 100% stage leaves no baseline to compare with.
+    pub max_latency: Option<Duration>,
 }
 
 impl Default for Analysis {
@@ -34,6 +51,7 @@ impl Default for Analysis {
             max_error_rate_increase: 0.01,
             quantile: 0.95,
             max_latency_ratio: 1.5,
+            max_latency: None,
         }
     }
 }
@@ -91,6 +109,17 @@ impl Analysis {
                 self.max_error_rate * 100.0
             ));
         }
+        let quantile = canary.latency_quantile(self.quantile);
+        if let (Some(c), Some(max)) = (quantile, self.max_latency)
+            && c > max.as_secs_f64()
+        {
+            return Verdict::Fail(format!(
+                "canary p{} latency ≈ {:.1} ms over the {:.1} ms ceiling",
+                self.quantile * 100.0,
+                c * 1000.0,
+                max.as_secs_f64() * 1000.0
+            ));
+        }
         if baseline.total() >= self.min_requests {
             let base = baseline.error_rate();
             if rate > base + self.max_error_rate_increase {
@@ -101,10 +130,7 @@ impl Analysis {
                     baseline.version
                 ));
             }
-            let quantiles = (
-                canary.latency_quantile(self.quantile),
-                baseline.latency_quantile(self.quantile),
-            );
+            let quantiles = (quantile, baseline.latency_quantile(self.quantile));
             if let (Some(c), Some(b)) = quantiles
                 && c > b * self.max_latency_ratio
             {
@@ -178,6 +204,36 @@ mod tests {
             &VersionMetrics::empty("stable"),
         );
         assert_eq!(alone, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_latency_ceiling_holds_whatever_the_baseline() {
+        let a = Analysis {
+            max_latency: Some(Duration::from_millis(10)),
+            ..Analysis::default()
+        };
+        // All in the 5–10 ms bucket: p95 ≈ 9.8 ms, under the ceiling.
+        let fast = counted("canary", [0, 1000, 0, 0, 0], 4);
+        assert_eq!(
+            a.judge(&fast, &VersionMetrics::empty("stable")),
+            Verdict::Pass
+        );
+        // All in 10–25 ms: p95 ≈ 24.2 ms, over it — with no baseline at all (a 100% stage),
+        // and against a baseline as slow (no ratio to fail).
+        let slow = counted("canary", [0, 1000, 0, 0, 0], 5);
+        for base in [
+            VersionMetrics::empty("stable"),
+            counted("stable", [0, 1000, 0, 0, 0], 5),
+        ] {
+            let v = a.judge(&slow, &base);
+            assert!(
+                matches!(&v, Verdict::Fail(r) if r.contains("over the 10.0 ms ceiling")),
+                "{v:?}"
+            );
+        }
+        // Without a ceiling (the default), the same canary passes against the slow baseline.
+        let slow_base = counted("stable", [0, 1000, 0, 0, 0], 5);
+        assert_eq!(Analysis::default().judge(&slow, &slow_base), Verdict::Pass);
     }
 
     #[test]
