@@ -1059,6 +1059,10 @@ fn the_command_line_is_checked() {
         "600",
         "--rollout-failure-limit",
         "2",
+        "--rollout-min-requests",
+        "500",
+        "--rollout-max-latency",
+        "250",
         "--eject-after",
         "3",
         "--eject-for",
@@ -1080,6 +1084,15 @@ fn the_command_line_is_checked() {
     assert_eq!(ok.rollout_min_stage, Duration::from_secs(600));
     assert_eq!(parse(&[]).unwrap().rollout_min_stage, Duration::ZERO);
     assert_eq!(ok.rollout_failure_limit, 2);
+    assert_eq!(ok.rollout_analysis.min_requests, 500);
+    assert_eq!(
+        ok.rollout_analysis.max_latency,
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(
+        parse(&[]).unwrap().rollout_analysis,
+        gray_core::Analysis::default()
+    );
     assert_eq!(parse(&[]).unwrap().rollout_failure_limit, 0);
     assert_eq!(
         ok.ejection,
@@ -1113,6 +1126,9 @@ fn the_command_line_is_checked() {
         &["--rollout-min-stage", "-1"],
         &["--rollout-min-stage", "soon"],
         &["--rollout-failure-limit", "-1"],
+        &["--rollout-min-requests", "some"],
+        &["--rollout-max-latency", "0"],
+        &["--rollout-max-latency", "-5"],
         &["--eject-after", "-1"],
         &["--eject-for", "0"],
         &["--eject-for", "soon"],
@@ -1206,7 +1222,7 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
 /// `--rollout-min-stage` holds each stage of the `--rollout` that long: a healthy canary's
 /// first stage stays after a step that would widen it without the flag, and a failing
 /// canary is rolled back at once all the same; `--rollout-failure-limit` tolerates
-/// failing judgements.
+/// failing judgements, `--rollout-min-requests` waits for more traffic.
 #[test]
 fn the_rollout_flags_set_up_the_rollout() {
     let flags = |extra: &[&str]| {
@@ -1242,6 +1258,9 @@ fn the_rollout_flags_set_up_the_rollout() {
     // One failing judgement tolerated: the stage holds.
     let tolerant = flags(&["--rollout-failure-limit", "1"]);
     assert_eq!(stage_after(&tolerant, 500), progressing(0, 20.0));
+    // The canary's ≈ 400 requests are too few to judge when 1,000 are asked for.
+    let patient = flags(&["--rollout-min-requests", "1000"]);
+    assert_eq!(stage_after(&patient, 500), progressing(0, 20.0));
     // No `--rollout`, no rollout; a bad one is the rules' error.
     let gray = design();
     assert!(

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gray_core::{Gray, Rollout, RolloutError};
+use gray_core::{Analysis, Gray, Rollout, RolloutError};
 use http::Uri;
 
 use super::eject::Ejection;
@@ -24,6 +24,8 @@ pub(crate) struct Options {
     pub(crate) rollout_min_stage: Duration,
     /// `--rollout-failure-limit N`: failing judgements a stage tolerates.
     pub(crate) rollout_failure_limit: u32,
+    /// `--rollout-min-requests N`, `--rollout-max-latency MS`: how stages are judged.
+    pub(crate) rollout_analysis: Analysis,
     /// Where `/gray/status` and `/gray/metrics` are served instead of the proxy's port.
     pub(crate) admin: Option<SocketAddr>,
     /// `--eject-after N`, `--eject-for SECS`.
@@ -40,6 +42,7 @@ impl Options {
         Some(rollout.map(|r| {
             r.min_stage_duration(self.rollout_min_stage)
                 .failure_limit(self.rollout_failure_limit)
+                .analysis(self.rollout_analysis.clone())
         }))
     }
 }
@@ -90,6 +93,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
         rollout_every: Duration::from_secs(60),
         rollout_min_stage: Duration::ZERO,
         rollout_failure_limit: 0,
+        rollout_analysis: Analysis::default(),
         admin: None,
         ejection: Ejection::default(),
     };
@@ -135,6 +139,19 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
             }
             Long("rollout-failure-limit") => {
                 options.rollout_failure_limit = parser.value()?.parse()?;
+            }
+            Long("rollout-min-requests") => {
+                options.rollout_analysis.min_requests = parser.value()?.parse()?;
+            }
+            Long("rollout-max-latency") => {
+                let ms: f64 = parser.value()?.parse()?;
+                let max = Duration::try_from_secs_f64(ms / 1000.0)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        lexopt::Error::from("--rollout-max-latency must be above 0 ms")
+                    })?;
+                options.rollout_analysis.max_latency = Some(max);
             }
             Long("eject-after") => options.ejection.after = parser.value()?.parse()?,
             Long("eject-for") => {

@@ -5,7 +5,8 @@
 //! cargo run --release -p examples --example gateway -- \
 //!     [--config FILE] [--listen ADDR] [--upstream VERSION=URL]... [--threads N] [--timeout SECS]
 //!     [--admin ADDR] [--rollout ROUTE:CANARY:STAGES] [--rollout-every SECS]
-//!     [--rollout-min-stage SECS] [--rollout-failure-limit N]
+//!     [--rollout-min-stage SECS] [--rollout-failure-limit N] [--rollout-min-requests N]
+//!     [--rollout-max-latency MS]
 //!     [--eject-after N] [--eject-for SECS]
 //! ```
 //!
@@ -44,7 +45,10 @@
 //!   (Argo's `pause: { duration }`), while a worse canary is still rolled back at the
 //!   next judgement: judge often, let the stage time set the pace. With
 //!   `--rollout-failure-limit N` a stage tolerates N failing judgements (each holds it)
-//!   and fails at the next (Argo's `failureLimit`). Its state is in
+//!   and fails at the next (Argo's `failureLimit`). A stage is judged once the canary has
+//!   served `--rollout-min-requests N` (default 100) since it began; with
+//!   `--rollout-max-latency MS` its p95 must stay under that too, whatever the default
+//!   version's (Flagger's `request-duration`). Its state is in
 //!   `/gray/status`, with how long its stage has served (`stage_seconds`). The rollout holds the canary's weight until the gateway stops: an
 //!   edit of `--config` meanwhile applies everything but that weight (see
 //!   `gray_core::Rollout`), so write the outcome into the file for the next start.
