@@ -125,17 +125,11 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                 options.rollout = Some(rollout_spec(&raw).map_err(lexopt::Error::from)?);
             }
             Long("rollout-every") => {
-                let secs: f64 = parser.value()?.parse()?;
-                options.rollout_every = Duration::try_from_secs_f64(secs)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| lexopt::Error::from("--rollout-every must be above 0"))?;
+                options.rollout_every = duration(&mut parser, "rollout-every", SECONDS, false)?;
             }
             Long("rollout-min-stage") => {
-                let secs: f64 = parser.value()?.parse()?;
-                options.rollout_min_stage = Duration::try_from_secs_f64(secs).map_err(|_| {
-                    lexopt::Error::from("--rollout-min-stage must be 0 or more seconds")
-                })?;
+                options.rollout_min_stage =
+                    duration(&mut parser, "rollout-min-stage", SECONDS, true)?;
             }
             Long("rollout-failure-limit") => {
                 options.rollout_failure_limit = parser.value()?.parse()?;
@@ -144,27 +138,36 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options,
                 options.rollout_analysis.min_requests = parser.value()?.parse()?;
             }
             Long("rollout-max-latency") => {
-                let ms: f64 = parser.value()?.parse()?;
-                let max = Duration::try_from_secs_f64(ms / 1000.0)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        lexopt::Error::from("--rollout-max-latency must be above 0 ms")
-                    })?;
+                let max = duration(&mut parser, "rollout-max-latency", MILLISECONDS, false)?;
                 options.rollout_analysis.max_latency = Some(max);
             }
             Long("eject-after") => options.ejection.after = parser.value()?.parse()?,
             Long("eject-for") => {
-                let secs: f64 = parser.value()?.parse()?;
-                options.ejection.duration = Duration::try_from_secs_f64(secs)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| lexopt::Error::from("--eject-for must be above 0"))?;
+                options.ejection.duration = duration(&mut parser, "eject-for", SECONDS, false)?;
             }
             _ => return Err(arg.unexpected()),
         }
     }
     Ok(options)
+}
+
+const SECONDS: f64 = 1.0;
+const MILLISECONDS: f64 = 0.001;
+
+/// `--flag`'s value, a number of `unit`s (in seconds: [`SECONDS`], [`MILLISECONDS`]), as a
+/// duration: above 0, or 0 too when `zero_ok`.
+fn duration(
+    parser: &mut lexopt::Parser,
+    flag: &str,
+    unit: f64,
+    zero_ok: bool,
+) -> Result<Duration, lexopt::Error> {
+    let n: f64 = lexopt::ValueExt::parse(&parser.value()?)?;
+    let bound = if zero_ok { "0 or more" } else { "above 0" };
+    Duration::try_from_secs_f64(n * unit)
+        .ok()
+        .filter(|d| zero_ok || !d.is_zero())
+        .ok_or_else(|| lexopt::Error::from(format!("--{flag} must be {bound}")))
 }
 
 /// An upstream base: `http://host:port[/prefix]`.

@@ -43,14 +43,13 @@ pub(crate) fn start_rollout(
     rollout: Rollout,
     every: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    const RUNNING: &str = "gray: a rollout is running already";
+    // Checked before the rollout starts (and moves the weights), not after.
     if proxy.rollout.get().is_some() {
-        return Err("gray: a rollout is running already".into());
+        return Err(RUNNING.into());
     }
     let handle = rollout.spawn(every)?;
-    proxy
-        .rollout
-        .set(handle)
-        .map_err(|_| "gray: a rollout is running already".into())
+    proxy.rollout.set(handle).map_err(|_| RUNNING.into())
 }
 
 /// What an operator asks of a running rollout.
