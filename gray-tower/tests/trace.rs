@@ -145,3 +145,42 @@ async fn a_streamed_body_logs_in_the_request_span_with_gray_body_layer() {
         }
     }
 }
+
+/// A spawned `gray_core::Rollout` logs each change of its status, with its route and
+/// canary — what an operator of a service running one reads (here for this file's log
+/// capture; the rollout is gray-core's).
+#[tokio::test]
+async fn a_spawned_rollout_logs_each_change_of_status() {
+    let (logs, _default) = capture();
+    let gray = gray_core::Gray::new(
+        gray_core::Config::from_yaml(
+            "versions: [stable, canary]\nroutes:\n  - { name: users, split: { weights: { stable: 100, canary: 0 } } }\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let rollout = gray_core::Rollout::new(gray, "users", "canary", [5.0, 30.0]).unwrap();
+    let handle = rollout
+        .spawn(std::time::Duration::from_secs(3_600))
+        .unwrap();
+    handle.promote().await.unwrap();
+    handle.pause("a look").await.unwrap();
+    handle.pause("again").await.unwrap(); // no change: not logged again
+    handle.roll_back("by hand").await.unwrap();
+    let lines = logs.lines_with("rollout: ");
+    let expected = [
+        "Progressing { stage: 0, weight: 5.0 }",
+        "Progressing { stage: 1, weight: 30.0 }",
+        "Paused { stage: 1, weight: 30.0, reason: \"a look\" }",
+        "RolledBack { reason: \"by hand\" }",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, status) in lines.iter().zip(expected) {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains(status), "{line} should say {status}");
+        assert!(
+            line.contains("route=users") && line.contains("canary=canary"),
+            "{line}"
+        );
+    }
+}
