@@ -53,7 +53,7 @@ pub struct RolloutHandle {
 }
 
 /// What the handle sees of the rollout.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Seen {
     status: RolloutStatus,
     /// When the stage in force began, while progressing or paused.
