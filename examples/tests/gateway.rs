@@ -1722,3 +1722,35 @@ async fn copies_to_a_mirror_version_that_never_answers_are_capped() {
     );
     assert!(held.load(Ordering::SeqCst) <= MAX_COPIES_IN_FLIGHT);
 }
+
+/// The gateway's log in a pipe or a pod's log (not a terminal) is plain text: no colour
+/// escape codes around the level and the fields.
+#[test]
+fn the_log_is_coloured_only_when_asked() {
+    fn logged(ansi: bool) -> String {
+        let out = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&out);
+        let writer = move || Sink(Arc::clone(&sink));
+        tracing::subscriber::with_default(gateway::logs(writer, ansi), || {
+            tracing::info!(route = "users", "rollout: {:?}", RolloutStatus::Pending);
+        });
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let plain = logged(false);
+    assert!(
+        plain.contains(" INFO gateway: rollout: Pending route=\"users\""),
+        "{plain}"
+    );
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(logged(true).contains('\x1b'));
+}

@@ -283,13 +283,29 @@ async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn main() -> std::process::ExitCode {
+/// The gateway's log: `RUST_LOG`'s filter (default `info`) written to `writer`, coloured
+/// only when `ansi` — on a terminal, not in a pipe or a pod's log, where escape codes
+/// would be noise in every line.
+pub(crate) fn logs<W>(writer: W, ansi: bool) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .init();
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .finish()
+}
+
+fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
+    let on_terminal = std::io::stdout().is_terminal();
+    if let Err(e) = tracing::subscriber::set_global_default(logs(std::io::stdout, on_terminal)) {
+        eprintln!("gateway: no log: {e}");
+    }
     let options = match parse(std::env::args_os().skip(1)) {
         Ok(options) => options,
         Err(e) => {
