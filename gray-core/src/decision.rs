@@ -123,7 +123,8 @@ impl Decision {
     /// Starts measuring the request for the per-version [`Metrics`](crate::Metrics) (reads
     /// the clock); end it with [`Measure::finish`] and the response status. `None` when
     /// the version got no counter slot: a process meters at most
-    /// [`MAX_METERED_VERSIONS`](crate::MAX_METERED_VERSIONS) (`Gray`, version) pairs.
+    /// [`MAX_METERED_VERSIONS`](crate::MAX_METERED_VERSIONS) (`Gray`, version) pairs at
+    /// once.
     #[inline]
     pub fn measure(&self) -> Option<Measure> {
         self.engine

@@ -11,6 +11,7 @@ use crate::client_ip::{Networks, RealIp};
 use crate::config::Config;
 use crate::context::GrayContext;
 use crate::matcher::Pattern;
+use crate::metrics::Slot;
 use crate::mirror::CompiledMirror;
 use crate::request::RequestView;
 use crate::set_cookie::{self, AssignCookie};
@@ -65,7 +66,7 @@ pub(crate) struct Engine {
     /// Each version as a header value, built once (cloning one does not allocate).
     pub(crate) version_values: Box<[HeaderValue]>,
     /// Each version's counter slot in the per-version metrics, if it has one.
-    pub(crate) metric_slots: Box<[Option<u32>]>,
+    pub(crate) metric_slots: Box<[Option<Slot>]>,
     pub(crate) label_header: HeaderName,
     /// The label header's field, when incoming labels are looked at: to honour them
     /// (`inherit: always`), or to count them at an edge whose rules do not read that header.

@@ -17,7 +17,7 @@ use crate::engine::{Engine, Source};
 use crate::error::Error;
 use crate::explain::RouteCheck;
 use crate::hold::Hold;
-use crate::metrics::{InForce, Metrics};
+use crate::metrics::{InForce, Metrics, Slot};
 use crate::reloads::{Reloads, fingerprint};
 use crate::request::RequestView;
 
@@ -72,7 +72,7 @@ struct Shared {
     unavailable: Mutex<BTreeSet<String>>,
     /// Each version's counter slot in the per-version metrics, by name, in the order
     /// first declared: carried over to the rules of every reload.
-    metered: Mutex<Vec<(Arc<str>, u32)>>,
+    metered: Mutex<Vec<(Arc<str>, Slot)>>,
     /// The canary weights rollouts hold, applied to the rules of every reload. Its lock
     /// also takes reloads one at a time, so that a rollout's change and a file's reload
     /// cannot both start from the same rules and the later drop the other's.
@@ -82,9 +82,22 @@ struct Shared {
     reloads: Mutex<Reloads>,
 }
 
+impl Drop for Shared {
+    /// The last clone of the `Gray` is gone: its versions' counter slots serve others.
+    fn drop(&mut self) {
+        let metered = self
+            .metered
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for &(_, slot) in metered.iter() {
+            crate::metrics::release_slot(slot);
+        }
+    }
+}
+
 /// Gives each version of `engine` its counter slot from `metered`, taking new slots for
 /// names not seen before.
-fn meter(metered: &Mutex<Vec<(Arc<str>, u32)>>, engine: &mut Engine) {
+fn meter(metered: &Mutex<Vec<(Arc<str>, Slot)>>, engine: &mut Engine) {
     // A poisoned lock only means a panic elsewhere; the list itself is always whole.
     let mut metered = metered.lock().unwrap_or_else(PoisonError::into_inner);
     let slots = engine.versions.iter().map(|version| {

@@ -4,19 +4,22 @@
 //!
 //! Recording takes no lock and writes no memory another core writes: each thread counts
 //! into its own shard, and a read sums the shards. Each (`Gray`, version name) pair gets a
-//! counter slot when rules declaring the version are first compiled; a process has at most
-//! [`MAX_METERED_VERSIONS`] of them, and versions met after that are served but not counted.
+//! counter slot when rules declaring the version are first compiled, and gives it back
+//! when the last clone of its `Gray` is dropped; a process has at most
+//! [`MAX_METERED_VERSIONS`] of them at once, and versions met while they are all taken are
+//! served but not counted.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use thread_local::ThreadLocal;
 
 use crate::reloads::Reloads;
 
-/// Most (`Gray`, version name) pairs counted in one process.
+/// Most (`Gray`, version name) pairs counted at once in one process (a dropped `Gray`'s
+/// slots serve the next ones).
 pub const MAX_METERED_VERSIONS: usize = CHUNK * CHUNKS;
 
 /// Upper bounds of the latency histogram's buckets, in seconds (a last bucket, `+Inf`,
@@ -67,16 +70,75 @@ impl Default for Shard {
 
 static SHARDS: LazyLock<ThreadLocal<Shard>> = LazyLock::new(ThreadLocal::new);
 
+/// A version's counters: where they sit in every thread's shard, and which use of that
+/// place this is — a slot given back by a dropped `Gray` serves another one, and a
+/// [`Measure`] begun under the first use must not count for the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    index: u32,
+    generation: u32,
+}
+
+/// Slots never taken yet start here.
 static NEXT_SLOT: AtomicU32 = AtomicU32::new(0);
 
-/// A new counter slot; `None` once [`MAX_METERED_VERSIONS`] are taken. Called when rules
-/// are compiled, never per request.
-pub(crate) fn new_slot() -> Option<u32> {
-    NEXT_SLOT
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < MAX_METERED_VERSIONS as u32).then_some(n + 1)
-        })
-        .ok()
+/// Slots given back, to be taken before new ones.
+static FREE_SLOTS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Each slot's current use: bumped when it is given back. Written only then, so reading it
+/// per request shares a cache line other cores only read.
+static GENERATIONS: [AtomicU32; MAX_METERED_VERSIONS] =
+    [const { AtomicU32::new(0) }; MAX_METERED_VERSIONS];
+
+/// A counter slot, its counters at zero; `None` while [`MAX_METERED_VERSIONS`] are taken.
+/// Called when rules are compiled, never per request.
+pub(crate) fn new_slot() -> Option<Slot> {
+    let freed = FREE_SLOTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop();
+    let index = match freed {
+        Some(index) => {
+            clear(index);
+            index
+        }
+        None => NEXT_SLOT
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_METERED_VERSIONS as u32).then_some(n + 1)
+            })
+            .ok()?,
+    };
+    let generation = GENERATIONS.get(index as usize)?.load(Ordering::Relaxed);
+    Some(Slot { index, generation })
+}
+
+/// Gives `slot` back, when the `Gray` it counted for is dropped: a [`Measure`] still
+/// running under it is no longer counted, and the next owner finds its counters at zero.
+pub(crate) fn release_slot(slot: Slot) {
+    if let Some(generation) = GENERATIONS.get(slot.index as usize) {
+        generation.fetch_add(1, Ordering::Relaxed);
+    }
+    FREE_SLOTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(slot.index);
+}
+
+/// Zeroes slot `index` in every thread's shard, before it serves again. Its counters have
+/// no writer then (the `Gray` that owned it is gone, and its measures no longer count),
+/// and the next owner's first writes come after its rules are published, so after this.
+fn clear(index: u32) {
+    let (chunk, index) = place(index);
+    for shard in SHARDS.iter() {
+        let Some(counters) = shard.chunks.get(chunk).and_then(OnceLock::get) else {
+            continue;
+        };
+        let counters = &counters[index];
+        for counter in counters.classes.iter().chain(&counters.buckets) {
+            counter.store(0, Ordering::Relaxed);
+        }
+        counters.sum_us.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Adds `n` to a counter only this thread writes.
@@ -114,13 +176,13 @@ fn place(slot: u32) -> (usize, usize) {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Measure {
-    slot: u32,
+    slot: Slot,
     start: Instant,
 }
 
 impl Measure {
     #[inline]
-    pub(crate) fn start(slot: u32) -> Self {
+    pub(crate) fn start(slot: Slot) -> Self {
         Self {
             slot,
             start: Instant::now(),
@@ -128,7 +190,8 @@ impl Measure {
     }
 
     /// Counts the request under its version: `status`'s class (below 200 counts as 1xx,
-    /// 500 and above as 5xx) and the time since the decision.
+    /// 500 and above as 5xx) and the time since the decision. Not at all if the version's
+    /// `Gray` has been dropped meanwhile: its counters may serve another one by then.
     #[inline]
     pub fn finish(self, status: u16) {
         let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -137,7 +200,13 @@ impl Measure {
             .iter()
             .position(|&bound| micros <= bound)
             .unwrap_or(BUCKETS - 1);
-        let (chunk, index) = place(self.slot);
+        let Slot { index, generation } = self.slot;
+        // Its `Gray` was dropped meanwhile: nobody reads these counters, or a later one does.
+        let current = GENERATIONS.get(index as usize);
+        if current.is_none_or(|current| current.load(Ordering::Relaxed) != generation) {
+            return;
+        }
+        let (chunk, index) = place(index);
         let Some(chunk) = SHARDS.get_or(Shard::default).chunks.get(chunk) else {
             return;
         };
@@ -180,9 +249,9 @@ impl VersionMetrics {
     }
 
     /// The totals of `slot` over every thread's shard.
-    fn read(version: &str, slot: u32) -> Self {
+    fn read(version: &str, slot: Slot) -> Self {
         let mut totals = Self::empty(version);
-        let (chunk, index) = place(slot);
+        let (chunk, index) = place(slot.index);
         for shard in SHARDS.iter() {
             let Some(counters) = shard.chunks.get(chunk).and_then(OnceLock::get) else {
                 continue;
@@ -308,7 +377,7 @@ pub(crate) struct InForce {
 impl Metrics {
     /// Reads the counters of `(version, slot)` pairs.
     pub(crate) fn read<'a>(
-        slots: impl IntoIterator<Item = (&'a str, u32)>,
+        slots: impl IntoIterator<Item = (&'a str, Slot)>,
         rejected_labels: u64,
         reloads: Reloads,
         in_force: InForce,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::bucket::{BUCKETS, Weighted};
 use crate::context::GrayContext;
-use crate::metrics::Measure;
+use crate::metrics::{Measure, Slot};
 
 /// A copy of the request is to go to another version as well ([`Decision::mirror`]): a
 /// route's `mirror:` drew this request. Server adapters put it in the request extensions
@@ -45,12 +45,12 @@ use crate::metrics::Measure;
 pub struct Mirror {
     context: GrayContext,
     /// The mirror version's counter slot in the per-version metrics, if it has one.
-    slot: Option<u32>,
+    slot: Option<Slot>,
 }
 
 impl Mirror {
     #[inline]
-    pub(crate) fn new(context: GrayContext, slot: Option<u32>) -> Self {
+    pub(crate) fn new(context: GrayContext, slot: Option<Slot>) -> Self {
         Self { context, slot }
     }
 

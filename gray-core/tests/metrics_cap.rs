@@ -1,5 +1,6 @@
-//! A process meters at most `MAX_METERED_VERSIONS` (`Gray`, version) pairs; later versions
-//! are decided as usual, just not counted. (Its own test binary: slots are process-wide.)
+//! A process meters at most `MAX_METERED_VERSIONS` (`Gray`, version) pairs at once; later
+//! versions are decided as usual, just not counted, and a dropped `Gray`'s slots serve the
+//! next ones, from zero. (Its own test binary: slots are process-wide.)
 
 mod common;
 
@@ -7,9 +8,13 @@ use common::{gray, req};
 use gray_core::{MAX_METERED_VERSIONS, MAX_VERSIONS};
 
 #[test]
-fn versions_past_the_cap_are_served_but_not_counted() {
+fn versions_past_the_cap_are_served_but_not_counted_until_slots_are_given_back() {
     let versions: Vec<String> = (0..MAX_VERSIONS).map(|i| format!("v{i}")).collect();
-    let rules = format!("versions: [{}]\n", versions.join(", "));
+    // Labels honoured, so that a request can be counted under any version.
+    let rules = format!(
+        "label: {{ inherit: always }}\nversions: [{}]\n",
+        versions.join(", ")
+    );
     let full = MAX_METERED_VERSIONS / MAX_VERSIONS;
     let grays: Vec<_> = (0..full).map(|_| gray(&rules)).collect();
     for g in &grays {
@@ -28,4 +33,42 @@ fn versions_past_the_cap_are_served_but_not_counted() {
         .unwrap()
         .finish(200);
     assert_eq!(grays[0].metrics().version("v0").map(|v| v.total()), Some(1));
+
+    // Every slot has counted a request; one request is still being served when its
+    // `Gray` goes.
+    for g in &grays {
+        for version in &versions {
+            let d = g.decide(&req("/", &[("x-gray-version", version)]));
+            d.measure().unwrap().finish(200);
+        }
+    }
+    let in_flight = grays[1].decide(&req("/", &[])).measure().unwrap();
+    drop(grays);
+
+    // Every slot was taken, so these have the dropped ones' slots — and none of their
+    // counts, nor the request that finished after its `Gray` was dropped.
+    let next: Vec<_> = (0..full).map(|_| gray(&rules)).collect();
+    in_flight.finish(500);
+    for g in &next {
+        let metrics = g.metrics();
+        assert_eq!(metrics.versions().len(), MAX_VERSIONS);
+        for v in metrics.versions() {
+            assert_eq!((v.total(), v.latency_sum), (0, 0.0), "{}", v.version);
+        }
+    }
+    next[0]
+        .decide(&req("/", &[]))
+        .measure()
+        .unwrap()
+        .finish(503);
+    let v0 = next[0].metrics().version("v0").map(|v| v.requests);
+    assert_eq!(v0, Some([0, 0, 0, 0, 1]));
+
+    // Gone again: a `Gray` made and dropped over and over never runs out.
+    drop(next);
+    for _ in 0..3 * full {
+        let g = gray("versions: [stable, canary]\n");
+        g.decide(&req("/", &[])).measure().unwrap().finish(200);
+        assert_eq!(g.metrics().version("stable").map(|v| v.total()), Some(1));
+    }
 }

@@ -734,8 +734,6 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
 }
 
 proptest::proptest! {
-    // Each case meters a `Gray` of its own, two of the process's `MAX_METERED_VERSIONS`
-    // (4,096) slots: with this file's other tests, keep it under ≈ 1,400 cases.
     #![proptest_config(proptest::test_runner::Config::with_cases(128))]
     /// Whatever an operator, the traffic, your verdicts and edits of the rules file do to
     /// a rollout, in any order: the weights in force are always the status's (the stage's while it progresses or
