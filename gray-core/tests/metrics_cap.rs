@@ -64,9 +64,10 @@ fn versions_past_the_cap_are_served_but_not_counted_until_slots_are_given_back()
     let v0 = next[0].metrics().version("v0").map(|v| v.requests);
     assert_eq!(v0, Some([0, 0, 0, 0, 1]));
 
-    // Gone again: a `Gray` made and dropped over and over never runs out.
+    // Gone again: `Gray`s made and dropped one after another, two versions each — twice
+    // the cap in all — never run out.
     drop(next);
-    for _ in 0..3 * full {
+    for _ in 0..MAX_METERED_VERSIONS {
         let g = gray("versions: [stable, canary]\n");
         g.decide(&req("/", &[])).measure().unwrap().finish(200);
         assert_eq!(g.metrics().version("stable").map(|v| v.total()), Some(1));
