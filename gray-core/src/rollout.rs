@@ -165,6 +165,8 @@ pub struct Rollout {
     failures: u32,
     /// Whose hold on the route's weights is this rollout's.
     owner: u64,
+    /// The warning that no request is measured has been logged.
+    warned_unmeasured: bool,
 }
 
 impl Rollout {
@@ -206,6 +208,7 @@ impl Rollout {
             failure_limit: 0,
             failures: 0,
             owner: Hold::new_owner(),
+            warned_unmeasured: false,
         })
     }
 
@@ -341,6 +344,12 @@ impl Rollout {
     /// change) while the canary has served too few requests, or the stage has served less
     /// than [`min_stage_duration`](Self::min_stage_duration), and does nothing unless the
     /// rollout is progressing.
+    ///
+    /// A step that waits for canary requests says so (`tracing`, at `DEBUG`: how many the
+    /// canary has served of the [`Analysis::min_requests`] it needs). While no request has
+    /// been measured for any version — no traffic yet, or no adapter records metrics, so
+    /// the rollout would wait for ever — the first such step also logs a `WARN`, once per
+    /// rollout.
     pub fn step(&mut self) -> Result<&RolloutStatus, RolloutError> {
         self.step_with(Verdict::Pass)
     }
@@ -386,8 +395,12 @@ impl Rollout {
             return Ok(&self.status);
         };
         self.set_weight(weight)?; // the route or canary may have gone in a reload
-        let (canary, baseline) = self.window();
-        let verdict = match join(self.analysis.judge(&canary, &baseline), yours) {
+        let (canary, baseline, measured) = self.window();
+        let judged = self.analysis.judge(&canary, &baseline);
+        if judged == Verdict::Wait {
+            self.log_wait(stage, &canary, measured);
+        }
+        let verdict = match join(judged, yours) {
             Verdict::Pass if !self.served_min_stage(now) => Verdict::Wait,
             verdict => verdict,
         };
@@ -533,9 +546,36 @@ impl Rollout {
         Ok(())
     }
 
-    /// The canary's and the default version's requests since the stage began.
-    fn window(&self) -> (VersionMetrics, VersionMetrics) {
+    /// Says why a step waits for the analysis: at `DEBUG`, how many requests the canary
+    /// has served of those the stage needs; at `WARN`, once, when no request has been
+    /// measured for any version at all — no traffic yet, or (more often) nothing records
+    /// metrics, and the rollout would wait for ever without a word.
+    fn log_wait(&mut self, stage: usize, canary: &VersionMetrics, measured: bool) {
+        tracing::debug!(
+            route = %self.route,
+            canary = %self.canary,
+            stage,
+            served = canary.total(),
+            needed = self.analysis.min_requests,
+            "rollout: the stage waits for canary requests"
+        );
+        if !measured && !self.warned_unmeasured {
+            self.warned_unmeasured = true;
+            tracing::warn!(
+                route = %self.route,
+                canary = %self.canary,
+                "rollout: no request has been measured for any version, so the stage waits: \
+                 either no traffic has come yet, or nothing records metrics — turn on \
+                 `metrics(true)` on the server adapter (or finish each `Decision::measure`)"
+            );
+        }
+    }
+
+    /// The canary's and the default version's requests since the stage began, and whether
+    /// any version has had a request measured since the `Gray` was made.
+    fn window(&self) -> (VersionMetrics, VersionMetrics, bool) {
         let now = self.gray.metrics();
+        let measured = now.versions().iter().any(|v| v.total() > 0);
         let default = self.gray.config().versions.first().cloned();
         let delta = |version: &str| {
             let current = now.version(version);
@@ -549,6 +589,7 @@ impl Rollout {
         (
             delta(&self.canary),
             delta(default.as_deref().unwrap_or_default()),
+            measured,
         )
     }
 

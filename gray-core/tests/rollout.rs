@@ -368,6 +368,87 @@ fn with_no_analysis_your_verdicts_alone_judge() {
 
 /// A canary that copies reach (`mirror:`) is judged on them as well: failing copies roll
 /// it back at its first stage, though the few requests it serves there succeed.
+/// Where a test's subscriber writes: a buffer the test reads.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// The lines that mention `what`.
+    fn lines_with(&self, what: &str) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        let lines = text.lines().filter(|l| l.contains(what));
+        lines.map(str::to_owned).collect()
+    }
+}
+
+#[test]
+fn a_stage_waiting_on_requests_nothing_measures_says_so_once() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let g = gray(RULES);
+        let mut r = Rollout::new(g.clone(), "users", "canary", [50.0, 100.0])
+            .unwrap()
+            .analysis(analysis());
+        r.start().unwrap();
+        // Decided, as a server without `metrics(true)` decides, and never measured.
+        for user in 0..200 {
+            g.decide(&req("/", &[("x-user-id", &user.to_string())]));
+        }
+        assert_eq!(r.step().unwrap(), &progressing(0, 50.0));
+        assert_eq!(r.step().unwrap(), &progressing(0, 50.0));
+        let warned = logs.lines_with("no request has been measured for any version");
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("WARN") && warned[0].contains("metrics(true)"));
+        assert!(warned[0].contains("route=users") && warned[0].contains("canary=canary"));
+        let waits = logs.lines_with("the stage waits for canary requests");
+        assert_eq!(waits.len(), 2, "{waits:?}");
+        assert!(
+            waits
+                .iter()
+                .all(|l| l.contains("served=0") && l.contains("needed=20"))
+        );
+
+        // Measured traffic, too little of it on the canary: a new rollout waits without
+        // the warning, and counts what the canary served.
+        drop(r);
+        let mut r = Rollout::new(g.clone(), "users", "canary", [50.0, 100.0])
+            .unwrap()
+            .analysis(analysis());
+        r.start().unwrap();
+        let served = traffic(&g, 20, 200).len();
+        assert!(served < 20, "{served} canary requests of 20 at 50%");
+        assert_eq!(r.step().unwrap(), &progressing(0, 50.0));
+        assert_eq!(logs.lines_with("no request has been measured").len(), 1);
+        let waits = logs.lines_with("the stage waits for canary requests");
+        assert!(waits[2].contains(&format!("served={served} ")), "{waits:?}");
+
+        // Enough of it: the stage passes, and no step waits.
+        traffic(&g, 200, 200);
+        assert_eq!(r.step().unwrap(), &progressing(1, 100.0));
+        assert_eq!(
+            logs.lines_with("the stage waits for canary requests").len(),
+            3
+        );
+    });
+}
+
 #[test]
 fn a_rollout_judges_the_copies_a_mirror_sends_its_canary() {
     let g = gray(
