@@ -89,7 +89,7 @@ impl Rollout {
     /// `every` (the first one `every` after the start) until it completes or rolls back;
     /// operators order it about through the returned [`RolloutHandle`]. Each change of
     /// status is logged (`tracing`, at `INFO`), as is a step that fails (`WARN`: the
-    /// route or canary gone in a reload; it is tried again at the next step), and a step that
+    /// route or canary gone in a reload; it is tried again at the next step); a step that
     /// waits for canary requests logs as [`step`](Self::step) says.
     ///
     /// Fails as [`start`](Self::start) does, outside a tokio runtime

@@ -366,8 +366,6 @@ fn with_no_analysis_your_verdicts_alone_judge() {
     assert_eq!(weights(&g), (100.0, 0.0));
 }
 
-/// A canary that copies reach (`mirror:`) is judged on them as well: failing copies roll
-/// it back at its first stage, though the few requests it serves there succeed.
 /// Where a test's subscriber writes: a buffer the test reads.
 #[derive(Clone, Default)]
 struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -392,6 +390,8 @@ impl Logs {
     }
 }
 
+/// A stage waiting on requests that nothing measures (a server without `metrics(true)`)
+/// warns once that it may wait for ever; each waiting step logs what the canary served.
 #[test]
 fn a_stage_waiting_on_requests_nothing_measures_says_so_once() {
     let logs = Logs::default();
@@ -449,6 +449,8 @@ fn a_stage_waiting_on_requests_nothing_measures_says_so_once() {
     });
 }
 
+/// A canary that copies reach (`mirror:`) is judged on them as well: failing copies roll
+/// it back at its first stage, though the few requests it serves there succeed.
 #[test]
 fn a_rollout_judges_the_copies_a_mirror_sends_its_canary() {
     let g = gray(
