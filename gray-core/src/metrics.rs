@@ -47,6 +47,10 @@ const CHUNKS: usize = 64;
 /// One version's counters in one thread's shard.
 #[derive(Default)]
 struct Counters {
+    /// The use of the slot ([`Slot::generation`]) these counters count for. The owning
+    /// thread moves it on, zeroing the counters first, when it counts the first request
+    /// under a later use; readers sum only the counters of the use they read.
+    generation: AtomicU32,
     classes: [AtomicU64; CLASSES],
     buckets: [AtomicU64; BUCKETS],
     sum_us: AtomicU64,
@@ -85,23 +89,24 @@ static NEXT_SLOT: AtomicU32 = AtomicU32::new(0);
 /// Slots given back, to be taken before new ones.
 static FREE_SLOTS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// Each slot's current use: bumped when it is given back. Written only then, so reading it
-/// per request shares a cache line other cores only read.
+/// Each slot's current use: bumped when it is given back, read when it is taken — never
+/// per request (a request's [`Measure`] carries the use it began under).
 static GENERATIONS: [AtomicU32; MAX_METERED_VERSIONS] =
     [const { AtomicU32::new(0) }; MAX_METERED_VERSIONS];
 
-/// A counter slot, its counters at zero; `None` while [`MAX_METERED_VERSIONS`] are taken.
+/// A counter slot, its counters at zero for whoever reads it; `None` while
+/// [`MAX_METERED_VERSIONS`] are taken.
 /// Called when rules are compiled, never per request.
 pub(crate) fn new_slot() -> Option<Slot> {
     let freed = FREE_SLOTS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop();
+    // A freed slot's counters are not zeroed here: each thread starts its own afresh when
+    // it first counts for the new use (see `Measure::finish`), and until then a read of
+    // the new use passes them over.
     let index = match freed {
-        Some(index) => {
-            clear(index);
-            index
-        }
+        Some(index) => index,
         None => NEXT_SLOT
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < MAX_METERED_VERSIONS as u32).then_some(n + 1)
@@ -113,7 +118,8 @@ pub(crate) fn new_slot() -> Option<Slot> {
 }
 
 /// Gives `slot` back, when the `Gray` it counted for is dropped: a [`Measure`] still
-/// running under it is no longer counted, and the next owner finds its counters at zero.
+/// running under it counts where nobody reads any more, and the next owner finds its
+/// counters at zero.
 pub(crate) fn release_slot(slot: Slot) {
     if let Some(generation) = GENERATIONS.get(slot.index as usize) {
         generation.fetch_add(1, Ordering::Relaxed);
@@ -122,23 +128,6 @@ pub(crate) fn release_slot(slot: Slot) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(slot.index);
-}
-
-/// Zeroes slot `index` in every thread's shard, before it serves again. Its counters have
-/// no writer then (the `Gray` that owned it is gone, and its measures no longer count),
-/// and the next owner's first writes come after its rules are published, so after this.
-fn clear(index: u32) {
-    let (chunk, index) = place(index);
-    for shard in SHARDS.iter() {
-        let Some(counters) = shard.chunks.get(chunk).and_then(OnceLock::get) else {
-            continue;
-        };
-        let counters = &counters[index];
-        for counter in counters.classes.iter().chain(&counters.buckets) {
-            counter.store(0, Ordering::Relaxed);
-        }
-        counters.sum_us.store(0, Ordering::Relaxed);
-    }
 }
 
 /// Adds `n` to a counter only this thread writes.
@@ -201,20 +190,43 @@ impl Measure {
             .position(|&bound| micros <= bound)
             .unwrap_or(BUCKETS - 1);
         let Slot { index, generation } = self.slot;
-        // Its `Gray` was dropped meanwhile: nobody reads these counters, or a later one does.
-        let current = GENERATIONS.get(index as usize);
-        if current.is_none_or(|current| current.load(Ordering::Relaxed) != generation) {
-            return;
-        }
         let (chunk, index) = place(index);
         let Some(chunk) = SHARDS.get_or(Shard::default).chunks.get(chunk) else {
             return;
         };
         let counters = &chunk.get_or_init(new_chunk)[index];
+        let counting = counters.generation.load(Ordering::Relaxed);
+        if counting != generation {
+            // Begun under an earlier use of the slot, whose `Gray` is gone: not counted.
+            if later(counting, generation) {
+                return;
+            }
+            counters.restart(generation);
+        }
         bump(&counters.classes[class], 1);
         bump(&counters.buckets[bucket], 1);
         bump(&counters.sum_us, micros);
     }
+}
+
+impl Counters {
+    /// Zeroes the counters for use `generation` of their slot: the first request this
+    /// thread counts under it. The new use is published after the zeros, so that a reader
+    /// that sees it sees them.
+    #[cold]
+    fn restart(&self, generation: u32) {
+        for counter in self.classes.iter().chain(&self.buckets) {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.sum_us.store(0, Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Release);
+    }
+}
+
+/// Whether use `a` of a slot came after use `b` (uses are numbered on, wrapping).
+#[inline]
+fn later(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 fn new_chunk() -> Box<Chunk> {
@@ -257,6 +269,11 @@ impl VersionMetrics {
                 continue;
             };
             let counters = &counters[index];
+            // This thread has counted nothing under this use of the slot yet: what its
+            // counters hold is an earlier `Gray`'s.
+            if counters.generation.load(Ordering::Acquire) != slot.generation {
+                continue;
+            }
             for (t, c) in totals.requests.iter_mut().zip(&counters.classes) {
                 *t += c.load(Ordering::Relaxed);
             }
@@ -549,11 +566,18 @@ fn escape_label(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_label;
+    use super::{escape_label, later};
 
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label("canary"), "canary");
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn a_slots_uses_are_ordered_across_the_wrap() {
+        assert!(later(1, 0) && !later(0, 1) && !later(7, 7));
+        assert!(later(0, u32::MAX) && !later(u32::MAX, 0));
+        assert!(later(3, u32::MAX - 3));
     }
 }

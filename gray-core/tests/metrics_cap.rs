@@ -72,4 +72,61 @@ fn versions_past_the_cap_are_served_but_not_counted_until_slots_are_given_back()
         g.decide(&req("/", &[])).measure().unwrap().finish(200);
         assert_eq!(g.metrics().version("stable").map(|v| v.total()), Some(1));
     }
+
+    // Across threads. A slot's counters on another thread are left as they are when the
+    // slot is given back and taken again: that thread starts them afresh when it first
+    // counts for the new owner, and until then a read passes them over.
+    let worker = Worker::new();
+    let old = gray("versions: [stable]\n");
+    let counted = old.clone();
+    worker.run(move || {
+        for _ in 0..3 {
+            let d = counted.decide(&req("/", &[]));
+            d.measure().unwrap().finish(200);
+        }
+    });
+    assert_eq!(old.metrics().version("stable").map(|v| v.total()), Some(3));
+    let stale = [(); 2].map(|()| old.decide(&req("/", &[])).measure().unwrap());
+    drop(old); // the worker's clone went with its closure
+    let new = gray("versions: [stable]\n"); // the slot `old` gave back: the last freed
+    let stable = |g: &gray_core::Gray| g.metrics().version("stable").map(|v| v.requests);
+    assert_eq!(stable(&new), Some([0; 5]));
+    worker.run(move || stale[0].finish(500)); // counted where nobody reads
+    assert_eq!(stable(&new), Some([0; 5]));
+    let counted = new.clone();
+    worker.run(move || {
+        counted
+            .decide(&req("/", &[]))
+            .measure()
+            .unwrap()
+            .finish(200)
+    });
+    assert_eq!(stable(&new), Some([0, 1, 0, 0, 0]));
+    worker.run(move || stale[1].finish(500)); // too late: the worker counts for `new` now
+    assert_eq!(stable(&new), Some([0, 1, 0, 0, 0]));
+}
+
+/// A thread that runs what it is given, one job after another, each to its end before
+/// `run` returns: the same thread, so the same counters, every time.
+struct Worker(std::sync::mpsc::Sender<(Job, std::sync::mpsc::Sender<()>)>);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Worker {
+    fn new() -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<(Job, std::sync::mpsc::Sender<()>)>();
+        std::thread::spawn(move || {
+            for (job, done) in queue {
+                job();
+                let _ = done.send(());
+            }
+        });
+        Self(jobs)
+    }
+
+    fn run(&self, job: impl FnOnce() + Send + 'static) {
+        let (done, finished) = std::sync::mpsc::channel();
+        self.0.send((Box::new(job), done)).expect("the worker runs");
+        finished.recv().expect("the job ran to its end");
+    }
 }
