@@ -8,7 +8,7 @@ use crate::analysis::{Analysis, Verdict};
 use crate::error::Error;
 use crate::gray::Gray;
 use crate::hold::Hold;
-use crate::metrics::{Metrics, VersionMetrics};
+use crate::metrics::{MAX_METERED_VERSIONS, Metrics, VersionMetrics};
 
 /// What to do when a stage fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -165,8 +165,9 @@ pub struct Rollout {
     failures: u32,
     /// Whose hold on the route's weights is this rollout's.
     owner: u64,
-    /// The warning that no request is measured has been logged.
-    warned_unmeasured: bool,
+    /// The warning that the stage may wait for ever (nothing measured, or the canary
+    /// without counters) has been logged.
+    warned_stuck: bool,
 }
 
 impl Rollout {
@@ -208,7 +209,7 @@ impl Rollout {
             failure_limit: 0,
             failures: 0,
             owner: Hold::new_owner(),
-            warned_unmeasured: false,
+            warned_stuck: false,
         })
     }
 
@@ -346,10 +347,10 @@ impl Rollout {
     /// rollout is progressing.
     ///
     /// A step that waits for canary requests says so (`tracing`, at `DEBUG`: how many the
-    /// canary has served of the [`Analysis::min_requests`] it needs). While no request has
-    /// been measured for any version — no traffic yet, or no adapter records metrics, so
-    /// the rollout would wait for ever — the first such step also logs a `WARN`, once per
-    /// rollout.
+    /// canary has served of the [`Analysis::min_requests`] it needs). Where the wait may
+    /// never end — no request measured for any version (no traffic yet, or no adapter
+    /// records metrics), or a canary without counters (all [`MAX_METERED_VERSIONS`]
+    /// taken) — the first such step also logs a `WARN`, once per rollout.
     pub fn step(&mut self) -> Result<&RolloutStatus, RolloutError> {
         self.step_with(Verdict::Pass)
     }
@@ -395,10 +396,10 @@ impl Rollout {
             return Ok(&self.status);
         };
         self.set_weight(weight)?; // the route or canary may have gone in a reload
-        let (canary, baseline, measured) = self.window();
-        let judged = self.analysis.judge(&canary, &baseline);
+        let window = self.window();
+        let judged = self.analysis.judge(&window.canary, &window.baseline);
         if judged == Verdict::Wait {
-            self.log_wait(stage, &canary, measured);
+            self.log_wait(stage, &window);
         }
         let verdict = match join(judged, yours) {
             Verdict::Pass if !self.served_min_stage(now) => Verdict::Wait,
@@ -547,35 +548,42 @@ impl Rollout {
     }
 
     /// Says why a step waits for the analysis: at `DEBUG`, how many requests the canary
-    /// has served of those the stage needs; at `WARN`, once, when no request has been
-    /// measured for any version at all — no traffic yet, or (more often) nothing records
-    /// metrics, and the rollout would wait for ever without a word.
-    fn log_wait(&mut self, stage: usize, canary: &VersionMetrics, measured: bool) {
+    /// has served of those the stage needs; at `WARN`, once, when it may wait for ever
+    /// without a word — the canary has no counters, or no request has been measured for
+    /// any version at all (no traffic yet, or, more often, nothing records metrics).
+    fn log_wait(&mut self, stage: usize, window: &Window) {
         tracing::debug!(
             route = %self.route,
             canary = %self.canary,
             stage,
-            served = canary.total(),
+            served = window.canary.total(),
             needed = self.analysis.min_requests,
             "rollout: the stage waits for canary requests"
         );
-        if !measured && !self.warned_unmeasured {
-            self.warned_unmeasured = true;
-            tracing::warn!(
-                route = %self.route,
-                canary = %self.canary,
-                "rollout: no request has been measured for any version, so the stage waits: \
-                 either no traffic has come yet, or nothing records metrics — turn on \
-                 `metrics(true)` on the server adapter (or finish each `Decision::measure`)"
-            );
+        if self.warned_stuck {
+            return;
         }
+        let why = if !window.canary_metered {
+            format!(
+                "the canary is not metered, so the stage waits: a process meters at most \
+                 {MAX_METERED_VERSIONS} (`Gray`, version) pairs at once, and every one is \
+                 taken — drop the `Gray`s no longer in use"
+            )
+        } else if !window.measured {
+            "no request has been measured for any version, so the stage waits: either no \
+             traffic has come yet, or nothing records metrics — turn on `metrics(true)` on \
+             the server adapter (or finish each `Decision::measure`)"
+                .to_owned()
+        } else {
+            return;
+        };
+        self.warned_stuck = true;
+        tracing::warn!(route = %self.route, canary = %self.canary, "rollout: {why}");
     }
 
-    /// The canary's and the default version's requests since the stage began, and whether
-    /// any version has had a request measured since the `Gray` was made.
-    fn window(&self) -> (VersionMetrics, VersionMetrics, bool) {
+    /// The canary's and the default version's requests since the stage began.
+    fn window(&self) -> Window {
         let now = self.gray.metrics();
-        let measured = now.versions().iter().any(|v| v.total() > 0);
         let default = self.gray.config().versions.first().cloned();
         let delta = |version: &str| {
             let current = now.version(version);
@@ -586,11 +594,12 @@ impl Rollout {
                 _ => VersionMetrics::empty(version),
             }
         };
-        (
-            delta(&self.canary),
-            delta(default.as_deref().unwrap_or_default()),
-            measured,
-        )
+        Window {
+            canary: delta(&self.canary),
+            baseline: delta(default.as_deref().unwrap_or_default()),
+            measured: now.versions().iter().any(|v| v.total() > 0),
+            canary_metered: now.version(&self.canary).is_some(),
+        }
     }
 
     /// Gives the canary `weight` percent in the route, taken from (or given back to) the
@@ -619,6 +628,18 @@ impl Rollout {
                 source: Box::new(source),
             })
     }
+}
+
+/// What a step judges: the requests since the stage began, and whether they can come.
+struct Window {
+    /// The canary's.
+    canary: VersionMetrics,
+    /// The default version's.
+    baseline: VersionMetrics,
+    /// Some version of the `Gray` has had a request measured since it was made.
+    measured: bool,
+    /// The canary has counters (see [`MAX_METERED_VERSIONS`]).
+    canary_metered: bool,
 }
 
 /// The analysis's verdict and the caller's, as one: a failure of either fails (both

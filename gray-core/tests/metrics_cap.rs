@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{gray, req};
-use gray_core::{MAX_METERED_VERSIONS, MAX_VERSIONS};
+use common::{Logs, gray, req};
+use gray_core::{MAX_METERED_VERSIONS, MAX_VERSIONS, Rollout, RolloutStatus};
 
 #[test]
 fn versions_past_the_cap_are_served_but_not_counted_until_slots_are_given_back() {
@@ -26,6 +26,29 @@ fn versions_past_the_cap_are_served_but_not_counted_until_slots_are_given_back()
     assert_eq!(d.version(), "late");
     assert!(d.measure().is_none());
     assert!(late.metrics().versions().is_empty());
+    // A rollout of an unmetered canary would wait for ever: it says so, once.
+    let (logs, subscriber) = Logs::subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        let late = gray(
+            "versions: [stable, canary]\n\
+             routes: [{ name: users, split: { weights: { stable: 100, canary: 0 } } }]\n",
+        );
+        let mut rollout = Rollout::new(late.clone(), "users", "canary", [50.0]).unwrap();
+        rollout.start().unwrap();
+        for _ in 0..200 {
+            assert!(late.decide(&req("/", &[])).measure().is_none());
+        }
+        let waiting = RolloutStatus::Progressing {
+            stage: 0,
+            weight: 50.0,
+        };
+        assert_eq!(rollout.step().unwrap(), &waiting);
+        assert_eq!(rollout.step().unwrap(), &waiting);
+    });
+    let warned = logs.lines_with("the canary is not metered");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains(&format!("at most {MAX_METERED_VERSIONS} (`Gray`, version)")));
+    assert_eq!(logs.lines_with("WARN").len(), 1); // that one only
     // The first ones still count.
     grays[0]
         .decide(&req("/", &[]))

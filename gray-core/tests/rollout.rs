@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TempDir, gray, req, temp_dir, version_for_user};
+use common::{Logs, TempDir, gray, req, temp_dir, version_for_user};
 use std::time::Duration;
 
 use gray_core::{
@@ -366,41 +366,11 @@ fn with_no_analysis_your_verdicts_alone_judge() {
     assert_eq!(weights(&g), (100.0, 0.0));
 }
 
-/// Where a test's subscriber writes: a buffer the test reads.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// The lines that mention `what`.
-    fn lines_with(&self, what: &str) -> Vec<String> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        let lines = text.lines().filter(|l| l.contains(what));
-        lines.map(str::to_owned).collect()
-    }
-}
-
 /// A stage waiting on requests that nothing measures (a server without `metrics(true)`)
 /// warns once that it may wait for ever; each waiting step logs what the canary served.
 #[test]
 fn a_stage_waiting_on_requests_nothing_measures_says_so_once() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
+    let (logs, subscriber) = Logs::subscriber();
     tracing::subscriber::with_default(subscriber, || {
         let g = gray(RULES);
         let mut r = Rollout::new(g.clone(), "users", "canary", [50.0, 100.0])

@@ -119,3 +119,41 @@ pub fn refused_in_route_r(yaml: &str) -> (String, Problem) {
     assert!(err.to_string().contains(&invalid.field), "{err}");
     (invalid.field, invalid.problem)
 }
+
+/// Where a test's `tracing` subscriber writes: a buffer the test reads.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("a test's logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// A subscriber that writes every event down to `DEBUG` to the returned logs, for
+    /// `tracing::subscriber::with_default`.
+    pub fn subscriber() -> (Self, impl tracing::Subscriber + Send + Sync) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        (logs, subscriber)
+    }
+
+    /// The lines that mention `what`.
+    pub fn lines_with(&self, what: &str) -> Vec<String> {
+        let bytes = self.0.lock().expect("a test's logs").clone();
+        let text = String::from_utf8(bytes).expect("logs are UTF-8");
+        let lines = text.lines().filter(|l| l.contains(what));
+        lines.map(str::to_owned).collect()
+    }
+}
