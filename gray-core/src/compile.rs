@@ -86,22 +86,29 @@ impl Engine {
         let mut names = HashSet::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
         for (index, route) in config.routes.iter().enumerate() {
-            let id = if route.name.is_empty() {
+            // A route without a usable name (empty, or too long to repeat in every
+            // message) is told by its place in `routes`.
+            let bad_name = route.name.is_empty() || route.name.len() > MAX_ROUTE_NAME;
+            let id = if bad_name {
                 format!("#{index}")
             } else {
                 route.name.clone()
             };
             let err = |field: &str, problem| Invalid::new(Some(&id), field, problem);
-            if route.name.is_empty() || route.name.len() > MAX_ROUTE_NAME {
+            // A bad or repeated name is told first; the route's body is checked all the
+            // same, so that one refusal tells every problem, the body's included.
+            let named = if bad_name {
                 route_problems.push(err("name", Problem::BadRouteName));
-                continue;
-            }
-            if !names.insert(route.name.as_str()) {
+                false
+            } else if !names.insert(route.name.as_str()) {
                 route_problems.push(err("name", Problem::DuplicateRoute));
-                continue;
-            }
+                false
+            } else {
+                true
+            };
             match compile_route(route, &config.versions, &mut fields) {
-                Ok(compiled) => routes.push(compiled),
+                Ok(compiled) if named => routes.push(compiled),
+                Ok(_) => {}
                 Err(problems) => route_problems.extend(
                     problems
                         .into_iter()

@@ -47,10 +47,12 @@ pub enum Error {
     },
     /// The config parsed but breaks rules: see [`Invalid`]. Every problem found is
     /// listed ([`problems`](Self::problems)), each starting a line of its own: those
-    /// outside routes, and a route's — each of its match's conditions, its `to` or each
+    /// outside routes, and a route's — its name (empty, too long or repeated; the rest of
+    /// the route is checked all the same), each of its match's conditions, its `to` or each
     /// part of its `split` (a weight, the weights' sum once each is sound, the key or each
-    /// key of its `first_of`, the salt, the cookie), its mirror (checked once the route's action is sound). Problems
-    /// with `versions`, which every route refers to, are told alone.
+    /// key of its `first_of`, the salt, the cookie), its mirror (checked once the route's
+    /// action is sound). Problems with `versions`, which every route refers to, are told
+    /// alone.
     #[error("{}", invalid_lines(path.as_deref(), problems))]
     Invalid {
         /// What is wrong, and where: every problem found — those outside routes, then the
@@ -171,7 +173,8 @@ impl From<Invalid> for Problems {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{field}: {problem}", route_prefix(route.as_deref()))]
 pub struct Invalid {
-    /// The route's name (or `#N` for a route with no usable name); `None` outside routes.
+    /// The route's name, or `#N` for a route with no usable name (empty, or over 128
+    /// characters): its place in `routes`, counted from 0. `None` outside routes.
     pub route: Option<String>,
     /// The field, as a path from the route (or from the top of the file).
     pub field: String,

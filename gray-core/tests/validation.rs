@@ -36,6 +36,13 @@ fn at(err: &Error, route: Option<&str>, field: &str) -> Problem {
     invalid.problem.clone()
 }
 
+/// Each problem's route and field, in the order told.
+fn told(err: &Error) -> Vec<(Option<&str>, &str)> {
+    err.problems()
+        .map(|p| (p.route.as_deref(), p.field.as_str()))
+        .collect()
+}
+
 fn with_route(route: &str) -> String {
     format!("versions: [stable, canary]\nroutes:\n{route}")
 }
@@ -198,6 +205,27 @@ fn route_names_are_required_and_unique() {
         "  - { name: a, to: canary }\n  - { name: '', to: stable }",
     ));
     assert_eq!(at(&e, Some("#1"), "name"), Problem::BadRouteName);
+
+    // A route with a bad or repeated name still has its body checked: one refusal tells
+    // every problem. A name too long to repeat is told by the route's place, as an empty
+    // one is.
+    let long = "n".repeat(129);
+    let e = refuse(&with_route(&format!(
+        "  - {{ name: a, to: canary }}\n  - {{ name: a, to: beta }}\n  - {{ name: '', to: gamma }}\n  - {{ name: {long}, split: {{ weights: {{ stable: 1 }} }} }}"
+    )));
+    assert_eq!(
+        told(&e),
+        [
+            (Some("a"), "name"),
+            (Some("a"), "to"),
+            (Some("#2"), "name"),
+            (Some("#2"), "to"),
+            (Some("#3"), "name"),
+            (Some("#3"), "split.weights"),
+        ],
+        "{e}"
+    );
+    assert!(!e.to_string().contains(&long), "{e}");
 }
 
 #[test]
@@ -338,18 +366,14 @@ routes:
     to: beta
   - { name: b, to: canary }          # fine
   - { name: c, split: { weights: { stable: 90, canary: 20 } } }
-  - { name: b, to: stable }          # a second `b`
+  - { name: b, to: beta }            # a second `b`, its body checked as well
   - name: d                          # a weight, the key and the cookie: the sum is not told
     split: { by: { header: "x y" }, weights: { stable: 50, beta: 50 }, set_cookie: {} }
   - { name: e, to: canary, mirror: { to: canary, percent: 150 } }
 "#;
     let e = refuse(yaml);
-    let told: Vec<(Option<&str>, &str)> = e
-        .problems()
-        .map(|p| (p.route.as_deref(), p.field.as_str()))
-        .collect();
     assert_eq!(
-        told,
+        told(&e),
         [
             (None, "label.header"),
             (None, "real_ip.trusted[0]"),
@@ -359,6 +383,7 @@ routes:
             (Some("a"), "to"),
             (Some("c"), "split.weights"),
             (Some("b"), "name"),
+            (Some("b"), "to"),
             (Some("d"), "split.weights.beta"),
             (Some("d"), "split.by.header"),
             (Some("d"), "split.set_cookie"),
@@ -380,7 +405,7 @@ routes:
     std::fs::write(&path, yaml).unwrap();
     let g = design();
     let e = g.reload_from_path(&path).unwrap_err();
-    assert_eq!(e.problems().count(), 13);
+    assert_eq!(e.problems().count(), 14);
     let message = e.to_string();
     let file = path.display().to_string();
     let each: Vec<String> = e.problems().map(|p| format!("{file}: {p}")).collect();
