@@ -1,6 +1,6 @@
 //! Config → [`Engine`]: every check that can refuse a config, naming the route and field.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::HeaderName;
@@ -83,7 +83,7 @@ impl Engine {
         };
         let mut fields = Fields::default();
 
-        let mut names = HashSet::with_capacity(config.routes.len());
+        let mut names = HashMap::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
         for (index, route) in config.routes.iter().enumerate() {
             // A route without a usable name (empty, or too long to repeat in every
@@ -100,10 +100,11 @@ impl Engine {
             let named = if bad_name {
                 route_problems.push(err("name", Problem::BadRouteName));
                 false
-            } else if !names.insert(route.name.as_str()) {
-                route_problems.push(err("name", Problem::DuplicateRoute));
+            } else if let Some(&first) = names.get(route.name.as_str()) {
+                route_problems.push(err("name", Problem::DuplicateRoute { first }));
                 false
             } else {
+                names.insert(route.name.as_str(), index);
                 true
             };
             match compile_route(route, &config.versions, &mut fields) {

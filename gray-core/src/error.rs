@@ -212,9 +212,13 @@ pub enum Problem {
     /// `to` or `weights` names a version that is not in `versions`.
     #[error("unknown version \"{0}\" (not in `versions`)")]
     UnknownVersion(String),
-    /// Two routes share a name.
-    #[error("duplicate route name")]
-    DuplicateRoute,
+    /// Two routes share a name: this one and the one at `first` in `routes` (counted
+    /// from 0), which keeps it.
+    #[error("duplicate route name (route #{first} has it)")]
+    DuplicateRoute {
+        /// The place in `routes` of the first route with the name.
+        first: usize,
+    },
     /// A route name that is empty or too long.
     #[error("route name must be 1 to 128 characters")]
     BadRouteName,

@@ -200,7 +200,11 @@ fn route_names_are_required_and_unique() {
     let e = refuse(&with_route(
         "  - { name: a, to: canary }\n  - { name: a, to: stable }",
     ));
-    assert_eq!(at(&e, Some("a"), "name"), Problem::DuplicateRoute);
+    assert_eq!(
+        at(&e, Some("a"), "name"),
+        Problem::DuplicateRoute { first: 0 }
+    );
+    assert!(e.to_string().contains("route #0 has it"), "{e}");
     let e = refuse(&with_route(
         "  - { name: a, to: canary }\n  - { name: '', to: stable }",
     ));
