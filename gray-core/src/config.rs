@@ -183,7 +183,7 @@ pub struct MirrorConfig {
     pub to: String,
     /// Percent of the route's requests (not already on `to`) copied; default 100, with at
     /// most two decimals.
-    #[serde(default = "hundred")]
+    #[serde(default = "hundred", deserialize_with = "crate::percent::one")]
     #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
     pub percent: f64,
 }
@@ -279,8 +279,9 @@ pub struct Split {
     /// What to hash for a sticky split. Absent: an unkeyed, exact weighted sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<SplitBy>,
-    /// Percent per version (versions not listed get 0). Must sum to 100, with at most
-    /// two decimals (0.01% resolution).
+    /// Percent per version (versions not listed get 0), as numbers: `10`, not `10%`. Must
+    /// sum to 100, with at most two decimals (0.01% resolution).
+    #[serde(deserialize_with = "crate::percent::weights")]
     pub weights: BTreeMap<String, f64>,
     /// Hash salt; defaults to the route name. Two splits with different salts pick
     /// independent sets of users.
@@ -426,7 +427,14 @@ impl fmt::Display for Format {
 impl Config {
     /// Parses a YAML rules file.
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
-        serde_saphyr::from_str(text).map_err(|e| Error::parse(Format::Yaml, e))
+        // Percentages are read as any value (see `percent`): a `.nan` or `.inf` among them
+        // goes on as a number, for validation to refuse naming its route and field, as
+        // TOML's `nan` and `inf` do.
+        let options = serde_saphyr::options! {
+            non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+        };
+        serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| Error::parse(Format::Yaml, e))
     }
 
     /// Parses a TOML rules file.

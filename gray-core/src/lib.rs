@@ -141,6 +141,7 @@ mod intern;
 mod matcher;
 mod metrics;
 mod mirror;
+mod percent;
 mod propagation;
 mod reloads;
 mod request;

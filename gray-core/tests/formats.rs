@@ -66,3 +66,60 @@ fn format_by_extension() {
         assert_eq!(Format::from_path(name.as_ref()), format, "{name}");
     }
 }
+
+/// One split's weight and one mirror's percent, written `value`, in each format.
+fn percentages(value: &str) -> [(&'static str, Result<Config, gray_core::Error>); 3] {
+    let yaml = format!(
+        "versions: [stable, canary]\nroutes:\n  - name: r\n    split: {{ weights: {{ stable: {value}, canary: 0 }} }}\n    mirror: {{ to: canary, percent: {value} }}\n"
+    );
+    let toml = format!(
+        "versions = [\"stable\", \"canary\"]\n[[routes]]\nname = \"r\"\nsplit = {{ weights = {{ stable = {value}, canary = 0 }} }}\nmirror = {{ to = \"canary\", percent = {value} }}\n"
+    );
+    let json = format!(
+        r#"{{"versions": ["stable", "canary"], "routes": [{{"name": "r", "split": {{"weights": {{"stable": {value}, "canary": 0}}}}, "mirror": {{"to": "canary", "percent": {value}}}}}]}}"#
+    );
+    [
+        ("yaml", Config::from_yaml(&yaml)),
+        ("toml", Config::from_toml(&toml)),
+        ("json", Config::from_json(&json)),
+    ]
+}
+
+#[test]
+fn percentages_are_numbers_and_a_percent_sign_is_told_how_to_write_them() {
+    for value in ["100", "100.0", "1e2", "\"100\""] {
+        for (format, config) in percentages(value) {
+            let config = config.unwrap_or_else(|e| panic!("{format} {value}: {e}"));
+            let route = &config.routes[0];
+            let weights = &route.split.as_ref().unwrap().weights;
+            assert_eq!(weights.get("stable"), Some(&100.0), "{format} {value}");
+            assert_eq!(
+                route.mirror.as_ref().unwrap().percent,
+                100.0,
+                "{format} {value}"
+            );
+        }
+    }
+    // nginx's `split_clients` writes `10%`: the message says what to write instead, at the
+    // value's line.
+    for value in ["\"100%\"", "\"100 %\""] {
+        for (format, config) in percentages(value) {
+            let message = config.unwrap_err().to_string();
+            assert!(
+                message.contains("write 100, not \"100"),
+                "{format}: {message}"
+            );
+            assert!(message.contains("line "), "{format}: {message}");
+        }
+    }
+    // Anything else that is not a number is refused as such, in the rules' own words.
+    for value in ["true", "\"ten\"", "\"inf\"", "[100]"] {
+        for (format, config) in percentages(value) {
+            let message = config.unwrap_err().to_string();
+            assert!(
+                message.contains("expected a number of percent"),
+                "{format} {value}: {message}"
+            );
+        }
+    }
+}
