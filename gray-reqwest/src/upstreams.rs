@@ -118,6 +118,10 @@ impl Upstream {
 /// to the default version's address. Other calls pass through untouched. Put it beside
 /// `GrayPropagation`, so the downstream also gets the label.
 ///
+/// A rewritten call is sent as a call to its base: reqwest takes the `Host` header from
+/// the URL, so the downstream sees the base's host and port, and over `https` the base's
+/// host is the name its certificate must carry.
+///
 /// ```
 /// use gray_reqwest::{GrayPropagation, GrayUpstreams, Upstream};
 ///

@@ -124,6 +124,24 @@ async fn each_version_calls_its_own_upstream() {
     );
     assert_eq!(text(call()).await, "-|-|-|stable");
 
+    // A rewritten call is a call to its base: its `Host` is the base's.
+    let app = Router::new().fallback(get(|headers: http::HeaderMap| async move {
+        format!("{:?}", headers.get(http::header::HOST))
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hosts = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let c = ClientBuilder::new(reqwest::Client::new())
+        .with(
+            GrayUpstreams::new()
+                .upstream(Upstream::new("http://orders", &format!("http://{hosts}")).unwrap()),
+        )
+        .build();
+    assert_eq!(
+        text(c.get("http://orders/api")).await,
+        format!("Some({:?})", hosts.to_string())
+    );
+
     // The rewrite keeps the path below the logical base and the query.
     let url = reqwest::Url::parse("http://orders/api/orders?page=2").unwrap();
     let moved = upstreams.resolve(&url, Some("canary")).unwrap();
