@@ -424,9 +424,23 @@ impl fmt::Display for Format {
     }
 }
 
+/// An empty text (or only white space) is refused as such, in every format: a file caught
+/// half-written, or a ConfigMap key with no data, says so rather than "unexpected end of
+/// input" or "missing field `versions`".
+fn empty(text: &str, format: Format) -> Result<(), Error> {
+    if text.trim().is_empty() {
+        return Err(Error::parse(
+            format,
+            "the rules are empty (a rules file declares at least `versions`)",
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Parses a YAML rules file.
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
+        empty(text, Format::Yaml)?;
         // Percentages are read as any value (see `percent`): a `.nan` or `.inf` among them
         // goes on as a number, for validation to refuse naming its route and field, as
         // TOML's `nan` and `inf` do.
@@ -439,11 +453,13 @@ impl Config {
 
     /// Parses a TOML rules file.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
+        empty(text, Format::Toml)?;
         toml::from_str(text).map_err(|e| Error::parse(Format::Toml, e))
     }
 
     /// Parses a JSON rules file.
     pub fn from_json(text: &str) -> Result<Self, Error> {
+        empty(text, Format::Json)?;
         serde_json::from_str(text).map_err(|e| Error::parse(Format::Json, e))
     }
 
