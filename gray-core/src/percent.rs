@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// One percentage.
 pub(crate) fn one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -20,7 +21,15 @@ pub(crate) fn one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::
 pub(crate) fn weights<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, f64>, D::Error> {
-    deserializer.deserialize_map(Weights)
+    /// One weight, read as [`one`] reads it.
+    struct Weight(f64);
+    impl<'de> Deserialize<'de> for Weight {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            one(deserializer).map(Weight)
+        }
+    }
+    let weights = BTreeMap::<String, Weight>::deserialize(deserializer)?;
+    Ok(weights.into_iter().map(|(v, Weight(w))| (v, w)).collect())
 }
 
 struct Percent;
@@ -59,29 +68,5 @@ impl<'de> Visitor<'de> for Percent {
             ))),
             _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
         }
-    }
-}
-
-struct Weights;
-
-impl<'de> Visitor<'de> for Weights {
-    type Value = BTreeMap<String, f64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map of version to percent, such as { stable: 90, canary: 10 }")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        struct Value(f64);
-        impl<'de> serde::Deserialize<'de> for Value {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                one(deserializer).map(Value)
-            }
-        }
-        let mut weights = BTreeMap::new();
-        while let Some((version, Value(weight))) = map.next_entry::<String, Value>()? {
-            weights.insert(version, weight);
-        }
-        Ok(weights)
     }
 }
