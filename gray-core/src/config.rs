@@ -424,9 +424,10 @@ impl fmt::Display for Format {
     }
 }
 
-/// An empty text (or only white space) is refused as such, in every format: a file caught
-/// half-written, or a ConfigMap key with no data, says so rather than "unexpected end of
-/// input" or "missing field `versions`".
+/// An empty text (or only white space, or in YAML and TOML only `#` comments) is refused as
+/// such, in every format: a file caught half-written, a ConfigMap key with no data or a file
+/// whose every line was commented out says so rather than "unexpected end of input" or
+/// "missing field `versions`".
 fn empty(text: &str, format: Format) -> Result<(), Error> {
     if text.trim().is_empty() {
         return Err(Error::parse(
@@ -434,7 +435,35 @@ fn empty(text: &str, format: Format) -> Result<(), Error> {
             "the rules are empty (a rules file declares at least `versions`)",
         ));
     }
+    if format != Format::Json && only_comments(text, format) {
+        return Err(Error::parse(
+            format,
+            "the rules are empty: every line is a comment (a rules file declares at least \
+             `versions`)",
+        ));
+    }
     Ok(())
+}
+
+/// Whether every line of `text` is blank or a `#` comment (in YAML, also a `---` or `...`
+/// document marker). Such a text holds no value in either format, so no parse is needed to
+/// tell: a `#` that begins a line is a comment wherever no value has begun.
+fn only_comments(text: &str, format: Format) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        let line = match format {
+            Format::Yaml => ["---", "..."]
+                .iter()
+                .find_map(|marker| {
+                    let rest = line.strip_prefix(marker)?;
+                    (rest.is_empty() || rest.starts_with(char::is_whitespace))
+                        .then(|| rest.trim_start())
+                })
+                .unwrap_or(line),
+            _ => line,
+        };
+        line.is_empty() || line.starts_with('#')
+    })
 }
 
 impl Config {

@@ -288,6 +288,28 @@ fn nothing_panics_on_empty_things() {
             assert!(message.contains("the rules are empty"), "{message}");
         }
     }
+    // So does a file whose every line is commented out, in YAML and TOML (JSON has no
+    // comments: a `#` there is a syntax error, and says so).
+    let commented = "# versions: [stable, canary]\n  # default: stable\n\n#routes: []\n";
+    for parsed in [
+        Config::from_yaml(commented),
+        Config::from_yaml(&format!("--- # rules\n{commented}...\n")),
+        Config::from_toml(commented),
+    ] {
+        let message = parsed.unwrap_err().to_string();
+        assert!(message.contains("every line is a comment"), "{message}");
+    }
+    let message = Config::from_json(commented).unwrap_err().to_string();
+    assert!(!message.contains("the rules are empty"), "{message}");
+    // A comment does not hide a value after it, nor a `#` that is part of a value.
+    for text in ["# rules\nversions: [stable]\n", "---x: 1\n", "\"#\": 1\n"] {
+        if let Err(e) = Config::from_yaml(text) {
+            assert!(
+                !e.to_string().contains("the rules are empty"),
+                "{text}: {e}"
+            );
+        }
+    }
     // A YAML alias bomb is refused by the parser's budget, quickly.
     let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nversions: [*g]\n";
     assert!(Config::from_yaml(bomb).is_err());
