@@ -120,7 +120,9 @@ impl Upstream {
 ///
 /// A rewritten call is sent as a call to its base: reqwest takes the `Host` header from
 /// the URL, so the downstream sees the base's host and port, and over `https` the base's
-/// host is the name its certificate must carry.
+/// host is the name its certificate must carry. A call that sets its own `Host` header
+/// keeps it (`.header(HOST, "orders")`), for a downstream behind a proxy that routes on the
+/// logical name.
 ///
 /// ```
 /// use gray_reqwest::{GrayPropagation, GrayUpstreams, Upstream};

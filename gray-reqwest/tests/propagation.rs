@@ -141,6 +141,16 @@ async fn each_version_calls_its_own_upstream() {
         text(c.get("http://orders/api")).await,
         format!("Some({:?})", hosts.to_string())
     );
+    // A call that names its own `Host` keeps it: a downstream behind a virtual-host proxy
+    // can still be told the logical name.
+    assert_eq!(
+        text(
+            c.get("http://orders/api")
+                .header(http::header::HOST, "orders")
+        )
+        .await,
+        "Some(\"orders\")"
+    );
 
     // The rewrite keeps the path below the logical base and the query.
     let url = reqwest::Url::parse("http://orders/api/orders?page=2").unwrap();
