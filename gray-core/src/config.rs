@@ -446,22 +446,22 @@ fn empty(text: &str, format: Format) -> Result<(), Error> {
 }
 
 /// Whether every line of `text` is blank or a `#` comment (in YAML, also a `---` or `...`
-/// document marker). Such a text holds no value in either format, so no parse is needed to
-/// tell: a `#` that begins a line is a comment wherever no value has begun.
+/// document marker, which stands at the start of its line). Such a text holds no value in
+/// either format, so no parse is needed to tell: a `#` that begins a line is a comment
+/// wherever no value has begun.
 fn only_comments(text: &str, format: Format) -> bool {
     text.lines().all(|line| {
-        let line = line.trim();
         let line = match format {
             Format::Yaml => ["---", "..."]
                 .iter()
                 .find_map(|marker| {
                     let rest = line.strip_prefix(marker)?;
-                    (rest.is_empty() || rest.starts_with(char::is_whitespace))
-                        .then(|| rest.trim_start())
+                    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then_some(rest)
                 })
                 .unwrap_or(line),
             _ => line,
         };
+        let line = line.trim();
         line.is_empty() || line.starts_with('#')
     })
 }

@@ -302,7 +302,12 @@ fn nothing_panics_on_empty_things() {
     let message = Config::from_json(commented).unwrap_err().to_string();
     assert!(!message.contains("the rules are empty"), "{message}");
     // A comment does not hide a value after it, nor a `#` that is part of a value.
-    for text in ["# rules\nversions: [stable]\n", "---x: 1\n", "\"#\": 1\n"] {
+    for text in [
+        "# rules\nversions: [stable]\n",
+        "---x: 1\n",
+        "# rules\n  ---\n",
+        "\"#\": 1\n",
+    ] {
         if let Err(e) = Config::from_yaml(text) {
             assert!(
                 !e.to_string().contains("the rules are empty"),
