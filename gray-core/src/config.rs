@@ -466,9 +466,19 @@ fn only_comments(text: &str, format: Format) -> bool {
     })
 }
 
+/// `text` without the byte order mark (U+FEFF) some Windows editors write at the start of a
+/// UTF-8 file. The YAML and TOML readers skip one and serde_json does not (RFC 8259 lets a
+/// reader ignore it), so without this a rules file saved so reads in two formats and in
+/// JSON fails with "expected value at line 1 column 1", and an empty or commented-out one
+/// is not told as such.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 impl Config {
     /// Parses a YAML rules file.
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
+        let text = without_bom(text);
         empty(text, Format::Yaml)?;
         // Percentages are read as any value (see `percent`): a `.nan` or `.inf` among them
         // goes on as a number, for validation to refuse naming its route and field, as
@@ -482,12 +492,15 @@ impl Config {
 
     /// Parses a TOML rules file.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let text = without_bom(text);
         empty(text, Format::Toml)?;
         toml::from_str(text).map_err(|e| Error::parse(Format::Toml, e))
     }
 
-    /// Parses a JSON rules file.
+    /// Parses a JSON rules file. A byte order mark before it is skipped, as the YAML and
+    /// TOML readers skip one, so a file saved by a Windows editor reads in every format.
     pub fn from_json(text: &str) -> Result<Self, Error> {
+        let text = without_bom(text);
         empty(text, Format::Json)?;
         serde_json::from_str(text).map_err(|e| Error::parse(Format::Json, e))
     }

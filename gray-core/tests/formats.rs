@@ -4,7 +4,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{req, rules_path};
+use common::{req, rules_path, temp_dir};
 use gray_core::{Config, Format, Gray};
 
 fn fixture(name: &str) -> PathBuf {
@@ -50,6 +50,22 @@ fn three_formats_same_decisions() {
             })
             .collect();
         assert!(decisions.windows(2).all(|w| w[0] == w[1]), "{decisions:?}");
+    }
+}
+
+#[test]
+fn a_file_saved_with_a_byte_order_mark_reads_the_same_in_every_format() {
+    // Some Windows editors write U+FEFF first; serde_json alone would refuse it.
+    let dir = temp_dir("bom");
+    let plain = Gray::from_path(rules_path()).unwrap().reloads().fingerprint;
+    for source in [rules_path(), fixture("rules.toml"), fixture("rules.json")] {
+        let path = dir.join(source.file_name().unwrap());
+        let text = std::fs::read_to_string(&source).unwrap();
+        std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+        let gray = Gray::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(gray.reloads().fingerprint, plain, "{}", path.display());
+        gray.reload_from_path(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -277,30 +277,46 @@ fn nothing_panics_on_empty_things() {
         .body(())
         .unwrap();
     let _ = g.decide(&req);
-    // An empty file says so, in each format.
-    for text in ["", " \n\t\n"] {
+    // An empty file says so, in each format, also after the byte order mark a Windows
+    // editor writes first.
+    for text in ["", " \n\t\n", "\u{feff}", "\u{feff}\n"] {
         for parsed in [
             Config::from_yaml(text),
             Config::from_toml(text),
             Config::from_json(text),
         ] {
             let message = parsed.unwrap_err().to_string();
-            assert!(message.contains("the rules are empty"), "{message}");
+            assert!(
+                message.contains("the rules are empty"),
+                "{text:?}: {message}"
+            );
         }
     }
     // So does a file whose every line is commented out, in YAML and TOML (JSON has no
     // comments: a `#` there is a syntax error, and says so).
     let commented = "# versions: [stable, canary]\n  # default: stable\n\n#routes: []\n";
+    let marked = format!("\u{feff}{commented}");
     for parsed in [
         Config::from_yaml(commented),
         Config::from_yaml(&format!("--- # rules\n{commented}...\n")),
+        Config::from_yaml(&marked),
         Config::from_toml(commented),
+        Config::from_toml(&marked),
     ] {
         let message = parsed.unwrap_err().to_string();
         assert!(message.contains("every line is a comment"), "{message}");
     }
     let message = Config::from_json(commented).unwrap_err().to_string();
     assert!(!message.contains("the rules are empty"), "{message}");
+    // A file that starts with a byte order mark reads in every format (serde_json alone
+    // would refuse it).
+    for parsed in [
+        Config::from_yaml("\u{feff}versions: [stable, canary]\n"),
+        Config::from_toml("\u{feff}versions = [\"stable\", \"canary\"]\n"),
+        Config::from_json("\u{feff}{\"versions\": [\"stable\", \"canary\"]}"),
+    ] {
+        assert_eq!(parsed.unwrap().versions, ["stable", "canary"]);
+    }
     // A comment does not hide a value after it, nor a `#` that is part of a value.
     for text in [
         "# rules\nversions: [stable]\n",
