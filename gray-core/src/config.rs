@@ -279,8 +279,8 @@ pub struct Split {
     /// What to hash for a sticky split. Absent: an unkeyed, exact weighted sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<SplitBy>,
-    /// Percent per version (versions not listed get 0), as numbers: `10`, not `10%`. Must
-    /// sum to 100, with at most two decimals (0.01% resolution).
+    /// Percent per version (versions not listed get 0), as numbers: `10`, not `10%`, each
+    /// version once. Must sum to 100, with at most two decimals (0.01% resolution).
     #[serde(deserialize_with = "crate::percent::weights")]
     pub weights: BTreeMap<String, f64>,
     /// Hash salt; defaults to the route name. Two splits with different salts pick
@@ -486,8 +486,14 @@ impl Config {
         let options = serde_saphyr::options! {
             non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
         };
-        serde_saphyr::from_str_with_options(text, options)
-            .map_err(|e| Error::parse(Format::Yaml, e))
+        // In the words serde-saphyr has for a file's author; its default ones are for the
+        // program's ("set DuplicateKeyPolicy in Options", "use from_str_multiple").
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            Error::parse(
+                Format::Yaml,
+                e.render_with_formatter(&serde_saphyr::UserMessageFormatter),
+            )
+        })
     }
 
     /// Parses a TOML rules file.

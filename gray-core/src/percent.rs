@@ -10,26 +10,52 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// One percentage.
 pub(crate) fn one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     deserializer.deserialize_any(Percent)
 }
 
-/// A map of version → percentage (`weights:`).
+/// A map of version → percentage (`weights:`). A version given twice is refused in every
+/// format: the YAML and TOML readers refuse a repeated key themselves, serde_json would
+/// keep the last one silently.
 pub(crate) fn weights<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, f64>, D::Error> {
-    /// One weight, read as [`one`] reads it.
-    struct Weight(f64);
-    impl<'de> Deserialize<'de> for Weight {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            one(deserializer).map(Weight)
-        }
+    deserializer.deserialize_map(Weights)
+}
+
+/// One weight, read as [`one`] reads it.
+struct Weight(f64);
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one(deserializer).map(Weight)
     }
-    let weights = BTreeMap::<String, Weight>::deserialize(deserializer)?;
-    Ok(weights.into_iter().map(|(v, Weight(w))| (v, w)).collect())
+}
+
+struct Weights;
+
+impl<'de> Visitor<'de> for Weights {
+    type Value = BTreeMap<String, f64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of version to percent, such as { stable: 90, canary: 10 }")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut weights = BTreeMap::new();
+        while let Some((version, Weight(weight))) = map.next_entry::<String, Weight>()? {
+            if weights.contains_key(&version) {
+                return Err(de::Error::custom(format_args!(
+                    "version `{version}` is given two weights"
+                )));
+            }
+            weights.insert(version, weight);
+        }
+        Ok(weights)
+    }
 }
 
 struct Percent;

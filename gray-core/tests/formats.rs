@@ -139,3 +139,52 @@ fn percentages_are_numbers_and_a_percent_sign_is_told_how_to_write_them() {
         }
     }
 }
+
+#[test]
+fn a_key_given_twice_is_refused_in_every_format_in_the_files_words() {
+    // A version given two weights: YAML and TOML refuse a repeated key, and so does JSON
+    // (serde_json alone would keep the last one and the split would run on it).
+    let yaml = "versions: [stable, canary]\nroutes:\n  - name: u\n    split: { weights: { stable: 50, canary: 40, canary: 50 } }\n";
+    let toml = "versions = [\"stable\", \"canary\"]\n[[routes]]\nname = \"u\"\nsplit = { weights = { stable = 50, canary = 40, canary = 50 } }\n";
+    let json = r#"{"versions": ["stable", "canary"], "routes": [{"name": "u", "split": {"weights": {"stable": 50, "canary": 40, "canary": 50}}}]}"#;
+    for (format, parsed, words) in [
+        (
+            "yaml",
+            Config::from_yaml(yaml),
+            "duplicate mapping key `canary`",
+        ),
+        ("toml", Config::from_toml(toml), "duplicate key"),
+        (
+            "json",
+            Config::from_json(json),
+            "version `canary` is given two weights",
+        ),
+    ] {
+        let message = parsed.unwrap_err().to_string();
+        assert!(message.contains(words), "{format}: {message}");
+        assert!(message.contains("line "), "{format}: {message}");
+    }
+    // A field given twice, and a second YAML document: said for the file's author, not as
+    // advice to the program ("set DuplicateKeyPolicy in Options", "use from_str_multiple").
+    for (text, words) in [
+        (
+            "versions: [stable, canary]\nversions: [stable]\n",
+            "duplicate mapping key `versions`",
+        ),
+        (
+            "versions: [stable, canary]\n---\nversions: [stable]\n",
+            "only single YAML document expected",
+        ),
+    ] {
+        let message = Config::from_yaml(text).unwrap_err().to_string();
+        assert!(message.contains(words), "{message}");
+        assert!(
+            !message.contains("Options") && !message.contains("from_str"),
+            "{message}"
+        );
+    }
+    let message = Config::from_json(r#"{"versions": ["stable"], "versions": ["stable"]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("duplicate field `versions`"), "{message}");
+}
