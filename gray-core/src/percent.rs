@@ -7,6 +7,7 @@
 //! read as the number, in every format: YAML always read it so.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt;
 
 use serde::Deserialize;
@@ -35,6 +36,7 @@ impl<'de> Deserialize<'de> for Weight {
     }
 }
 
+/// Reads `weights:`, a version at most once.
 struct Weights;
 
 impl<'de> Visitor<'de> for Weights {
@@ -47,12 +49,17 @@ impl<'de> Visitor<'de> for Weights {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut weights = BTreeMap::new();
         while let Some((version, Weight(weight))) = map.next_entry::<String, Weight>()? {
-            if weights.contains_key(&version) {
-                return Err(de::Error::custom(format_args!(
-                    "version `{version}` is given two weights"
-                )));
+            match weights.entry(version) {
+                Entry::Vacant(slot) => {
+                    slot.insert(weight);
+                }
+                Entry::Occupied(slot) => {
+                    return Err(de::Error::custom(format_args!(
+                        "version `{}` is given two weights",
+                        slot.key()
+                    )));
+                }
             }
-            weights.insert(version, weight);
         }
         Ok(weights)
     }
