@@ -424,11 +424,13 @@ impl fmt::Display for Format {
     }
 }
 
-/// An empty text (or only white space, or in YAML and TOML only `#` comments) is refused as
-/// such, in every format: a file caught half-written, a ConfigMap key with no data or a file
-/// whose every line was commented out says so rather than "unexpected end of input" or
-/// "missing field `versions`".
-fn empty(text: &str, format: Format) -> Result<(), Error> {
+/// The rules' text, without a leading byte order mark ([`without_bom`]). An empty text (or
+/// only white space, or in YAML and TOML only `#` comments) is refused as such, in every
+/// format: a file caught half-written, a ConfigMap key with no data or a file whose every
+/// line was commented out says so rather than "unexpected end of input" or "missing field
+/// `versions`".
+fn content(text: &str, format: Format) -> Result<&str, Error> {
+    let text = without_bom(text);
     if text.trim().is_empty() {
         return Err(Error::parse(
             format,
@@ -442,7 +444,7 @@ fn empty(text: &str, format: Format) -> Result<(), Error> {
              `versions`)",
         ));
     }
-    Ok(())
+    Ok(text)
 }
 
 /// Whether every line of `text` is blank or a `#` comment (in YAML, also a `---` or `...`
@@ -478,8 +480,7 @@ fn without_bom(text: &str) -> &str {
 impl Config {
     /// Parses a YAML rules file.
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
-        let text = without_bom(text);
-        empty(text, Format::Yaml)?;
+        let text = content(text, Format::Yaml)?;
         // Percentages are read as any value (see `percent`): a `.nan` or `.inf` among them
         // goes on as a number, for validation to refuse naming its route and field, as
         // TOML's `nan` and `inf` do.
@@ -498,16 +499,14 @@ impl Config {
 
     /// Parses a TOML rules file.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let text = without_bom(text);
-        empty(text, Format::Toml)?;
+        let text = content(text, Format::Toml)?;
         toml::from_str(text).map_err(|e| Error::parse(Format::Toml, e))
     }
 
     /// Parses a JSON rules file. A byte order mark before it is skipped, as the YAML and
     /// TOML readers skip one, so a file saved by a Windows editor reads in every format.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let text = without_bom(text);
-        empty(text, Format::Json)?;
+        let text = content(text, Format::Json)?;
         serde_json::from_str(text).map_err(|e| Error::parse(Format::Json, e))
     }
 
