@@ -15,9 +15,9 @@
 //! **Unkeyed** (or the key is absent). Request number `n` is placed by a cascade of
 //! Bresenham lines: the first version with weight `w` out of the remaining `R` takes request
 //! `m` when `ceil((m+1)·w/R) > ceil(m·w/R)`; the rest pass on to the next version with their
-//! index among those passed on. After any number of requests a two-version split is within
-//! one request of exact, a three-version split within two, and every 10,000 requests it is
-//! exact — unlike a random draw, which drifts by √n.
+//! index among those passed on. After any number of requests a split of `k` versions is
+//! within `k − 1` requests of exact (two versions within one, three within two), and every
+//! 10,000 requests it is exact — unlike a random draw, which drifts by √n.
 //!
 //! Each thread counts its own requests (a per-thread counter, made on the thread's first
 //! unkeyed request): a counter shared by all cores would be one cache line that every
@@ -160,39 +160,40 @@ impl Weighted {
 mod tests {
     use super::*;
 
-    fn shares(w: &Weighted, n: u64) -> Vec<u64> {
-        let mut counts = vec![0u64; 3];
-        for i in 0..n {
-            counts[usize::from(w.nth(i))] += 1;
-        }
-        counts
-    }
-
+    /// `k` versions: within `k − 1` requests of exact after any count (two within one),
+    /// and exact after every 10,000.
     #[test]
     fn sequence_is_exact_per_period_and_close_at_every_count() {
         for weights in [
-            [9000u16, 1000, 0],
-            [5000, 0, 5000],
-            [3333, 3334, 3333],
-            [1, 9998, 1],
-            [0, 0, 10_000],
+            &[9000u16, 1000, 0][..],
+            &[5000, 0, 5000],
+            &[3333, 3334, 3333],
+            &[1, 9998, 1],
+            &[0, 0, 10_000],
+            &[2500, 2500, 2500, 2500],
+            &[7000, 1000, 1000, 1000],
+            &[1, 1, 1, 9997],
+            &[4000, 0, 3000, 2000, 1000],
+            &[1234, 2345, 3456, 1111, 1854],
         ] {
-            let w = Weighted::new("s", &weights);
-            let mut counts = [0i64; 3];
+            let k = weights.iter().filter(|&&w| w > 0).count();
+            let w = Weighted::new("s", weights);
+            let mut counts = vec![0i64; weights.len()];
             for n in 1..=20_000u64 {
                 counts[usize::from(w.nth(n - 1))] += 1;
-                for (c, &wt) in counts.iter().zip(&weights) {
+                for (c, &wt) in counts.iter().zip(weights) {
                     let exact = n as f64 * f64::from(wt) / 10_000.0;
                     assert!(
-                        (*c as f64 - exact).abs() < 2.0,
+                        (*c as f64 - exact).abs() < (k - 1).max(1) as f64,
                         "{weights:?} n={n} {counts:?}"
                     );
                 }
+                if n % 10_000 == 0 {
+                    let periods = (n / 10_000) as i64;
+                    let exact: Vec<i64> = weights.iter().map(|&x| i64::from(x) * periods).collect();
+                    assert_eq!(counts, exact, "{weights:?} after {n}");
+                }
             }
-            assert_eq!(
-                shares(&w, 10_000),
-                weights.iter().map(|&x| u64::from(x)).collect::<Vec<_>>()
-            );
         }
     }
 
@@ -213,6 +214,21 @@ mod tests {
         );
         let w = Weighted::new("s", &[8000, 1000, 1000]);
         assert_eq!(&*w.ranges, [(1000, 2), (9000, 0), (10_000, 1)]);
+    }
+
+    #[test]
+    fn the_sequence_repeats_every_10_000_requests_however_many_came_before() {
+        let w = Weighted::new("s", &[9000, 1000]);
+        let period: Vec<u8> = (0..u64::from(BUCKETS)).map(|n| w.nth(n)).collect();
+        // A process that has served trillions of requests (or a counter near wrapping).
+        for base in [
+            10_000u64,
+            10_000 * 1_000_000_007,
+            u64::MAX / 10_000 * 10_000 - 10_000,
+        ] {
+            let again: Vec<u8> = (0..u64::from(BUCKETS)).map(|n| w.nth(base + n)).collect();
+            assert!(again == period, "the sequence after {base} requests");
+        }
     }
 
     #[test]

@@ -89,6 +89,38 @@ proptest! {
     }
 }
 
+/// A key whose bucket for salt `users` is `b` (searched for: about 10,000 tries each).
+fn key_in_bucket(b: u16) -> String {
+    (0u32..1_000_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| bucket("users", k.as_bytes()) == b)
+        .unwrap_or_else(|| panic!("no key in bucket {b} among the first million"))
+}
+
+/// The ranges' edges, bucket by bucket: each version owns exactly the buckets the docs
+/// give it, no bucket more or less — which the random keys of the properties above hit at
+/// an edge once in 10,000 cases. And 0.01% is one bucket.
+#[test]
+fn each_version_owns_exactly_its_documented_buckets_edges_included() {
+    // [stable, canary, beta] at 80/10/10: beta 0..1000, stable 1000..9000, canary 9000..10_000.
+    let g = three_way(80.0, 10.0, 10.0);
+    for (b, expected) in [
+        (0, "beta"),
+        (999, "beta"),
+        (1000, "stable"),
+        (8999, "stable"),
+        (9000, "canary"),
+        (9999, "canary"),
+    ] {
+        let key = key_in_bucket(b);
+        assert_eq!(version_for_user(&g, &key), expected, "bucket {b} ({key})");
+    }
+    // The smallest share there is: canary at 0.01% owns the top bucket alone.
+    let g = keyed_split(0.01, None);
+    assert_eq!(version_for_user(&g, &key_in_bucket(9999)), "canary");
+    assert_eq!(version_for_user(&g, &key_in_bucket(9998)), "stable");
+}
+
 /// The bucket formula is part of the contract (other processes and languages reproduce it),
 /// so pin a few values: a change here moves users between versions on upgrade.
 #[test]
