@@ -224,7 +224,10 @@ pub struct Match {
 /// as `regex::bytes` (a value need not be UTF-8), run by that crate's linear-time engines;
 /// it finds a match anywhere in the value, so anchor it (`^high`, `^beta$`) when you mean
 /// the start or the whole value. A regex that is only an anchored literal runs as a string
-/// compare.
+/// compare. `exact` and `prefix` may be 8 KiB long and a regex 4 KiB, and one regex may
+/// compile to at most 2 MiB, which `^[\w.-]{1,64}@example\.com$` (1.1 MiB) does: what
+/// outgrows it is a Unicode class (`\w`, `\d`, `\p{L}`) under a large count, `\w{1000}`,
+/// and the error says what to write instead.
 /// A header sent several times is matched on its first value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

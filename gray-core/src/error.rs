@@ -273,9 +273,22 @@ pub enum Problem {
     /// A cookie or query parameter name that is empty or has separators in it.
     #[error("{0:?} is not a valid name")]
     BadName(String),
-    /// A regex that does not compile, or compiles too large.
+    /// A regex that does not compile.
     #[error("invalid regex: {0}")]
     BadRegex(String),
+    /// A regex that compiles to more than the engine's limit for one regex. What makes a
+    /// short regex large is a Unicode class (`\w`, `\d`, `\p{L}`, `[\w.-]`) under a
+    /// counted repetition: it is compiled once per repetition.
+    #[error(
+        "the regex compiles to more than {} KiB, the limit for one regex: a Unicode class such as \\w, \\d \
+         or \\p{{L}} is compiled once for each repetition of {{m,n}} — use + or * there, a smaller \
+         count, or an ASCII class ([A-Za-z0-9_], or (?-u:\\w))",
+        limit / 1024
+    )]
+    RegexTooBig {
+        /// The limit, in bytes of compiled program.
+        limit: usize,
+    },
     /// A condition with none, or more than one, of `exact`, `prefix`, `regex`, `present`.
     #[error("a condition needs exactly one of {0}")]
     MatcherArity(&'static str),

@@ -181,10 +181,13 @@ fn bad_and_oversize_regexes() {
     let e = refuse(&with_route(
         r"  - { name: big, match: { path: { regex: '\w{1000}\w{1000}' } }, to: canary }",
     ));
-    assert!(matches!(
-        at(&e, Some("big"), "match.path.regex"),
-        Problem::BadRegex(_)
-    ));
+    let problem = at(&e, Some("big"), "match.path.regex");
+    assert!(matches!(problem, Problem::RegexTooBig { .. }));
+    // The message says what made it large and what to write instead.
+    let message = e.to_string();
+    for words in [r"\w", "{m,n}", "[A-Za-z0-9_]", r"(?-u:\w)", "2048 KiB"] {
+        assert!(message.contains(words), "{message:?} lacks {words:?}");
+    }
     let long = "a".repeat(5_000);
     let e = refuse(&with_route(&format!(
         "  - {{ name: long, match: {{ query: [{{ name: q, regex: '{long}' }}] }}, to: canary }}"
@@ -193,6 +196,29 @@ fn bad_and_oversize_regexes() {
         at(&e, Some("long"), "match.query[0].regex"),
         Problem::TooLong { .. }
     ));
+}
+
+/// A literal may be 8 KiB long and a regex's source 4 KiB; one byte more is refused,
+/// naming both numbers.
+#[test]
+fn literals_and_regexes_are_refused_one_byte_past_their_limits() {
+    for (field, max) in [("exact", 8192), ("prefix", 8192), ("regex", 4096)] {
+        let route = |len: usize| {
+            with_route(&format!(
+                "  - {{ name: long, match: {{ headers: [{{ name: x-v, {field}: '{}' }}] }}, to: canary }}",
+                "a".repeat(len)
+            ))
+        };
+        let at_limit = Config::from_yaml(&route(max)).and_then(Gray::new);
+        assert!(
+            at_limit.is_ok(),
+            "{field} of {max} bytes: {:?}",
+            at_limit.err()
+        );
+        let e = refuse(&route(max + 1));
+        let problem = at(&e, Some("long"), &format!("match.headers[0].{field}"));
+        assert_eq!(problem, Problem::TooLong { len: max + 1, max }, "{field}");
+    }
 }
 
 #[test]
