@@ -20,11 +20,13 @@ pub(crate) fn one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::
 
 /// A map of version → percentage (`weights:`). A version given twice is refused in every
 /// format: the YAML and TOML readers refuse a repeated key themselves, serde_json would
-/// keep the last one silently.
+/// keep the last one silently. Read with `deserialize_any`, so that a list or a number
+/// written there is told what `weights:` is in YAML too (its reader, asked for a map, says
+/// only "expected mapping start").
 pub(crate) fn weights<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, f64>, D::Error> {
-    deserializer.deserialize_map(Weights)
+    deserializer.deserialize_any(Weights)
 }
 
 /// One weight, read as [`one`] reads it.

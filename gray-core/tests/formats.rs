@@ -140,6 +140,41 @@ fn percentages_are_numbers_and_a_percent_sign_is_told_how_to_write_them() {
     }
 }
 
+/// `weights:` written as a list of versions, or as one number, is told what it should be
+/// (YAML's reader alone says only "expected mapping start").
+#[test]
+fn weights_that_are_not_a_map_are_told_what_weights_are_in_every_format() {
+    for value in [
+        ("[stable, canary]", r#"["stable", "canary"]"#),
+        ("50", "50"),
+    ] {
+        let (yaml_value, value) = value;
+        let yaml = format!(
+            "versions: [stable, canary]\nroutes:\n  - name: u\n    split: {{ weights: {yaml_value} }}\n"
+        );
+        let toml = format!(
+            "versions = [\"stable\", \"canary\"]\n[[routes]]\nname = \"u\"\nsplit = {{ weights = {value} }}\n"
+        );
+        let json = format!(
+            r#"{{"versions": ["stable", "canary"], "routes": [{{"name": "u", "split": {{"weights": {value}}}}}]}}"#
+        );
+        for (format, parsed) in [
+            ("yaml", Config::from_yaml(&yaml)),
+            ("toml", Config::from_toml(&toml)),
+            ("json", Config::from_json(&json)),
+        ] {
+            let message = parsed.unwrap_err().to_string();
+            assert!(
+                message.contains(
+                    "expected a map of version to percent, such as { stable: 90, canary: 10 }"
+                ),
+                "{format}, weights: {value}: {message}"
+            );
+            assert!(message.contains("line "), "{format}: {message}");
+        }
+    }
+}
+
 #[test]
 fn a_key_given_twice_is_refused_in_every_format_in_the_files_words() {
     // A version given two weights: YAML and TOML refuse a repeated key, and so does JSON
