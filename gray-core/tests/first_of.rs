@@ -157,6 +157,10 @@ fn a_bad_first_of_is_refused_naming_the_route_and_field() {
             "{by}"
         );
     }
+    // Eight keys are allowed (the ninth above is one too many).
+    let eight = "{ first_of: [client_ip, client_ip, client_ip, client_ip, client_ip, client_ip, client_ip, client_ip] }";
+    let g = gray_core::Config::from_yaml(&route(eight)).and_then(gray_core::Gray::new);
+    assert!(g.is_ok(), "{:?}", g.err());
     // Every key of a `first_of` that has a problem is told.
     let config = gray_core::Config::from_yaml(&route(
         "{ first_of: [{ header: \"x y\" }, client_ip, { first_of: [client_ip] }, { query: \"a&b\" }] }",

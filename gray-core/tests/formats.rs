@@ -129,7 +129,9 @@ fn percentages_are_numbers_and_a_percent_sign_is_told_how_to_write_them() {
         }
     }
     // Anything else that is not a number is refused as such, in the rules' own words.
-    for value in ["true", "\"ten\"", "\"inf\"", "[100]"] {
+    for value in [
+        "true", "\"ten\"", "\"inf\"", "\"ten%\"", "\"inf%\"", "[100]",
+    ] {
         for (format, config) in percentages(value) {
             let message = config.unwrap_err().to_string();
             assert!(
