@@ -150,6 +150,22 @@ fn x_real_ip_and_forwarded_can_be_the_header() {
         version(&g, Some("10.0.0.2"), &[("forwarded", forwarded)]),
         "canary"
     );
+    // An element is read up to 512 bytes long (`by` and `host` make it long); a longer one
+    // is not read, and the proxy that sent it is the client.
+    let element = |len: usize| {
+        let head = "for=198.51.100.4;proto=https;host=";
+        format!("{head}{}", "h".repeat(len - head.len()))
+    };
+    let at_limit = element(512);
+    assert_eq!(at_limit.len(), 512);
+    assert_eq!(
+        version(&g, Some("10.0.0.2"), &[("forwarded", &at_limit)]),
+        "canary"
+    );
+    assert_eq!(
+        version(&g, Some("10.0.0.2"), &[("forwarded", &element(513))]),
+        "stable"
+    );
 }
 
 #[test]
@@ -276,6 +292,8 @@ fn bad_networks_are_refused_naming_the_route_and_field() {
     let (field, problem) = refused_in_route_r(&route(&many));
     assert_eq!(field, "match.client_ip.cidr");
     assert!(matches!(problem, Problem::TooMany { count: 4097, .. }));
+    let most = format!("{{ cidr: [{}] }}", vec!["10.0.0.1"; 4096].join(", "));
+    assert!(Config::from_yaml(&route(&most)).and_then(Gray::new).is_ok());
     // Unknown fields are parse errors.
     assert!(Config::from_yaml(&route("{ cidr: [10.0.0.0/8], nets: [] }")).is_err());
     // A cookie to give needs a cookie key.
