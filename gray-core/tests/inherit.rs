@@ -54,6 +54,18 @@ fn always_honours_a_declared_label() {
     }
 }
 
+/// A version name may be `MAX_LABEL_LEN` bytes long, and a label naming it is honoured.
+#[test]
+fn always_honours_a_label_of_the_longest_version_name() {
+    let longest = "v".repeat(MAX_LABEL_LEN);
+    let g = gray(&INTERNAL.replace("v2]", &format!("{longest}]")));
+    let d = g.decide(&req("/", &[("x-gray-version", &longest)]));
+    assert_eq!(
+        (d.version(), d.source()),
+        (longest.as_str(), Source::Inherited)
+    );
+}
+
 #[test]
 fn always_ignores_undeclared_and_oversize_labels() {
     let g = gray(INTERNAL);
@@ -343,6 +355,10 @@ routes:
     // No baggage, no gray member: nothing to do.
     assert!(!stale(&g, &[]));
     assert!(!stale(&g, &[("baggage", "userId=alice")]));
+    // Baggage of W3C's 8192 bytes is read here; a longer one the adapter has to look at.
+    let baggage = |len: usize| format!("gray=v2,pad={}", "p".repeat(len - "gray=v2,pad=".len()));
+    assert!(!stale(&g, &[("baggage", &baggage(8192))]));
+    assert!(stale(&g, &[("baggage", &baggage(8193))]));
     // A fallback from an unavailable version.
     g.set_available("v2", false);
     assert!(stale(&g, &[("baggage", "gray=v2")]));

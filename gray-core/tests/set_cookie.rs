@@ -170,6 +170,12 @@ fn a_bad_set_cookie_is_refused_naming_the_route_and_field() {
         refused("{ cookie: u/id }", "{}"),
         ("split.by.cookie".into(), Problem::BadName("u/id".into()))
     );
+    // 400 days, the most browsers keep a cookie, is allowed; a second more is not.
+    let at_most = format!(
+        "versions: [stable, canary]\nroutes:\n  - name: r\n    split: {{ by: {cookie}, weights: {{ stable: 50, canary: 50 }}, set_cookie: {{ max_age: 34560000 }} }}\n"
+    );
+    let g = gray_core::Config::from_yaml(&at_most).and_then(gray_core::Gray::new);
+    assert!(g.is_ok(), "{at_most}: {:?}", g.err());
     for age in [0, 34_560_001] {
         assert_eq!(
             refused(cookie, &format!("{{ max_age: {age} }}")),
