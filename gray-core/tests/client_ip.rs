@@ -106,6 +106,18 @@ fn behind_trusted_proxies_the_client_is_read_from_the_right() {
     );
     // An unknown peer is not a trusted one.
     assert_eq!(version(&g, None, &xff("198.51.100.4")), "stable");
+    // Other headers the rules read, met first in the pass over the headers, are not taken
+    // for the forwarding header.
+    let g = gray(&BEHIND_PROXIES.replace(
+        "routes:\n",
+        "routes:\n  - { name: testers, match: { headers: [{ name: x-app-version, exact: beta }] }, to: canary }\n",
+    ));
+    let headers = [
+        ("x-app-version", "1.0"),
+        ("x-forwarded-for", "198.51.100.4"),
+    ];
+    let d = g.decide(&from(proxy, &headers));
+    assert_eq!((d.version(), d.route()), ("canary", Some("office")));
 }
 
 #[test]
