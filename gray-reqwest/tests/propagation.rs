@@ -177,6 +177,38 @@ fn bad_upstream_urls_are_refused_by_name() {
         .version("canary", "ftp://x")
         .unwrap_err();
     assert!(err.to_string().contains("canary"), "{err}");
+    // A base is where paths go below: no query, no fragment.
+    for base in ["http://10.0.0.1/?a=1", "http://10.0.0.1/#top"] {
+        let err = Upstream::new("http://orders", base).unwrap_err();
+        assert!(err.to_string().contains("no query or fragment"), "{err}");
+    }
+}
+
+/// A version given twice takes its last address, and leaves the others' alone; the
+/// upstream prints as its logical base, default and versions (for a startup log line).
+#[test]
+fn a_version_given_again_moves_only_that_version() {
+    let orders = Upstream::new("http://orders", "http://10.0.0.5:8080")
+        .unwrap()
+        .version("canary", "http://10.0.0.9:8080")
+        .unwrap()
+        .version("beta", "http://10.0.0.7:8080")
+        .unwrap()
+        .version("canary", "http://10.0.0.10:8080")
+        .unwrap();
+    assert_eq!(
+        orders.base_for(Some("canary")).as_str(),
+        "http://10.0.0.10:8080/"
+    );
+    assert_eq!(
+        orders.base_for(Some("beta")).as_str(),
+        "http://10.0.0.7:8080/"
+    );
+    assert_eq!(orders.base_for(None).as_str(), "http://10.0.0.5:8080/");
+    assert_eq!(
+        orders.to_string(),
+        "http://orders/ -> http://10.0.0.5:8080/, beta: http://10.0.0.7:8080/, canary: http://10.0.0.10:8080/"
+    );
 }
 
 /// Credentials in a call's URL (`http://user:secret@orders/…`, sent by reqwest as basic
@@ -198,4 +230,8 @@ fn credentials_in_the_url_go_along() {
     let plain = reqwest::Url::parse("http://orders/api").unwrap();
     let stable = orders.rewrite(&plain, None).unwrap();
     assert_eq!(stable.as_str(), "http://10.0.0.5:8080/api");
+    // A base that names a user alone names its credentials too.
+    let user_only = Upstream::new("http://orders", "http://svc@10.0.0.9:8080").unwrap();
+    let moved = user_only.rewrite(&url, None).unwrap();
+    assert_eq!(moved.as_str(), "http://svc@10.0.0.9:8080/api?page=2");
 }
