@@ -22,21 +22,33 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tower::ServiceExt;
 use tower_layer::Layer;
 
-/// Service B: answers with the version it decided and the baggage it got.
+/// Service B: answers with the version it decided and the baggage it got, and
+/// `|header=V` when the label header arrived (read before its `GrayLayer` sets it).
 async fn service_b() -> SocketAddr {
     let app = Router::new()
         .route(
             "/b",
             get(|headers: http::HeaderMap| async move {
                 let version = GrayContext::current().map(|c| c.version().to_owned());
-                let baggage = headers
-                    .get("baggage")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                format!("{}|{baggage}", version.unwrap_or_default())
+                let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                let arrived = text("x-label-arrived").map(|v| format!("|header={v}"));
+                format!(
+                    "{}|{}{}",
+                    version.unwrap_or_default(),
+                    text("baggage").unwrap_or(""),
+                    arrived.unwrap_or_default()
+                )
             }),
         )
-        .layer(GrayLayer::new(gray(INTERNAL)));
+        .layer(GrayLayer::new(gray(INTERNAL)))
+        .layer(tower::util::MapRequestLayer::new(
+            |mut req: http::Request<axum::body::Body>| {
+                if let Some(label) = req.headers().get("x-gray-version").cloned() {
+                    req.headers_mut().insert("x-label-arrived", label);
+                }
+                req
+            },
+        ));
     serve(app).await
 }
 
@@ -110,7 +122,9 @@ fn reqwest_client(propagation: GrayPropagation) -> Outbound {
     )
 }
 
-async fn chain_holds(client: Outbound) {
+/// Over 200 users B follows A's version; `header`: whether the label header carried it
+/// (else the `baggage` member alone did).
+async fn chain_holds(client: Outbound, header: bool) {
     let b = service_b().await;
     let a = service_a(b, client).await;
     let rules = edge();
@@ -124,9 +138,14 @@ async fn chain_holds(client: Outbound) {
             .text()
             .await
             .unwrap();
+        let sent = if header {
+            format!("|header={want}")
+        } else {
+            String::new()
+        };
         assert_eq!(
             body,
-            format!("{want}>{want}|tenant=acme,gray={want}"),
+            format!("{want}>{want}|tenant=acme,gray={want}{sent}"),
             "user {id}"
         );
         canary += usize::from(want == "canary");
@@ -150,24 +169,25 @@ async fn chain_holds(client: Outbound) {
 
 #[tokio::test]
 async fn two_hops_stay_on_one_version() {
-    chain_holds(reqwest_client(GrayPropagation::default())).await;
+    chain_holds(reqwest_client(GrayPropagation::default()), true).await;
 }
 
 #[tokio::test]
 async fn two_hops_stay_on_one_version_through_baggage_only() {
-    chain_holds(reqwest_client(GrayPropagation::new().baggage_only())).await;
+    chain_holds(reqwest_client(GrayPropagation::new().baggage_only()), false).await;
 }
 
 #[tokio::test]
 async fn two_hops_stay_on_one_version_through_a_tower_client() {
-    chain_holds(Outbound::Tower(tower_client(Propagation::default()))).await;
+    chain_holds(Outbound::Tower(tower_client(Propagation::default())), true).await;
 }
 
 #[tokio::test]
 async fn two_hops_stay_on_one_version_through_a_tower_client_and_baggage_only() {
-    chain_holds(Outbound::Tower(tower_client(
-        Propagation::new().baggage_only(),
-    )))
+    chain_holds(
+        Outbound::Tower(tower_client(Propagation::new().baggage_only())),
+        false,
+    )
     .await;
 }
 
@@ -180,10 +200,13 @@ async fn a_tower_client_sends_an_explicit_context_and_nothing_outside_a_request(
     assert_eq!(client.call(url.clone(), None).await, "stable|tenant=acme");
     // A context in the outbound request's extensions is sent, and wins over the current one.
     let explicit = client.call(url.clone(), Some(GrayContext::new("canary")));
-    assert_eq!(explicit.await, "canary|tenant=acme,gray=canary");
+    assert_eq!(
+        explicit.await,
+        "canary|tenant=acme,gray=canary|header=canary"
+    );
     let inside = GrayContext::scope(
         GrayContext::new("stable"),
         client.call(url, Some(GrayContext::new("canary"))),
     );
-    assert_eq!(inside.await, "canary|tenant=acme,gray=canary");
+    assert_eq!(inside.await, "canary|tenant=acme,gray=canary|header=canary");
 }

@@ -204,8 +204,13 @@ async fn a_grpc_label_can_travel_in_baggage_only() {
     let internal = grpc_server(Some(gray(INTERNAL))).await;
     let mut client = grpc_client(internal, Propagation::new().baggage_only()).await;
     let seen = GrayContext::scope(GrayContext::new("canary"), say(&mut client, &[])).await;
-    // No label header went out; GrayLayer read `baggage` and wrote the label header.
+    // GrayLayer read `baggage` and wrote the label header.
     assert_eq!(seen, "canary|canary|canary");
+    // No label header went out: a server without the layer sees the metadata as sent.
+    let bare = grpc_server(None).await;
+    let mut client = grpc_client(bare, Propagation::new().baggage_only()).await;
+    let seen = GrayContext::scope(GrayContext::new("canary"), say(&mut client, &[])).await;
+    assert_eq!(seen, "-||");
 }
 
 #[tokio::test]

@@ -214,15 +214,35 @@ async fn without_the_layer_the_extractor_rejects_with_500() {
         )
         .route(
             "/maybe",
-            get(|ctx: Option<Gray>| async move { format!("{:?}", ctx.map(|g| g.0)) }),
+            get(|ctx: Option<Gray>| async move {
+                format!("{:?}", ctx.map(|g| g.0.version().to_owned()))
+            }),
         );
-    let addr = serve(app).await;
+    let addr = serve(app.clone()).await;
     let client = reqwest::Client::new();
     let res = common::get(&client, format!("http://{addr}/who"), &[]).await;
     assert_eq!(res.status(), 500);
     assert!(res.text().await.unwrap().contains("GrayLayer"));
     let res = common::get(&client, format!("http://{addr}/maybe"), &[]).await;
     assert_eq!(res.text().await.unwrap(), "None");
+    // With the layer, `Option<Gray>` has it.
+    let addr = serve(app.layer(GrayLayer::new(edge()))).await;
+    let res = common::get(&client, format!("http://{addr}/maybe"), &[]).await;
+    assert_eq!(res.text().await.unwrap(), "Some(\"stable\")");
+}
+
+/// `GrayService` is ready exactly when the service it wraps is: backpressure passes
+/// through the layer.
+#[test]
+fn the_layer_is_ready_when_its_inner_service_is() {
+    use tower_layer::Layer;
+    let gate = common::Gate::closed("inner");
+    let mut service = GrayLayer::new(edge()).layer(gate.clone());
+    assert!(!common::ready_now(&mut service));
+    gate.set(true);
+    assert!(common::ready_now(&mut service));
+    gate.set(false);
+    assert!(!common::ready_now(&mut service));
 }
 
 #[tokio::test]

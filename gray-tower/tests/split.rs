@@ -86,3 +86,26 @@ async fn without_a_context_or_service_the_default_serves() {
     let res = common::get(&client, format!("http://{addr}/"), &[]).await;
     assert_eq!(res.text().await.unwrap(), "v1");
 }
+
+/// Ready when every version's service is (which one a request needs is only known in
+/// `call`); a version given twice is served by the last service given for it.
+#[test]
+fn a_split_is_ready_when_all_its_services_are_and_a_version_takes_its_last_service() {
+    use common::{Gate, ready_now};
+    let (v1, v2, v3) = (Gate::closed("v1"), Gate::closed("v2"), Gate::closed("v3"));
+    let mut split = GraySplit::new(v1.clone())
+        .version("v2", Gate::closed("old v2"))
+        .version("v3", v3.clone())
+        .version("v2", v2.clone());
+    assert_eq!(split.service_for("v2").name, "v2");
+    assert_eq!(split.service_for("v3").name, "v3");
+    assert_eq!(split.service_for("v9").name, "v1");
+    assert!(!ready_now(&mut split));
+    v1.set(true);
+    v2.set(true);
+    assert!(!ready_now(&mut split), "v3 is not ready");
+    v3.set(true);
+    assert!(ready_now(&mut split));
+    v1.set(false);
+    assert!(!ready_now(&mut split), "the default is not ready");
+}

@@ -83,3 +83,51 @@ impl<F: FnMut() -> String + Unpin> http_body::Body for Frames<F> {
         std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))))
     }
 }
+
+/// A service that is ready only while its gate is open (as a service applying
+/// backpressure is), answering with its name.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    pub name: &'static str,
+    pub open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Gate {
+    pub fn closed(name: &'static str) -> Self {
+        Self {
+            name,
+            open: Default::default(),
+        }
+    }
+
+    pub fn set(&self, open: bool) {
+        self.open.store(open, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for Gate {
+    type Response = http::Response<String>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        if self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn call(&mut self, _: http::Request<B>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(self.name.to_owned())))
+    }
+}
+
+/// One poll of `service`'s readiness: whether it is ready.
+pub fn ready_now<S: tower_service::Service<http::Request<()>>>(service: &mut S) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    matches!(service.poll_ready(&mut cx), std::task::Poll::Ready(Ok(())))
+}
