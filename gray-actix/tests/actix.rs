@@ -490,6 +490,9 @@ async fn a_streamed_response_sees_the_version_when_wrapped() {
         let url = format!("http://{addr}{path}");
         async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
     };
+    // Wrapped, a stream tells what it wraps tells of its length.
+    let wrapped = GrayStream::new(GrayContext::new("canary"), items());
+    assert_eq!(futures_core::Stream::size_hint(&wrapped), (3, Some(3)));
     assert_eq!(get("/wrapped").await, "canary;canary;canary;");
     assert_eq!(
         get("/plain").await,
@@ -562,4 +565,85 @@ async fn label_from_honours_labels_only_from_peers_in_its_networks() {
         labelled_canary("10.0.0.0/8").await,
         ("stable".to_owned(), 1)
     );
+}
+
+/// The rules read the request as actix received it: path, query string, method, every
+/// line of a repeated header; and a label header of the rules' own naming, renamed by a
+/// reload.
+#[actix_web::test]
+async fn path_query_method_repeated_header_and_label_header_rules_hold() {
+    let rules = gray_core::Gray::new(
+        Config::from_yaml(
+            "label: { header: x-release }
+real_ip: { trusted: [127.0.0.1] }
+versions: [stable, canary]
+routes:
+  - { name: api-v2, match: { path: { prefix: /api/v2 } }, to: canary }
+  - { name: preview, match: { query: [{ name: preview, exact: \"1\" }] }, to: canary }
+  - { name: writes, match: { method: POST }, to: canary }
+  - { name: office, match: { client_ip: { cidr: [198.51.100.0/24] } }, to: canary }
+",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(GrayMiddleware::new(rules.clone()))
+            .default_service(web::to(|Gray(ctx): Gray, req: HttpRequest| async move {
+                let header = |name: &str| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_owned()
+                };
+                format!(
+                    "{} {} {} {}",
+                    ctx.version(),
+                    ctx.route().unwrap_or("-"),
+                    header("x-release"),
+                    header("x-train")
+                )
+            })),
+    )
+    .await;
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let call = |req: test::TestRequest| {
+        let app = &app;
+        async move {
+            let body = test::call_and_read_body(app, req.peer_addr(peer).to_request()).await;
+            String::from_utf8(body.to_vec()).unwrap()
+        }
+    };
+    for (uri, want) in [
+        ("/api/v2/orders", "canary api-v2 canary -"),
+        ("/api/v1/orders", "stable - stable -"),
+        ("/shop?preview=1", "canary preview canary -"),
+        ("/shop?preview=0", "stable - stable -"),
+    ] {
+        assert_eq!(call(test::TestRequest::get().uri(uri)).await, want, "{uri}");
+    }
+    let post = test::TestRequest::post().uri("/shop");
+    assert_eq!(call(post).await, "canary writes canary -");
+    // Two `x-forwarded-for` lines: the client is the last line's last address.
+    let two_lines = |first: &'static str, second: &'static str| {
+        test::TestRequest::get()
+            .uri("/shop")
+            .append_header(("x-forwarded-for", first))
+            .append_header(("x-forwarded-for", second))
+    };
+    let office = call(two_lines("203.0.113.9", "198.51.100.4")).await;
+    assert_eq!(office, "canary office canary -");
+    let outside = call(two_lines("198.51.100.4", "203.0.113.9")).await;
+    assert_eq!(outside, "stable - stable -");
+
+    // A reload that renames the label header: the next request carries the new name.
+    rules
+        .reload(
+            Config::from_yaml("label: { header: x-train }\nversions: [stable, canary]\n").unwrap(),
+        )
+        .unwrap();
+    let renamed = call(test::TestRequest::get().uri("/shop")).await;
+    assert_eq!(renamed, "stable - - stable");
 }

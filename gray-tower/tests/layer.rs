@@ -367,6 +367,7 @@ async fn gray_body_layer_scopes_every_streamed_body() {
         .layer(gray_tower::GrayBodyLayer);
     let app = Router::new()
         .route("/plain", get(|| async { frames() }))
+        .route("/sized", get(|| async { "hello" }))
         .layer(layers);
     let addr = serve(app).await;
     let body = reqwest::get(format!("http://{addr}/plain"))
@@ -376,6 +377,33 @@ async fn gray_body_layer_scopes_every_streamed_body() {
         .await
         .unwrap();
     assert_eq!(body, "canary;canary;canary;");
+    // A body whose length is known keeps its `Content-Length` (not sent chunked).
+    let res = reqwest::get(format!("http://{addr}/sized")).await.unwrap();
+    assert_eq!(res.headers()[http::header::CONTENT_LENGTH], "5");
+    assert_eq!(res.text().await.unwrap(), "hello");
+}
+
+/// A wrapped body tells what the body it wraps tells (its size, its end) and its
+/// context; `GrayBodyService` is ready when its inner service is.
+#[test]
+fn a_gray_body_is_its_inner_body_as_far_as_anyone_can_tell() {
+    use http_body::Body as _;
+    let ctx = GrayContext::new("canary");
+    let sized = gray_tower::GrayBody::new(
+        ctx.clone(),
+        http_body_util::Full::new(bytes::Bytes::from("hello")),
+    );
+    assert_eq!(sized.size_hint().exact(), Some(5));
+    assert!(!sized.is_end_stream());
+    assert_eq!(sized.context().map(|c| c.version()), Some("canary"));
+    let empty = gray_tower::GrayBody::new(ctx, http_body_util::Empty::<bytes::Bytes>::new());
+    assert!(empty.is_end_stream());
+
+    let gate = common::Gate::closed("inner");
+    let mut service = tower_layer::Layer::layer(&gray_tower::GrayBodyLayer, gate.clone());
+    assert!(!common::ready_now(&mut service));
+    gate.set(true);
+    assert!(common::ready_now(&mut service));
 }
 
 /// A route's `mirror:` puts a `Mirror` beside the context, on the requests it draws only:
@@ -577,5 +605,63 @@ versions: [stable, canary]
     assert!(
         body.starts_with("stable|") && !body.contains("canary"),
         "{body}"
+    );
+}
+
+/// A rule of every other kind — path, query, method, and a client address from a
+/// repeated forwarding header — each deciding on its own.
+const REQUEST_PARTS: &str = "real_ip: { trusted: [127.0.0.1] }
+versions: [stable, canary]
+routes:
+  - { name: api-v2, match: { path: { prefix: /api/v2 } }, to: canary }
+  - { name: preview, match: { query: [{ name: preview, exact: \"1\" }] }, to: canary }
+  - { name: writes, match: { method: POST }, to: canary }
+  - { name: office, match: { client_ip: { cidr: [198.51.100.0/24] } }, to: canary }
+";
+
+/// The rules read the request as the server received it: its path, query string and
+/// method, and every line of a repeated header.
+#[tokio::test]
+async fn path_query_method_and_repeated_header_rules_hold_on_a_real_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new().fallback(|| async {
+        let ctx = GrayContext::current().unwrap();
+        format!("{} {}", ctx.version(), ctx.route().unwrap_or("-"))
+    });
+    let service = tower_layer::Layer::layer(&GrayLayer::new(gray(REQUEST_PARTS)), router);
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(service);
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let text = |req: reqwest::RequestBuilder| async move {
+        req.send().await.unwrap().text().await.unwrap()
+    };
+    for (path, want) in [
+        ("/api/v2/orders", "canary api-v2"),
+        ("/api/v1/orders", "stable -"),
+        ("/shop?preview=1", "canary preview"),
+        ("/shop?preview=0", "stable -"),
+    ] {
+        assert_eq!(text(client.get(url(path))).await, want, "GET {path}");
+    }
+    assert_eq!(text(client.post(url("/shop"))).await, "canary writes");
+    // Two `x-forwarded-for` lines: the client is the last line's last address.
+    let two_lines = |first: &'static str, second: &'static str| {
+        client
+            .get(url("/shop"))
+            .header("x-forwarded-for", first)
+            .header("x-forwarded-for", second)
+    };
+    assert_eq!(
+        text(two_lines("203.0.113.9", "198.51.100.4")).await,
+        "canary office"
+    );
+    assert_eq!(
+        text(two_lines("198.51.100.4", "203.0.113.9")).await,
+        "stable -"
     );
 }

@@ -22,4 +22,8 @@ impl<F: FnMut() -> String + Unpin> futures_core::Stream for Items<F> {
         let item = actix_web::web::Bytes::from((self.item)());
         std::task::Poll::Ready(Some(Ok(item)))
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::from(self.count), Some(usize::from(self.count)))
+    }
 }
