@@ -236,6 +236,22 @@ mod tests {
         assert_eq!(Analysis::default().judge(&slow, &slow_base), Verdict::Pass);
     }
 
+    /// A ceiling is the most allowed: a canary right at it passes.
+    #[test]
+    fn a_canary_at_a_ceiling_passes_it() {
+        let a = Analysis {
+            max_latency: Some(Duration::from_micros(9750)),
+            ..Analysis::default()
+        };
+        // 5% of 5xx, the default ceiling, against a baseline as bad.
+        let base = counted("stable", [0, 95, 0, 0, 5], 4);
+        let at = counted("canary", [0, 95, 0, 0, 5], 4);
+        assert_eq!(at.latency_quantile(0.95), Some(0.00975));
+        assert_eq!(a.judge(&at, &base), Verdict::Pass);
+        let over = counted("canary", [0, 94, 0, 0, 6], 4);
+        assert!(matches!(a.judge(&over, &base), Verdict::Fail(r) if r.contains("ceiling")));
+    }
+
     #[test]
     fn no_analysis_passes_whatever_the_canary_does() {
         let none = Analysis::none();
