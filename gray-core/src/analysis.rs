@@ -236,7 +236,8 @@ mod tests {
         assert_eq!(Analysis::default().judge(&slow, &slow_base), Verdict::Pass);
     }
 
-    /// A ceiling is the most allowed: a canary right at it passes.
+    /// A ceiling, or a bound against the baseline, is the most allowed: a canary right at
+    /// it passes.
     #[test]
     fn a_canary_at_a_ceiling_passes_it() {
         let a = Analysis {
@@ -250,6 +251,21 @@ mod tests {
         assert_eq!(a.judge(&at, &base), Verdict::Pass);
         let over = counted("canary", [0, 94, 0, 0, 6], 4);
         assert!(matches!(a.judge(&over, &base), Verdict::Fail(r) if r.contains("ceiling")));
+        // Exactly one point of 5xx over the baseline's, and exactly the latency ratio.
+        let base = counted("stable", [0, 99, 0, 0, 1], 4);
+        let a = Analysis {
+            max_latency_ratio: 1.0,
+            ..Analysis::default()
+        };
+        assert_eq!(
+            a.judge(&counted("canary", [0, 98, 0, 0, 2], 4), &base),
+            Verdict::Pass
+        );
+        let worse = a.judge(&counted("canary", [0, 97, 0, 0, 3], 4), &base);
+        assert!(
+            matches!(&worse, Verdict::Fail(r) if r.contains("against")),
+            "{worse:?}"
+        );
     }
 
     #[test]
