@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Logs, TempDir, gray, req, temp_dir, version_for_user};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gray_core::{
     Analysis, Config, Gray, OnFailure, Problem, Rollout, RolloutError, RolloutStatus as Status,
@@ -236,6 +236,33 @@ fn an_operator_pause_holds_the_stage_until_resumed_or_promoted() {
     r.pause("late");
     assert_eq!(rolled_back(&r), "bad");
     assert_eq!(weights(&g), (100.0, 0.0));
+}
+
+/// What a status page shows: the route and canary it was given, and how long the stage
+/// in force has served, counted from its start while it progresses or is paused, and gone
+/// once it is over.
+#[test]
+fn a_rollout_says_what_it_moves_and_how_long_its_stage_has_served() {
+    let g = gray(RULES);
+    let mut r = Rollout::new(g, "users", "canary", [5.0, 30.0]).unwrap();
+    assert_eq!((r.route(), r.canary()), ("users", "canary"));
+    assert_eq!(r.stage_elapsed(), None, "not started");
+    r.start().unwrap();
+    let started = Instant::now();
+    // Spin (no sleep) until the clock has moved past the start: the stage has served at
+    // least that long.
+    let waited = loop {
+        let waited = started.elapsed();
+        if waited > Duration::ZERO {
+            break waited;
+        }
+    };
+    let served = r.stage_elapsed().expect("progressing");
+    assert!(served >= waited, "{served:?} < {waited:?}");
+    r.pause("sign-off");
+    assert!(r.stage_elapsed().expect("paused") >= served);
+    r.roll_back("not today").unwrap();
+    assert_eq!(r.stage_elapsed(), None, "over");
 }
 
 /// Each stage held an hour: a healthy canary's stage waits out its hour (no traffic
