@@ -246,6 +246,13 @@ fn a_rollout_says_what_it_moves_and_how_long_its_stage_has_served() {
     let g = gray(RULES);
     let mut r = Rollout::new(g, "users", "canary", [5.0, 30.0]).unwrap();
     assert_eq!((r.route(), r.canary()), ("users", "canary"));
+    // As a log line shows it: what it moves and where it stands, not the `Gray`'s insides.
+    let debug = format!("{r:?}");
+    assert!(
+        debug.starts_with(r#"Rollout { route: "users", canary: "canary", stages: [5.0, 30.0]"#)
+            && debug.ends_with("status: Pending, .. }"),
+        "{debug}"
+    );
     assert_eq!(r.stage_elapsed(), None, "not started");
     r.start().unwrap();
     let started = Instant::now();
@@ -581,6 +588,47 @@ fn a_reload_that_leaves_the_held_weight_no_room_is_refused() {
     let config = g.config();
     let w = &config.routes[0].split.as_ref().unwrap().weights;
     assert_eq!((w["stable"], w["canary"], w["beta"]), (20.0, 30.0, 50.0));
+}
+
+/// A reload mid-stage that makes a version declared only now the default: the stage
+/// compares the canary with it, counted from its first request.
+#[test]
+fn a_default_version_first_declared_mid_stage_is_the_baseline() {
+    let g = gray(RULES);
+    let mut a = analysis();
+    a.max_error_rate = 1.0; // only the comparison with the baseline judges
+    let mut r = Rollout::new(g.clone(), "users", "canary", [30.0, 100.0])
+        .unwrap()
+        .analysis(a);
+    r.start().unwrap();
+    let renamed = RULES.replace("stable", "stable-2");
+    g.reload(Config::from_yaml(&renamed).unwrap()).unwrap();
+    let config = g.config();
+    let w = &config.routes[0].split.as_ref().unwrap().weights;
+    assert_eq!(
+        (w["stable-2"], w["canary"]),
+        (70.0, 30.0),
+        "the hold applies"
+    );
+    // The new default answers well, the canary fails one request in five.
+    let mut canary = 0;
+    for user in 0..1_000 {
+        let d = g.decide(&req("/", &[("x-user-id", &user.to_string())]));
+        let status = match d.version() {
+            "canary" => {
+                canary += 1;
+                if canary % 5 == 0 { 500 } else { 200 }
+            }
+            version => {
+                assert_eq!(version, "stable-2");
+                200
+            }
+        };
+        d.measure().unwrap().finish(status);
+    }
+    r.step().unwrap();
+    let reason = rolled_back(&r);
+    assert!(reason.contains("against 0.00% for stable-2"), "{reason}");
 }
 
 #[test]
