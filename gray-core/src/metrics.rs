@@ -566,7 +566,55 @@ fn escape_label(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape_label, later};
+    #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+    use std::time::{Duration, Instant};
+
+    use super::{BUCKETS, Measure, VersionMetrics, escape_label, later, new_slot, release_slot};
+
+    /// A request of slot `slot` that began `ago`, answered `status` now.
+    fn served(slot: super::Slot, ago: Duration, status: u16) {
+        let start = Instant::now().checked_sub(ago).unwrap();
+        Measure { slot, start }.finish(status);
+    }
+
+    #[test]
+    fn a_request_past_the_last_bound_counts_in_inf_and_in_the_sum() {
+        let slot = new_slot().unwrap();
+        served(slot, Duration::from_secs(11), 200);
+        let before = VersionMetrics::read("slow", slot);
+        assert_eq!(before.latency[BUCKETS - 1], 1, "{before:?}");
+        assert_eq!(before.latency.iter().sum::<u64>(), 1);
+        assert!((11.0..12.0).contains(&before.latency_sum), "{before:?}");
+        served(slot, Duration::from_secs(2), 200);
+        let now = VersionMetrics::read("slow", slot);
+        assert!((13.0..14.0).contains(&now.latency_sum), "{now:?}");
+        let window = now.since(&before);
+        assert!((2.0..2.5).contains(&window.latency_sum), "{window:?}");
+        assert_eq!(
+            window.latency[BUCKETS - 4],
+            1,
+            "2 s is within 2.5 s: {window:?}"
+        );
+        release_slot(slot);
+    }
+
+    #[test]
+    fn slots_past_a_chunk_keep_counters_of_their_own() {
+        let slots: Vec<_> = (0..super::CHUNK + 10)
+            .map(|_| new_slot().unwrap())
+            .collect();
+        for (n, &slot) in slots.iter().enumerate() {
+            for _ in 0..=n {
+                served(slot, Duration::ZERO, 200);
+            }
+        }
+        for (n, &slot) in slots.iter().enumerate() {
+            let v = VersionMetrics::read("v", slot);
+            assert_eq!(v.total(), n as u64 + 1, "slot {slot:?}");
+            release_slot(slot);
+        }
+    }
 
     #[test]
     fn label_values_are_escaped() {

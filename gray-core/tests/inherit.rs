@@ -223,6 +223,11 @@ fn refused_labels_are_counted() {
         }
     });
     assert_eq!(clone.rejected_labels(), 4 + 400);
+    assert_eq!(
+        clone.metrics().rejected_labels(),
+        4 + 400,
+        "the snapshot says the same"
+    );
 }
 
 #[test]

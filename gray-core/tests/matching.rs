@@ -269,6 +269,194 @@ impl RequestView for LookupOnly {
     }
 }
 
+/// A view giving only what the trait requires: the provided methods read no authority
+/// and no peer, and parse the query and cookies from what it gives.
+struct Minimal(http::Request<()>);
+
+impl RequestView for Minimal {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.0.header(name)
+    }
+    fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.0.header_all(name)
+    }
+    fn path(&self) -> &str {
+        self.0.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.0.query()
+    }
+    fn method(&self) -> &str {
+        RequestView::method(&self.0)
+    }
+}
+
+#[test]
+fn a_view_of_only_the_required_methods_has_no_authority_and_parses_the_rest() {
+    let g = gray(
+        "versions: [stable, canary, v2, v3]
+routes:
+  - { name: host, match: { headers: [{ name: host, present: true }] }, to: canary }
+  - { name: query, match: { query: [{ name: uid, exact: '7' }] }, to: v2 }
+  - { name: cookie, match: { cookies: [{ name: uid, exact: '42' }] }, to: v3 }",
+    );
+    let view = |uri: &str, cookie: Option<&str>| {
+        let mut b = http::Request::get(uri);
+        if let Some(cookie) = cookie {
+            b = b.header("cookie", cookie);
+        }
+        Minimal(b.body(()).unwrap())
+    };
+    // The URI's authority is the host of an HTTP/2 request: the `http` view reads it,
+    // a view that does not give it has none.
+    let absolute = view("http://example.com/", None);
+    assert_eq!(g.decide(&absolute.0).route(), Some("host"));
+    assert_eq!(absolute.authority(), None);
+    assert_eq!(g.decide(&absolute).route(), None);
+    assert_eq!(
+        g.decide(&view("/cart?a=1&uid=7", None)).route(),
+        Some("query")
+    );
+    let cookie = view("/", Some("theme=dark; uid=42"));
+    assert_eq!(g.decide(&cookie).route(), Some("cookie"));
+    assert_eq!(cookie.peer_ip(), None);
+}
+
+/// `http::request::Parts` (what an extractor or a middleware holding the body apart
+/// has), and a reference to either, are read as the whole request is: every field a rule
+/// can look at.
+#[test]
+fn request_parts_and_references_decide_as_their_request_does() {
+    let g = gray(
+        "versions: [stable, v1, v2, v3, v4, v5, v6, v7]
+routes:
+  - { name: header, match: { headers: [{ name: x-tier, exact: premium }] }, to: v1 }
+  - { name: path, match: { path: { prefix: /beta } }, to: v2 }
+  - { name: query, match: { query: [{ name: uid, exact: '7' }] }, to: v3 }
+  - { name: method, match: { method: DELETE }, to: v4 }
+  - { name: host, match: { headers: [{ name: host, exact: api.example.com }] }, to: v5 }
+  - { name: ip, match: { client_ip: { cidr: [192.0.2.0/24] } }, to: v6 }
+  - { name: cookie, match: { cookies: [{ name: uid, exact: '42' }] }, to: v7 }",
+    );
+    let build = |method: &str, uri: &str, headers: &[(&str, &str)], peer: Option<[u8; 4]>| {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if let Some(ip) = peer {
+            b = b.extension(gray_core::PeerAddr((ip, 1).into()));
+        }
+        b.body(()).unwrap()
+    };
+    let cases = [
+        (
+            build("GET", "/", &[("x-tier", "premium")], None),
+            Some("header"),
+        ),
+        (build("GET", "/beta/cart", &[], None), Some("path")),
+        (build("GET", "/?a=1&uid=7", &[], None), Some("query")),
+        (build("DELETE", "/", &[], None), Some("method")),
+        (
+            build("GET", "http://api.example.com/", &[], None),
+            Some("host"),
+        ),
+        (build("GET", "/", &[], Some([192, 0, 2, 9])), Some("ip")),
+        (build("GET", "/", &[], Some([198, 51, 100, 9])), None),
+        (
+            build(
+                "GET",
+                "/",
+                &[("cookie", "theme=dark"), ("cookie", "uid=42")],
+                None,
+            ),
+            Some("cookie"),
+        ),
+        (build("GET", "/", &[("x-tier", "basic")], None), None),
+    ];
+    for (request, route) in cases {
+        let whole = g.decide(&request).route().map(str::to_owned);
+        // A reference is a view of what it points to (`decide::<&Request<()>>`).
+        let by_ref = g.decide(&&request).route().map(str::to_owned);
+        let (parts, ()) = request.into_parts();
+        assert_eq!(whole.as_deref(), route, "{parts:?}");
+        assert_eq!(by_ref.as_deref(), route, "{parts:?}");
+        assert_eq!(g.decide(&parts).route(), route, "{parts:?}");
+        assert_eq!(g.decide(&&parts).route(), route, "{parts:?}");
+    }
+}
+
+/// Everything a view gives, owned.
+#[derive(Debug, PartialEq)]
+struct Fields {
+    header: Option<Vec<u8>>,
+    cookies: Vec<Vec<u8>>,
+    listed: Option<Vec<(String, Vec<u8>)>>,
+    path: String,
+    query: Option<String>,
+    method: String,
+    authority: Option<String>,
+    peer: Option<std::net::IpAddr>,
+    param: Option<Vec<u8>>,
+    cookie: Option<Vec<u8>>,
+}
+
+fn fields(v: &impl RequestView) -> Fields {
+    let mut listed = Vec::new();
+    let lists = v.for_each_header(|name, value| listed.push((name.to_owned(), value.to_vec())));
+    Fields {
+        header: v
+            .header(&HeaderName::from_static("x-tier"))
+            .map(<[u8]>::to_vec),
+        cookies: v
+            .header_all(&http::header::COOKIE)
+            .map(<[u8]>::to_vec)
+            .collect(),
+        listed: lists.then_some(listed),
+        path: v.path().to_owned(),
+        query: v.query().map(str::to_owned),
+        method: v.method().to_owned(),
+        authority: v.authority().map(str::to_owned),
+        peer: v.peer_ip(),
+        param: v.query_param("uid").map(<[u8]>::to_vec),
+        cookie: v.cookie("uid").map(<[u8]>::to_vec),
+    }
+}
+
+#[test]
+fn request_parts_and_references_give_every_field_as_the_request_does() {
+    let request = http::Request::post("http://api.example.com/cart?a=1&uid=7")
+        .header("x-tier", "premium")
+        .header("cookie", "theme=dark")
+        .header("cookie", "uid=42")
+        .extension(gray_core::PeerAddr(([192, 0, 2, 9], 1).into()))
+        .body(())
+        .unwrap();
+    let whole = fields(&request);
+    assert_eq!(
+        whole,
+        Fields {
+            header: Some(b"premium".to_vec()),
+            cookies: vec![b"theme=dark".to_vec(), b"uid=42".to_vec()],
+            listed: Some(vec![
+                ("x-tier".to_owned(), b"premium".to_vec()),
+                ("cookie".to_owned(), b"theme=dark".to_vec()),
+                ("cookie".to_owned(), b"uid=42".to_vec()),
+            ]),
+            path: "/cart".to_owned(),
+            query: Some("a=1&uid=7".to_owned()),
+            method: "POST".to_owned(),
+            authority: Some("api.example.com".to_owned()),
+            peer: Some([192, 0, 2, 9].into()),
+            param: Some(b"7".to_vec()),
+            cookie: Some(b"42".to_vec()),
+        }
+    );
+    assert_eq!(fields(&&request), whole);
+    let (parts, ()) = request.into_parts();
+    assert_eq!(fields(&parts), whole);
+    assert_eq!(fields(&&parts), whole);
+}
+
 /// Rules on `names` headers (h0, h1, …), then a keyed split on `x-user`.
 fn many_header_rules(names: usize) -> Gray {
     let mut yaml =
