@@ -138,3 +138,28 @@ fn one_fingerprint_for_the_same_rules_in_force_in_every_process() {
         );
     }
 }
+
+/// What the rules in force declare, as a status page or a log line shows it: the
+/// versions (default first) and how many routes, taken from each reload as it applies.
+#[test]
+fn the_versions_and_debug_follow_the_rules_in_force() {
+    let g = gray(RULES);
+    let names = |g: &Gray| {
+        g.versions()
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&g), ["stable", "canary"]);
+    assert_eq!(
+        format!("{g:?}"),
+        r#"Gray { versions: ["stable", "canary"], routes: 1, .. }"#
+    );
+    let three = "versions: [v2, stable, canary]\nroutes: []\n";
+    g.reload(Config::from_yaml(three).unwrap()).unwrap();
+    assert_eq!(names(&g), ["v2", "stable", "canary"]);
+    assert_eq!(
+        format!("{g:?}"),
+        r#"Gray { versions: ["v2", "stable", "canary"], routes: 0, .. }"#
+    );
+}

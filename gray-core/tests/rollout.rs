@@ -666,6 +666,26 @@ fn a_later_rollout_of_a_route_takes_its_hold_over() {
     assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
 }
 
+/// Rollouts of two routes at once: each holds its own route's weight across a reload.
+#[test]
+fn rollouts_of_two_routes_each_hold_their_own() {
+    let two = format!(
+        "{RULES}  - name: orders\n    split: {{ by: {{ header: x-order }}, weights: {{ stable: 100, canary: 0 }} }}\n"
+    );
+    let g = gray(&two);
+    let mut users = Rollout::new(g.clone(), "users", "canary", [5.0]).unwrap();
+    users.start().unwrap();
+    let mut orders = Rollout::new(g.clone(), "orders", "canary", [30.0]).unwrap();
+    orders.start().unwrap();
+    g.reload(Config::from_yaml(&two).unwrap()).unwrap();
+    assert_eq!(weights_of(&g, "users"), (95.0, 5.0));
+    assert_eq!(weights_of(&g, "orders"), (70.0, 30.0));
+    drop(users); // lets go of its route only
+    g.reload(Config::from_yaml(&two).unwrap()).unwrap();
+    assert_eq!(weights_of(&g, "users"), (100.0, 0.0));
+    assert_eq!(weights_of(&g, "orders"), (70.0, 30.0));
+}
+
 /// A rollout's change and a file's reload at the same time: each starts from the rules
 /// the other left, so neither is lost. After each edit of the file, once the rollout has
 /// changed its weight again, the edit is still in force; at the end, so is the last
