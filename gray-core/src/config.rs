@@ -6,6 +6,7 @@
 //! [`Gray::new`]: crate::Gray::new
 //! [`Gray::reload`]: crate::Gray::reload
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -480,6 +481,48 @@ fn without_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
+/// Deserializes a config, and when that fails, where: the field the deserializer was in, as
+/// validation names fields (`routes[0].match.headers`), or `None` at the top level (a
+/// syntax error before the first field, a missing `versions`). A key with a control
+/// character in it (a line break, say) is told escaped, so the error stays one log line.
+fn tracked<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Config, (D::Error, Option<String>)> {
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().iter().next().is_some().then(|| {
+            let path = e.path().to_string();
+            match path.contains(char::is_control) {
+                true => path.escape_debug().to_string(),
+                false => path,
+            }
+        });
+        (e.into_inner(), field)
+    })
+}
+
+/// serde-saphyr's messages for a file's author, with its structural ones in the words of a
+/// rules file rather than of a YAML parser's events: "expected sequence start" where a list
+/// is wanted and something else was written (`versions: stable`) becomes "expected a list".
+struct YamlMessages;
+
+impl serde_saphyr::MessageFormatter for YamlMessages {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> Cow<'a, str> {
+        let wanted = match err {
+            serde_saphyr::Error::Unexpected { expected, .. } => match *expected {
+                "sequence start" => Some("expected a list (`[a, b]`, or `- item` lines)"),
+                "mapping start" => {
+                    Some("expected a mapping (`{ key: value }`, or `key: value` lines)")
+                }
+                "string scalar" => Some("expected a string"),
+                _ => None,
+            },
+            _ => None,
+        };
+        match wanted {
+            Some(text) => Cow::Borrowed(text),
+            None => serde_saphyr::UserMessageFormatter.format_message(err),
+        }
+    }
+}
+
 impl Config {
     /// Parses a YAML rules file.
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
@@ -490,27 +533,36 @@ impl Config {
         let options = serde_saphyr::options! {
             non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
         };
-        // In the words serde-saphyr has for a file's author; its default ones are for the
-        // program's ("set DuplicateKeyPolicy in Options", "use from_str_multiple").
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            Error::parse(
-                Format::Yaml,
-                e.render_with_formatter(&serde_saphyr::UserMessageFormatter),
-            )
+        // Told in the words of `YamlMessages`, serde-saphyr's for a file's author; its
+        // default ones are for the program's ("set DuplicateKeyPolicy in Options", "use
+        // from_str_multiple").
+        let mut field = None;
+        serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+            tracked(de).map_err(|(e, at)| {
+                field = at;
+                e
+            })
         })
+        .map_err(|e| Error::parse_at(Format::Yaml, field, e.render_with_formatter(&YamlMessages)))
     }
 
     /// Parses a TOML rules file.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
         let text = content(text, Format::Toml)?;
-        toml::from_str(text).map_err(|e| Error::parse(Format::Toml, e))
+        let de = toml::Deserializer::parse(text).map_err(|e| Error::parse(Format::Toml, e))?;
+        tracked(de).map_err(|(e, field)| Error::parse_at(Format::Toml, field, e))
     }
 
     /// Parses a JSON rules file. A byte order mark before it is skipped, as the YAML and
     /// TOML readers skip one, so a file saved by a Windows editor reads in every format.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let text = content(text, Format::Json)?;
-        serde_json::from_str(text).map_err(|e| Error::parse(Format::Json, e))
+        let mut de = serde_json::Deserializer::from_str(text);
+        let config =
+            tracked(&mut de).map_err(|(e, field)| Error::parse_at(Format::Json, field, e))?;
+        // What `serde_json::from_str` checks after the value: nothing but white space follows.
+        de.end().map_err(|e| Error::parse(Format::Json, e))?;
+        Ok(config)
     }
 
     /// Parses `text` in the given format.

@@ -27,13 +27,32 @@ pub enum Error {
         path: PathBuf,
     },
     /// The text is not valid for its format, or does not fit the schema (an unknown field,
-    /// a wrong type). The message carries the parser's position.
-    #[error("{}invalid {format}: {message}", file_prefix(path.as_deref()))]
+    /// a wrong type). The message carries the parser's position, and the error names the
+    /// field at fault when there is one.
+    ///
+    /// ```
+    /// use gray_core::{Config, Error};
+    ///
+    /// let err = Config::from_yaml("versions: [stable, canary]\nroutes:\n  - { name: a, to: [canary] }")
+    ///     .unwrap_err();
+    /// assert!(matches!(&err, Error::Parse { field: Some(f), .. } if f == "routes[0].to"));
+    /// assert!(err.to_string().starts_with("invalid YAML at `routes[0].to`: "));
+    /// ```
+    #[error(
+        "{}invalid {format}{}: {message}",
+        file_prefix(path.as_deref()),
+        field_suffix(field.as_deref())
+    )]
     Parse {
         /// The format that was being parsed.
         format: Format,
         /// The file, when loading from one.
         path: Option<PathBuf>,
+        /// Where in the rules the parser stopped, as validation names fields (`versions`,
+        /// `routes[0].match.headers`, `label.inherit`), when it stopped inside a field: not
+        /// for a syntax error before any field is read, nor for a field missing from the
+        /// top level.
+        field: Option<String>,
         /// The parser's message.
         message: String,
     },
@@ -63,6 +82,10 @@ pub enum Error {
     },
 }
 
+fn field_suffix(field: Option<&str>) -> String {
+    field.map(|f| format!(" at `{f}`")).unwrap_or_default()
+}
+
 fn file_prefix(path: Option<&Path>) -> String {
     path.map(|p| format!("{}: ", p.display()))
         .unwrap_or_default()
@@ -77,9 +100,15 @@ fn invalid_lines(path: Option<&Path>, problems: &[Invalid]) -> String {
 
 impl Error {
     pub(crate) fn parse(format: Format, err: impl fmt::Display) -> Self {
+        Self::parse_at(format, None, err)
+    }
+
+    /// A parse error inside `field` (`None` at the top level).
+    pub(crate) fn parse_at(format: Format, field: Option<String>, err: impl fmt::Display) -> Self {
         Self::Parse {
             format,
             path: None,
+            field,
             message: err.to_string(),
         }
     }
@@ -88,10 +117,14 @@ impl Error {
     pub(crate) fn in_file(self, file: &Path) -> Self {
         match self {
             Self::Parse {
-                format, message, ..
+                format,
+                field,
+                message,
+                ..
             } => Self::Parse {
                 format,
                 path: Some(file.to_path_buf()),
+                field,
                 message,
             },
             Self::Invalid { problems, .. } => Self::Invalid {

@@ -341,6 +341,121 @@ fn unknown_fields_and_wrong_types_are_parse_errors_with_a_position() {
     assert!(e.to_string().contains("headr"), "{e}");
 }
 
+/// The field a parse error names, and its message.
+fn parse_error(e: &Error) -> (Option<&str>, &str) {
+    match e {
+        Error::Parse { field, message, .. } => (field.as_deref(), message.as_str()),
+        other => panic!("not a parse error: {other}"),
+    }
+}
+
+#[test]
+fn parse_errors_name_the_field_in_every_format() {
+    // (YAML, JSON, TOML) of the same mistake, and the field at fault.
+    let cases = [
+        (
+            "versions: stable",
+            r#"{"versions": "stable"}"#,
+            "versions = 'stable'",
+            Some("versions"),
+        ),
+        (
+            "versions: [a]\nlabel: { inherit: sometimes }",
+            r#"{"versions": ["a"], "label": {"inherit": "sometimes"}}"#,
+            "versions = ['a']\n[label]\ninherit = 'sometimes'",
+            Some("label.inherit"),
+        ),
+        (
+            "versions: [a]\nroutes:\n  - { name: r, match: { headers: { name: x, exact: y } }, to: a }",
+            r#"{"versions": ["a"], "routes": [{"name": "r", "match": {"headers": {"name": "x", "exact": "y"}}, "to": "a"}]}"#,
+            "versions = ['a']\n[[routes]]\nname = 'r'\nto = 'a'\n[routes.match.headers]\nname = 'x'\nexact = 'y'",
+            Some("routes[0].match.headers"),
+        ),
+        (
+            "versions: [a]\nroutes:\n  - { name: r, to: a }\n  - { name: s, to: a, wieght: 3 }",
+            r#"{"versions": ["a"], "routes": [{"name": "r", "to": "a"}, {"name": "s", "to": "a", "wieght": 3}]}"#,
+            "versions = ['a']\n[[routes]]\nname = 'r'\nto = 'a'\n[[routes]]\nname = 's'\nto = 'a'\nwieght = 3",
+            Some("routes[1].wieght"),
+        ),
+        (
+            "versions: [a]\nroutes:\n  - { name: r, split: { by: user, weights: { a: 100 } } }",
+            r#"{"versions": ["a"], "routes": [{"name": "r", "split": {"by": "user", "weights": {"a": 100}}}]}"#,
+            "versions = ['a']\n[[routes]]\nname = 'r'\n[routes.split]\nby = 'user'\nweights = { a = 100 }",
+            Some("routes[0].split.by"),
+        ),
+        // Nothing read yet, or a field missing from the top level: no field to name.
+        ("routes: []", r#"{"routes": []}"#, "routes = []", None),
+    ];
+    for (yaml, json, toml, field) in cases {
+        for (text, e) in [
+            (yaml, Config::from_yaml(yaml)),
+            (json, Config::from_json(json)),
+            (toml, Config::from_toml(toml)),
+        ]
+        .map(|(text, parsed)| (text, parsed.expect_err(text)))
+        {
+            assert_eq!(parse_error(&e).0, field, "{text}: {e}");
+            let shown = e.to_string();
+            match field {
+                Some(f) => assert!(shown.contains(&format!(" at `{f}`: ")), "{shown}"),
+                None => assert!(!shown.contains(" at `"), "{shown}"),
+            }
+        }
+    }
+    // A syntax error names the field it is in, when it is in one, and what follows the
+    // rules names none.
+    let e = Config::from_json(r#"{"versions": ["a", }"#).expect_err("syntax");
+    assert_eq!(parse_error(&e).0, Some("versions[1]"), "{e}");
+    let e = Config::from_json(r#"{"versions": ["a"]} x"#).expect_err("trailing");
+    assert_eq!(parse_error(&e).0, None, "{e}");
+    let e = Config::from_yaml("versions: [a]\n---\nversions: [b]").expect_err("two documents");
+    assert_eq!(parse_error(&e).0, None, "{e}");
+    // A key is told as written, a control character in it escaped: one line to log.
+    let e = Config::from_json(
+        r#"{"versions": ["a"], "routes": [{"name": "r", "split": {"weights": {"a\nb": "x"}}}]}"#,
+    )
+    .expect_err("a weight that is no number");
+    assert_eq!(
+        parse_error(&e).0,
+        Some(r"routes[0].split.weights.a\nb"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains('\n'), "{e}");
+    // The field survives naming the file.
+    let dir = temp_dir("parse-field");
+    let file = dir.join("rules.toml");
+    std::fs::write(&file, "versions = 'stable'\n").unwrap();
+    let e = Config::from_path(&file).expect_err("wrong type");
+    assert_eq!(parse_error(&e).0, Some("versions"));
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: invalid TOML at `versions`: ", file.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_says_what_was_wanted_in_a_rules_file_s_words() {
+    for (yaml, wanted) in [
+        ("versions: stable", "expected a list"),
+        ("versions: [a]\nlabel: strict", "expected a mapping"),
+        (
+            "versions: [a]\nroutes:\n  - { name: r, to: [a] }",
+            "expected a string",
+        ),
+    ] {
+        let e = Config::from_yaml(yaml).expect_err(yaml);
+        let (_, message) = parse_error(&e);
+        assert!(message.contains(wanted), "{message}");
+        // With the parser's position and the line, as before.
+        assert!(
+            message.contains("line ") && message.contains(" | "),
+            "{message}"
+        );
+        assert!(!message.contains(" start"), "{message}");
+    }
+}
+
 #[test]
 fn files_name_themselves_in_errors() {
     let dir = temp_dir("validation");
