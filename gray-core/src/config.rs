@@ -137,7 +137,8 @@ pub enum Inherit {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// Unique name: reported in decisions, errors and metrics; the default split salt.
+    /// Unique name, 1 to 128 bytes: reported in decisions, errors and metrics; the default
+    /// split salt.
     pub name: String,
     /// Conditions that must all hold (AND). Absent: every request matches.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]

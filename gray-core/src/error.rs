@@ -207,7 +207,7 @@ impl From<Invalid> for Problems {
 #[error("{}{field}: {problem}", route_prefix(route.as_deref()))]
 pub struct Invalid {
     /// The route's name, or `#N` for a route with no usable name (empty, or over 128
-    /// characters): its place in `routes`, counted from 0. `None` outside routes.
+    /// bytes): its place in `routes`, counted from 0. `None` outside routes.
     pub route: Option<String>,
     /// The field, as a path from the route (or from the top of the file).
     pub field: String,
@@ -253,7 +253,7 @@ pub enum Problem {
         first: usize,
     },
     /// A route name that is empty or too long.
-    #[error("route name must be 1 to 128 characters")]
+    #[error("route name must be 1 to 128 bytes long")]
     BadRouteName,
     /// A route has neither `to` nor `split`, or both.
     #[error("a route needs exactly one of `to` and `split`")]

@@ -550,3 +550,37 @@ routes:
         "the peer is read once per decision"
     );
 }
+
+/// The pass over the headers notes the ones present in a 64-bit set, fields past the 64th
+/// sharing bits. However many headers the rules read — so that the label header (read by a
+/// route here) and `baggage` may land on one bit — a label in either is still seen.
+#[test]
+fn labels_are_seen_however_many_headers_the_rules_read() {
+    for extra in 60..=70 {
+        let mut yaml = String::from(
+            "label: { header: x-gray-version, inherit: always }\n\
+             versions: [stable, canary, v2]\nroutes:\n\
+             - { name: label, match: { headers: [{ name: x-gray-version, exact: beta }] }, to: canary }\n",
+        );
+        for i in 0..extra {
+            yaml.push_str(&format!(
+                "- {{ name: r{i}, match: {{ headers: [{{ name: x-h{i}, exact: y }}] }}, to: canary }}\n"
+            ));
+        }
+        let g = gray(&yaml);
+        let d = g.decide(&req("/", &[("x-gray-version", "v2")]));
+        assert_eq!(
+            (d.version(), d.source()),
+            ("v2", Source::Inherited),
+            "{extra}"
+        );
+        let d = g.decide(&req("/", &[("baggage", "gray=v2")]));
+        assert_eq!(
+            (d.version(), d.source()),
+            ("v2", Source::Inherited),
+            "{extra}"
+        );
+        let d = g.decide(&req("/", &[("x-h3", "y")]));
+        assert_eq!((d.version(), d.route()), ("canary", Some("r3")), "{extra}");
+    }
+}

@@ -256,6 +256,18 @@ fn route_names_are_required_and_unique() {
         "{e}"
     );
     assert!(!e.to_string().contains(&long), "{e}");
+    assert!(e.to_string().contains("1 to 128 bytes"), "{e}");
+
+    // 128 bytes is still a name, in bytes, not characters: 64 two-byte ones are 128.
+    for name in ["n".repeat(128), "é".repeat(64)] {
+        let g = common::gray(&with_route(&format!("  - {{ name: {name}, to: canary }}")));
+        assert_eq!(g.decide(&req("/", &[])).route(), Some(name.as_str()));
+    }
+    let e = refuse(&with_route(&format!(
+        "  - {{ name: {}, to: canary }}",
+        "é".repeat(65)
+    )));
+    assert_eq!(at(&e, Some("#0"), "name"), Problem::BadRouteName);
 }
 
 #[test]
