@@ -288,8 +288,8 @@ pub struct Split {
     /// version once. Must sum to 100, with at most two decimals (0.01% resolution).
     #[serde(deserialize_with = "crate::percent::weights")]
     pub weights: BTreeMap<String, f64>,
-    /// Hash salt; defaults to the route name. Two splits with different salts pick
-    /// independent sets of users.
+    /// Hash salt, at most 256 bytes; defaults to the route name. Two splits with different
+    /// salts pick independent sets of users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
     /// With `by: { cookie: … }` (or a cookie among `first_of`): give a client that comes

@@ -221,6 +221,24 @@ fn literals_and_regexes_are_refused_one_byte_past_their_limits() {
     }
 }
 
+/// A split's salt may be 256 bytes long; one byte more is refused.
+#[test]
+fn a_salt_is_refused_one_byte_past_its_limit() {
+    let route = |len: usize| {
+        with_route(&format!(
+            "  - {{ name: s, split: {{ salt: '{}', weights: {{ stable: 50, canary: 50 }} }} }}",
+            "a".repeat(len)
+        ))
+    };
+    let at_limit = Config::from_yaml(&route(256)).and_then(Gray::new);
+    assert!(at_limit.is_ok(), "{:?}", at_limit.err());
+    let e = refuse(&route(257));
+    assert_eq!(
+        at(&e, Some("s"), "split.salt"),
+        Problem::TooLong { len: 257, max: 256 }
+    );
+}
+
 #[test]
 fn route_names_are_required_and_unique() {
     let e = refuse(&with_route(
