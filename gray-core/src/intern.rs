@@ -32,6 +32,12 @@ struct Store {
     names: HashMap<Box<str>, HeaderName>,
 }
 
+/// What keeping names of `bytes` bytes in one entry is charged: the fixed overhead, and
+/// the bytes twice (kept as the map's key and in what it hands out).
+const fn entry_cost(bytes: usize) -> usize {
+    ENTRY_OVERHEAD + 2 * bytes
+}
+
 impl Store {
     /// `text` as a header value whose bytes are `'static`, kept once; `None` when it is no
     /// valid header value or the store is full.
@@ -41,13 +47,56 @@ impl Store {
         }
         // Checked before anything is kept.
         HeaderValue::from_str(text).ok()?;
-        if !self.charge(ENTRY_OVERHEAD + 2 * text.len()) {
+        if !self.charge(entry_cost(text.len())) {
             return None;
         }
         let bytes: &'static [u8] = Box::leak(Box::<[u8]>::from(text.as_bytes()));
         let value = HeaderValue::from_maybe_shared(Bytes::from_static(bytes)).ok()?;
         self.values.insert(text.into(), value.clone());
         Some(value)
+    }
+
+    /// The names of a context for `version`, decided by `route`, kept once (with its label
+    /// and baggage values); `None` when the store is full.
+    fn context(&mut self, version: &Arc<str>, route: Option<&Arc<str>>) -> Option<&'static Names> {
+        let key: ContextKey = (version.as_ref().into(), route.map(|r| r.as_ref().into()));
+        if let Some(&names) = self.contexts.get(&key) {
+            return Some(names);
+        }
+        if !self.charge(entry_cost(version.len() + route.map_or(0, |r| r.len()))) {
+            return None;
+        }
+        let label = self.value(version);
+        let baggage = label
+            .as_ref()
+            .and_then(|_| self.value(&format!("{BAGGAGE_KEY}={version}")));
+        let names: &'static Names = Box::leak(Box::new(Names {
+            version: Arc::clone(version),
+            route: route.cloned(),
+            label,
+            baggage,
+        }));
+        self.contexts.insert(key, names);
+        Some(names)
+    }
+
+    /// `name` with its bytes `'static`, kept once; `None` when the store is full.
+    fn name(&mut self, name: &HeaderName) -> Option<HeaderName> {
+        let name = name.as_str();
+        if let Some(interned) = self.names.get(name) {
+            return Some(interned.clone());
+        }
+        if !self.charge(entry_cost(name.len())) {
+            return None;
+        }
+        let leaked: &'static str = Box::leak(Box::<str>::from(name));
+        // A parsed `HeaderName`'s text is a valid, lowercase name; checked again rather
+        // than trusted (`from_static` would panic on an invalid one).
+        let interned = HeaderName::from_lowercase(leaked.as_bytes())
+            .ok()
+            .map(|_| HeaderName::from_static(leaked))?;
+        self.names.insert(name.into(), interned.clone());
+        Some(interned)
     }
 
     /// Charges `cost` bytes, or refuses when that would pass the cap.
@@ -72,28 +121,7 @@ fn with_store<T>(f: impl FnOnce(&mut Store) -> T) -> T {
 /// The interned names of a context for `version`, decided by `route`; `None` once the
 /// store is full.
 pub(crate) fn context(version: &Arc<str>, route: Option<&Arc<str>>) -> Option<&'static Names> {
-    let key: ContextKey = (version.as_ref().into(), route.map(|r| r.as_ref().into()));
-    with_store(|store| {
-        if let Some(&names) = store.contexts.get(&key) {
-            return Some(names);
-        }
-        let cost = ENTRY_OVERHEAD + 2 * (version.len() + route.map_or(0, |r| r.len()));
-        if !store.charge(cost) {
-            return None;
-        }
-        let label = store.value(version);
-        let baggage = label
-            .as_ref()
-            .and_then(|_| store.value(&format!("{BAGGAGE_KEY}={version}")));
-        let names: &'static Names = Box::leak(Box::new(Names {
-            version: Arc::clone(version),
-            route: route.cloned(),
-            label,
-            baggage,
-        }));
-        store.contexts.insert(key, names);
-        Some(names)
-    })
+    with_store(|store| store.context(version, route))
 }
 
 /// `version` as a header value whose bytes are `'static` (cloning it copies a pointer);
@@ -105,23 +133,7 @@ pub(crate) fn header_value(version: &str) -> Option<HeaderValue> {
 /// `name` with its bytes `'static` (cloning it copies a pointer); `None` when the store
 /// is full.
 pub(crate) fn header_name(name: &HeaderName) -> Option<HeaderName> {
-    let name = name.as_str();
-    with_store(|store| {
-        if let Some(interned) = store.names.get(name) {
-            return Some(interned.clone());
-        }
-        if !store.charge(ENTRY_OVERHEAD + 2 * name.len()) {
-            return None;
-        }
-        let leaked: &'static str = Box::leak(Box::<str>::from(name));
-        // A parsed `HeaderName`'s text is a valid, lowercase name; checked again rather
-        // than trusted (`from_static` would panic on an invalid one).
-        let interned = HeaderName::from_lowercase(leaked.as_bytes())
-            .ok()
-            .map(|_| HeaderName::from_static(leaked))?;
-        store.names.insert(name.into(), interned.clone());
-        Some(interned)
-    })
+    with_store(|store| store.name(name))
 }
 
 #[cfg(test)]
@@ -155,6 +167,64 @@ mod tests {
         assert_eq!(n1.as_ref(), Some(&parsed));
         assert!(
             matches!((&n1, &n2), (Some(a), Some(b)) if a.as_str().as_ptr() == b.as_str().as_ptr())
+        );
+    }
+
+    /// Each entry is charged its names' bytes twice and the overhead, once: what is found
+    /// again is not charged again.
+    #[test]
+    fn entries_are_charged_once_each() {
+        let mut store = Store::default();
+        store.value("canary").expect("a header value");
+        assert_eq!(store.bytes, ENTRY_OVERHEAD + 2 * 6);
+        store.value("canary").expect("found again");
+        assert_eq!(store.bytes, ENTRY_OVERHEAD + 2 * 6);
+        assert_eq!(store.value("bad\nvalue"), None);
+        assert_eq!(
+            store.bytes,
+            ENTRY_OVERHEAD + 2 * 6,
+            "refused before it is charged"
+        );
+
+        // A context: its names, and its baggage value (its label value is "canary", kept).
+        let mut store = Store::default();
+        let names = store
+            .context(&"canary".into(), Some(&"users".into()))
+            .expect("a context");
+        assert_eq!(
+            names.label.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"canary"[..])
+        );
+        assert_eq!(
+            names.baggage.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"gray=canary"[..])
+        );
+        let context = ENTRY_OVERHEAD + 2 * ("canary".len() + "users".len());
+        let values = 2 * ENTRY_OVERHEAD + 2 * ("canary".len() + "gray=canary".len());
+        assert_eq!(store.bytes, context + values);
+        store.context(&"canary".into(), Some(&"users".into()));
+        assert_eq!(store.bytes, context + values);
+
+        let mut store = Store::default();
+        store.name(&HeaderName::from_static("x-gray-version"));
+        store.name(&HeaderName::from_static("x-gray-version"));
+        assert_eq!(store.bytes, ENTRY_OVERHEAD + 2 * "x-gray-version".len());
+    }
+
+    /// Past the cap nothing more is kept, and what was kept is still found.
+    #[test]
+    fn a_full_store_keeps_nothing_more() {
+        let mut store = Store::default();
+        store.value("canary").expect("a header value");
+        store.bytes = MAX_INTERNED_BYTES - entry_cost(2) + 1;
+        assert_eq!(store.value("v2"), None);
+        assert_eq!(store.name(&HeaderName::from_static("x2")), None);
+        assert!(store.context(&"v2".into(), None).is_none());
+        assert!(store.value("canary").is_some());
+        store.bytes -= 1;
+        assert!(
+            store.value("v2").is_some(),
+            "exactly at the cap is still within it"
         );
     }
 

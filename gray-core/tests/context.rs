@@ -77,3 +77,58 @@ fn contexts_compare_by_version_and_route_across_reloads() {
         r#"GrayContext { version: "canary", route: None }"#
     );
 }
+
+/// A context is current inside its scope (a future's, across its awaits, or a closure's)
+/// and nowhere else; `from_extensions` prefers the one in the extensions, else the current.
+#[test]
+fn a_context_is_current_inside_its_scope_only() {
+    use gray_core::GrayContext;
+
+    assert_eq!(GrayContext::current(), None);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let canary = GrayContext::new("canary");
+    let seen = runtime.block_on(GrayContext::scope(canary.clone(), async {
+        let before = GrayContext::current();
+        tokio::task::yield_now().await;
+        let after = GrayContext::current();
+        let mut extensions = http::Extensions::new();
+        let fallback = GrayContext::from_extensions(&extensions);
+        extensions.insert(GrayContext::new("v2"));
+        let explicit = GrayContext::from_extensions(&extensions);
+        [before, after, fallback, explicit]
+    }));
+    assert_eq!(
+        seen,
+        [
+            Some(canary.clone()),
+            Some(canary.clone()),
+            Some(canary.clone()),
+            Some(GrayContext::new("v2"))
+        ]
+    );
+    let inner = GrayContext::sync_scope(canary.clone(), GrayContext::current);
+    assert_eq!(inner, Some(canary));
+    assert_eq!(GrayContext::current(), None);
+    assert_eq!(GrayContext::from_extensions(&http::Extensions::new()), None);
+}
+
+/// Contexts that differ hash differently (by version and by route), not merely alike
+/// when equal.
+#[test]
+fn contexts_that_differ_hash_apart() {
+    use std::hash::BuildHasher;
+
+    let hasher = std::collections::hash_map::RandomState::new();
+    let g = design();
+    let routed = g.decide(&req("/", &[("x-app-version", "beta")])).context();
+    let contexts = [
+        gray_core::GrayContext::new("canary"),
+        gray_core::GrayContext::new("stable"),
+        routed,
+    ];
+    let hashes: std::collections::HashSet<u64> =
+        contexts.iter().map(|c| hasher.hash_one(c)).collect();
+    assert_eq!(hashes.len(), contexts.len());
+}

@@ -33,6 +33,7 @@ fn every_request_is_copied_by_default_under_the_routes_name() {
     assert_eq!(m.version(), "canary");
     assert_eq!(m.context().version(), "canary");
     assert_eq!(m.context().route(), Some("all"));
+    assert_eq!(format!("{m:?}"), r#"Mirror("canary")"#);
     assert_eq!(copies(&g, 100, &[]), (100, vec!["canary".to_owned()]));
 }
 

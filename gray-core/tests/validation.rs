@@ -167,6 +167,27 @@ fn bad_header_names_anywhere() {
         at(&e, Some("q"), "split.by.query"),
         Problem::BadName(_)
     ));
+    // Names are any visible bytes, UTF-8 beyond ASCII included; never a space or a
+    // control character.
+    for name in ["größe", "名前", "a.b-c_d~e"] {
+        let rules = with_route(&format!(
+            "  - {{ name: q, match: {{ query: [{{ name: '{name}', present: true }}], cookies: [{{ name: '{name}', present: true }}] }}, to: canary }}"
+        ));
+        let checked = Config::from_yaml(&rules).and_then(Gray::new);
+        assert!(checked.is_ok(), "{name}: {:?}", checked.err());
+    }
+    for name in ["a b", "a\\u0001b", "a\\u007fb"] {
+        let e = refuse(&with_route(&format!(
+            "  - {{ name: q, match: {{ query: [{{ name: \"{name}\", present: true }}] }}, to: canary }}"
+        )));
+        assert!(
+            matches!(
+                at(&e, Some("q"), "match.query[0].name"),
+                Problem::BadName(_)
+            ),
+            "{name:?}"
+        );
+    }
 }
 
 #[test]
