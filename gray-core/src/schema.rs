@@ -140,7 +140,43 @@ fn unlink(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{tidy, unlink};
+    use schemars::Schema;
+    use serde_json::json;
+
+    use super::{absent_not_null, tidy, unlink};
+
+    fn optional(schema: serde_json::Value) -> serde_json::Value {
+        let mut schema = Schema::try_from(schema).expect("a schema object");
+        absent_not_null(&mut schema);
+        schema.to_value()
+    }
+
+    /// An `Option`'s "or null" goes, in either of the forms schemars writes it; a choice
+    /// between other schemas stays as it is.
+    #[test]
+    fn only_an_options_null_is_taken_out() {
+        assert_eq!(
+            optional(json!({ "type": ["string", "null"], "description": "d" })),
+            json!({ "type": "string", "description": "d" })
+        );
+        assert_eq!(
+            optional(json!({ "type": ["string", "integer", "null"] })),
+            json!({ "type": ["string", "integer"] })
+        );
+        assert_eq!(
+            optional(
+                json!({ "anyOf": [{ "$ref": "#/$defs/X" }, { "type": "null" }], "description": "d" })
+            ),
+            json!({ "$ref": "#/$defs/X", "description": "d" })
+        );
+        for kept in [
+            json!({ "anyOf": [{ "type": "string" }, { "type": "integer" }] }),
+            json!({ "anyOf": [{ "type": "string" }, { "type": "integer" }, { "type": "null" }] }),
+            json!({ "anyOf": [{ "type": "null" }] }),
+        ] {
+            assert_eq!(optional(kept.clone()), kept);
+        }
+    }
 
     #[test]
     fn links_lose_their_targets_and_code_blocks_go() {
