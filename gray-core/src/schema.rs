@@ -189,6 +189,8 @@ mod tests {
             "(default `Inherit::Never`)"
         );
         assert_eq!(unlink("[x](y"), "[x](y");
+        // Only a name in backticks is an item's link; a lone or unpaired backtick is text.
+        assert_eq!(unlink("[`] [`a] [b`] [``]"), "[`] [`a] [b`] ``");
         assert_eq!(tidy("One.\n\n```\nlet x = 1;\n```\nTwo.\n"), "One.\n\nTwo.");
     }
 }

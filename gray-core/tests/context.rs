@@ -31,6 +31,8 @@ fn a_context_matches_its_decision() {
             let ctx = d.context();
             assert_eq!((ctx.version(), ctx.route()), (d.version(), d.route()));
             assert_eq!(ctx.to_string(), d.version());
+            // The engine's contexts are interned: their version is `'static`.
+            assert_eq!(ctx.static_version(), Some(d.version()));
         }
     }
     // Split contexts exist for every version a split can pick.
