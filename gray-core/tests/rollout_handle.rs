@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{gray, req};
+use common::{Logs, gray, req};
 use gray_core::{Analysis, Config, Gray, Rollout, RolloutError, RolloutStatus as Status, Verdict};
 
 const RULES: &str = "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } }\n";
@@ -224,4 +224,43 @@ fn a_rollout_is_not_spawned_without_a_runtime_or_an_interval_or_a_start() {
         ));
     });
     assert_eq!(canary_weight(&g), 0.0, "nothing started");
+}
+
+/// The start and each change of status are logged once, as they happen; a step that
+/// changes nothing (your verdict waits) logs nothing.
+#[tokio::test(start_paused = true)]
+async fn the_start_and_each_change_of_status_are_logged_once() {
+    let (logs, subscriber) = Logs::subscriber();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let g = gray(RULES);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&asked);
+    let handle = rollout(&g)
+        .spawn_with(MINUTE, move || {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            async move { if first { Verdict::Wait } else { Verdict::Pass } }
+        })
+        .unwrap();
+    assert_eq!(handle.finished().await, Status::Completed { weight: 100.0 });
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        4,
+        "a wait, then a pass for each of three steps"
+    );
+    // The start, then each change; nothing for the step your verdict held.
+    let changes = logs.lines_with("rollout: ");
+    let expected = [
+        "Progressing { stage: 0, weight: 5.0 }",
+        "Progressing { stage: 1, weight: 30.0 }",
+        "Progressing { stage: 2, weight: 100.0 }",
+        "Completed { weight: 100.0 }",
+    ];
+    assert_eq!(changes.len(), expected.len(), "{changes:#?}");
+    for (line, status) in changes.iter().zip(expected) {
+        assert!(line.contains(status), "{line} is not {status}");
+        assert!(
+            line.contains("INFO") && line.contains("route=users"),
+            "{line}"
+        );
+    }
 }
