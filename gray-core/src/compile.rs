@@ -97,19 +97,16 @@ impl Engine {
             let err = |field: &str, problem| Invalid::new(Some(&id), field, problem);
             // A bad or repeated name is told first; the route's body is checked all the
             // same, so that one refusal tells every problem, the body's included.
-            let named = if bad_name {
+            if bad_name {
                 route_problems.push(err("name", Problem::BadRouteName));
-                false
             } else if let Some(&first) = names.get(route.name.as_str()) {
                 route_problems.push(err("name", Problem::DuplicateRoute { first }));
-                false
             } else {
                 names.insert(route.name.as_str(), index);
-                true
-            };
+            }
             match compile_route(route, &config.versions, &mut fields) {
-                Ok(compiled) if named => routes.push(compiled),
-                Ok(_) => {}
+                // Kept even under a refused name: any problem refuses the whole config.
+                Ok(compiled) => routes.push(compiled),
                 Err(problems) => route_problems.extend(
                     problems
                         .into_iter()
