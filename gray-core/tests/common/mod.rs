@@ -138,7 +138,22 @@ impl std::io::Write for Logs {
 impl Logs {
     /// A subscriber that writes every event down to `DEBUG` to the returned logs, for
     /// `tracing::subscriber::with_default`.
+    ///
+    /// `tracing` caches, per line that logs, whether any subscriber wants it, worked out on
+    /// the thread that first reaches the line. A test on another thread with no subscriber
+    /// of its own would have it cached as unwanted, and this test's subscriber would never
+    /// see that line. So the first call also installs a global subscriber that wants the
+    /// same and writes nowhere: every thread then has one.
     pub fn subscriber() -> (Self, impl tracing::Subscriber + Send + Sync) {
+        static EVERY_THREAD: std::sync::Once = std::sync::Once::new();
+        EVERY_THREAD.call_once(|| {
+            let nowhere = tracing_subscriber::fmt()
+                .with_writer(std::io::sink)
+                .with_max_level(tracing::Level::DEBUG)
+                .finish();
+            // Another global one, set by the test itself, does as well.
+            let _ = tracing::subscriber::set_global_default(nowhere);
+        });
         let logs = Self::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
