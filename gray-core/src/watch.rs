@@ -102,7 +102,7 @@ impl Watcher {
         let watched_path = path.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event) if event.kind.is_access() && !is_close_write(&event.kind) => {}
+                Ok(event) if !wakes(&event.kind) => {}
                 Ok(_) => {
                     // The receiver is gone only once the watcher is being dropped.
                     let _ = events.send(());
@@ -145,13 +145,16 @@ impl Watcher {
     }
 }
 
-fn is_close_write(kind: &notify::EventKind) -> bool {
-    matches!(
-        kind,
-        notify::EventKind::Access(notify::event::AccessKind::Close(
-            notify::event::AccessMode::Write
-        ))
-    )
+/// Whether an event of this kind may mean the file changed: any but an access, except the
+/// close of a file written to. (Not the worker's own reads: each would wake it again.)
+fn wakes(kind: &notify::EventKind) -> bool {
+    !kind.is_access()
+        || matches!(
+            kind,
+            notify::EventKind::Access(notify::event::AccessKind::Close(
+                notify::event::AccessMode::Write
+            ))
+        )
 }
 
 /// Resolves `path` and reads it: what it is now, and its text.
@@ -375,5 +378,70 @@ impl fmt::Debug for Watcher {
         f.debug_struct("Watcher")
             .field("path", &self.path)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind};
+
+    use super::*;
+
+    #[test]
+    fn reads_do_not_wake_the_worker_and_changes_do() {
+        let read = [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Any),
+        ];
+        assert!(read.iter().all(|kind| !wakes(kind)), "{read:?}");
+        let changes = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Content)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ];
+        assert!(changes.iter().all(wakes), "{changes:?}");
+    }
+
+    /// The worker's step on an event, on a real file: an emptied file (an in-place write
+    /// caught between its truncation and its write) is passed over, not reported as a
+    /// refused reload; the same file again is not reloaded; new rules are.
+    #[test]
+    fn an_emptied_file_waits_for_its_write() {
+        let dir = std::env::temp_dir().join(format!("gray-watch-state-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("a temp dir");
+        let path = dir.join("rules.yaml");
+        let rules = "versions: [stable, canary]\n";
+        fs::write(&path, rules).expect("write the rules");
+        let gray = Gray::new(Config::from_yaml(rules).expect("rules")).expect("valid");
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&outcomes);
+        let mut state = State {
+            gray: gray.clone(),
+            path: path.clone(),
+            format: Format::Yaml,
+            last: read(&path).ok().map(|(seen, _)| seen),
+            on_reload: Box::new(move |r: &Reloaded| seen.lock().unwrap().push(r.is_ok())),
+        };
+        let outcomes = || outcomes.lock().unwrap().clone();
+
+        state.changed();
+        assert_eq!(outcomes(), [false; 0], "nothing changed");
+        fs::write(&path, "").expect("truncate");
+        state.changed();
+        assert_eq!(outcomes(), [false; 0], "an empty file is passed over");
+        fs::write(&path, "versions: [stable, canary, v2]\n").expect("new rules");
+        state.changed();
+        assert_eq!(outcomes(), [true]);
+        let versions: Vec<String> = gray.versions().iter().map(|v| v.to_string()).collect();
+        assert_eq!(versions, ["stable", "canary", "v2"]);
+        let _ = fs::remove_dir_all(&dir);
     }
 }
