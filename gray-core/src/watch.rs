@@ -409,6 +409,43 @@ mod tests {
         assert!(changes.iter().all(wakes), "{changes:?}");
     }
 
+    /// A chain of links is followed as the kernel follows one: 40 links, and no more.
+    #[cfg(unix)]
+    #[test]
+    fn a_chain_of_links_is_followed_forty_deep() {
+        let dir = std::env::temp_dir().join(format!("gray-watch-links-{}", std::process::id()));
+        for (links, last_followed) in [(40, 40), (41, 40)] {
+            let _ = fs::remove_dir_all(&dir);
+            // d0/link → d1/link → … → d{links}/rules.yaml, each link in a directory of its own.
+            for i in 0..=links {
+                fs::create_dir_all(dir.join(format!("d{i}"))).expect("a temp dir");
+            }
+            fs::write(dir.join(format!("d{links}/rules.yaml")), "").expect("the file");
+            for i in 0..links {
+                let target = match i + 1 == links {
+                    true => format!("../d{links}/rules.yaml"),
+                    false => format!("../d{}/link", i + 1),
+                };
+                std::os::unix::fs::symlink(target, dir.join(format!("d{i}/link"))).expect("a link");
+            }
+            let resolved = fs::canonicalize(&dir).expect("the temp dir");
+            let (dirs, home) = dirs_to_watch(&dir.join("d0/link"));
+            assert_eq!(
+                home,
+                resolved.join(format!("d{last_followed}")),
+                "{links} links"
+            );
+            // Every directory a followed link is in is watched.
+            for i in 0..last_followed {
+                assert!(
+                    dirs.contains(&resolved.join(format!("d{i}"))),
+                    "d{i} of {links}"
+                );
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     /// The worker's step on an event, on a real file: an emptied file (an in-place write
     /// caught between its truncation and its write) is passed over, not reported as a
     /// refused reload; the same file again is not reloaded; new rules are.
