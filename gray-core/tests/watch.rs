@@ -32,6 +32,11 @@ fn watch(gray: &Gray, path: &Path) -> (Watcher, mpsc::Receiver<Result<(), String
         let _ = tx.send(r.as_ref().map(|_| ()).map_err(ToString::to_string));
     })
     .expect("watch");
+    assert_eq!(watcher.path(), path);
+    assert_eq!(
+        format!("{watcher:?}"),
+        format!("Watcher {{ path: {path:?}, .. }}")
+    );
     (watcher, rx)
 }
 
