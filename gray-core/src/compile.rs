@@ -125,18 +125,6 @@ impl Engine {
             .label
             .baggage
             .then(|| fields.intern(Field::Header(crate::BAGGAGE_HEADER)));
-        for route in &mut routes {
-            let name = Some(Arc::clone(&route.name));
-            let context = |v: &Arc<str>| GrayContext::from_parts(Arc::clone(v), name.clone());
-            route.contexts = match route.action {
-                Action::To(v) => Box::new([context(&versions[usize::from(v)])]),
-                Action::Split { .. } => versions.iter().map(context).collect(),
-            };
-        }
-        let unrouted = versions
-            .iter()
-            .map(|v| GrayContext::from_parts(Arc::clone(v), None))
-            .collect();
         let routes_read_client_ip = reads_client_ip(&routes);
         let real_ip = match &config.real_ip {
             Some(real) => {
@@ -152,6 +140,24 @@ impl Engine {
             let first = problems.remove(0);
             return Err(Problems(first, problems));
         }
+        // Only now, for rules that are taken: the contexts' names are interned for the life
+        // of the process, and a refused config's (a route name of any length) would use up
+        // the interner's room for nothing.
+        for route in &mut routes {
+            let name = Some(Arc::clone(&route.name));
+            let context = |v: &Arc<str>| GrayContext::from_parts(Arc::clone(v), name.clone());
+            route.contexts = match route.action {
+                Action::To(v) => Box::new([context(&versions[usize::from(v)])]),
+                Action::Split { .. } => versions.iter().map(context).collect(),
+            };
+            if let Some(mirror) = &mut route.mirror {
+                mirror.context = context(&versions[usize::from(mirror.version)]);
+            }
+        }
+        let unrouted = versions
+            .iter()
+            .map(|v| GrayContext::from_parts(Arc::clone(v), None))
+            .collect();
         let (fields, slots) = fields.finish();
         let header_names = HeaderNames::new(&fields);
         Ok(Self {
@@ -283,7 +289,7 @@ fn compile_route(
     let action = action.map_err(|found| problems.extend(found)).ok();
     let name: Arc<str> = Arc::from(route.name.as_str());
     let mirror = match (&route.mirror, &action) {
-        (Some(mirror), Some(action)) => compile_mirror(mirror, &name, action, versions)
+        (Some(mirror), Some(action)) => compile_mirror(mirror, action, versions)
             .map_err(|found| problems.extend(found))
             .ok(),
         (Some(_), None) | (None, _) => Some(None),
@@ -310,7 +316,6 @@ fn checked<T>(part: Result<T, FieldError>, problems: &mut Vec<FieldError>) -> Op
 /// are checked apart: both may be told.
 fn compile_mirror(
     mirror: &MirrorConfig,
-    route: &Arc<str>,
     action: &Action,
     versions: &[String],
 ) -> Result<Option<CompiledMirror>, Vec<FieldError>> {
@@ -336,10 +341,9 @@ fn compile_mirror(
     if bp == 0 {
         return Ok(None);
     }
-    let context = GrayContext::from_parts(
-        Arc::from(versions[usize::from(version)].as_str()),
-        Some(Arc::clone(route)),
-    );
+    // A stand-in: its interned context (the mirror version, this route) is given once the
+    // whole config is taken.
+    let context = GrayContext::new(versions[usize::from(version)].as_str());
     Ok(Some(CompiledMirror::new(version, bp, context)))
 }
 
@@ -591,5 +595,28 @@ pub(crate) fn plain_name(name: &str, forbidden: &[u8]) -> Result<Box<str>, Probl
         Ok(name.into())
     } else {
         Err(Problem::BadName(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused config keeps nothing for the life of the process: not the names of its
+    /// contexts (a route name may be of any length when it is what is refused), nor its
+    /// mirror's.
+    #[test]
+    fn a_refused_config_interns_nothing() {
+        let long = "n".repeat(200_000);
+        let yaml = format!(
+            "versions: [stable, canary]\nroutes:\n  - {{ name: {long}, to: canary, mirror: {{ to: stable }} }}\n  - {{ name: {long}x, split: {{ weights: {{ stable: 50, canary: 50 }} }} }}\n  - {{ name: d, to: nowhere }}\n"
+        );
+        let config = Config::from_yaml(&yaml).expect("parses");
+        let before = crate::intern::charged();
+        assert!(Engine::compile(config).is_err());
+        // Other tests of this binary may intern a little meanwhile; these names are
+        // 400 KB and more.
+        let kept = crate::intern::charged() - before;
+        assert!(kept < 10_000, "{kept} bytes kept for a refused config");
     }
 }

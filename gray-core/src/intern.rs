@@ -136,6 +136,12 @@ pub(crate) fn header_name(name: &HeaderName) -> Option<HeaderName> {
     with_store(|store| store.name(name))
 }
 
+/// The bytes the store has been charged so far, for tests of what compiling keeps.
+#[cfg(test)]
+pub(crate) fn charged() -> usize {
+    with_store(|store| store.bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
