@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{design, req, rules_path, temp_dir};
+use common::{design, gray, req, rules_path, temp_dir};
 use gray_core::{Config, Error, Gray, Problem};
 
 fn refuse(yaml: &str) -> Error {
@@ -299,7 +299,7 @@ fn route_names_are_required_and_unique() {
 
     // 128 bytes is still a name, in bytes, not characters: 64 two-byte ones are 128.
     for name in ["n".repeat(128), "é".repeat(64)] {
-        let g = common::gray(&with_route(&format!("  - {{ name: {name}, to: canary }}")));
+        let g = gray(&with_route(&format!("  - {{ name: {name}, to: canary }}")));
         assert_eq!(g.decide(&req("/", &[])).route(), Some(name.as_str()));
     }
     let e = refuse(&with_route(&format!(
