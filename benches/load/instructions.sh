@@ -3,9 +3,10 @@
 # router), counted by valgrind's callgrind: deterministic where the clock is noisy. Each
 # variant runs N and 2N requests; the difference divided by N is the cost of one request,
 # start-up excluded. `gray-internal` is an internal service (`inherit: always`) and a
-# request carrying its label (one header more than the others' requests); `tower-http` is
-# the yardstick, tower-http's SetRequestHeader + AddExtension layers. Installs valgrind
-# with apt-get when missing.
+# request carrying its label (one header more than the others' requests). The yardsticks:
+# `floor`, the four parts of GrayLayer's contract and nothing else (benches/src/floor.rs),
+# and `tower-http`, tower-http's SetRequestHeader + AddExtension layers (two of the four).
+# Installs valgrind with apt-get when missing.
 #
 #   benches/load/instructions.sh        # N=1000
 set -euo pipefail
@@ -26,7 +27,7 @@ count() { # variant requests -> instructions of the whole run
 }
 
 declare -A per_request
-for variant in bare gray gray-metrics gray-internal tower-http; do
+for variant in bare gray gray-metrics gray-internal floor tower-http; do
     one=$(count "$variant" "$N")
     two=$(count "$variant" $((2 * N)))
     per_request[$variant]=$(( (two - one) / N ))
@@ -34,4 +35,5 @@ for variant in bare gray gray-metrics gray-internal tower-http; do
 done
 printf 'GrayLayer adds %d instructions per request (%d with metrics)\n' \
     $(( per_request[gray] - per_request[bare] )) $(( per_request[gray-metrics] - per_request[bare] ))
+printf 'the floor (the four parts and nothing else) adds %d\n' $(( per_request[floor] - per_request[bare] ))
 printf "tower-http's header + extension layers add %d\n" $(( per_request[tower-http] - per_request[bare] ))
