@@ -15,6 +15,7 @@
 
 use std::hint::black_box;
 
+use axum::body::Body;
 use benches::{Floor, bare_router, design, request, tower_http_pair};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gray_tower::GrayLayer;
@@ -30,7 +31,7 @@ fn layer(c: &mut Criterion) {
     let bare = bare_router();
     // What axum itself charges for any layer: a pass-through `MapRequestLayer`.
     let noop = bare.clone().layer(tower::util::MapRequestLayer::new(
-        |req: http::Request<axum::body::Body>| req,
+        |req: http::Request<Body>| req,
     ));
     let gray_app = bare.clone().layer(GrayLayer::new(gray.clone()));
     // GrayLayer around the whole router (served with `axum::ServiceExt::into_make_service`):
@@ -95,10 +96,8 @@ fn threads(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("router-{threads}-threads"));
     fn run<S>(app: &S, threads: usize, iters: u64) -> std::time::Duration
     where
-        S: tower::Service<
-                http::Request<axum::body::Body>,
-                Response = http::Response<axum::body::Body>,
-            > + Clone
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
             + Send
             + Sync,
         S::Future: Send,
