@@ -10,8 +10,8 @@ use tower_service::Service;
 /// The four parts of `GrayLayer`'s contract (gray-tower issue #3, DESIGN.md's data flow)
 /// and nothing else: decide, set the label header to the decided version, put the
 /// [`GrayContext`] in the request extensions, and run the inner service's future in
-/// [`GrayContext::scope`] — each the cheapest way the `http` and tokio crates offer, no
-/// response future of its own, none of `GrayLayer`'s options (echo, metrics, tracing,
+/// [`GrayContext::scope`] — each done directly with the `http` and tokio crates' own API,
+/// no response future of its own, none of `GrayLayer`'s options (echo, metrics, tracing,
 /// `set_cookie`, `mirror`, the `baggage` rewrite) and none of its checks (a label already
 /// in place is written again).
 ///

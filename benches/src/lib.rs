@@ -24,7 +24,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use gray_core::Gray;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use tower_http::add_extension::AddExtension;
 use tower_http::set_header::SetRequestHeader;
 
@@ -60,16 +60,17 @@ pub fn bare_router() -> Router {
 
 /// The yardstick from tower-http: its own `SetRequestHeader` and `AddExtension` around
 /// `inner`, doing two of `GrayLayer`'s four parts the usual way — set the label header
-/// and add a `GrayContext` extension (one of `gray`'s own, cloned as cheaply as
-/// `GrayLayer`'s) — with no decision and no task-local scope.
+/// and add a `GrayContext` extension, both as `gray` decides [`request`] once, up front
+/// (its own header name, value and context, cloned as cheaply as `GrayLayer`'s) — with no
+/// decision per request and no task-local scope.
 pub fn tower_http_pair<S>(
     gray: &Gray,
     inner: S,
 ) -> SetRequestHeader<AddExtension<S, gray_core::GrayContext>, HeaderValue> {
-    let ctx = gray.decide(&request()).context();
+    let decision = gray.decide(&request());
     SetRequestHeader::overriding(
-        AddExtension::new(inner, ctx),
-        HeaderName::from_static("x-gray-version"),
-        HeaderValue::from_static("stable"),
+        AddExtension::new(inner, decision.context()),
+        decision.label_header().clone(),
+        decision.label_value().clone(),
     )
 }
