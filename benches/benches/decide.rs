@@ -1,4 +1,4 @@
-//! `Gray::decide` on DESIGN.md's rules, one function per outcome, plus a 100-route config
+//! `Gray::decide` on the example rules (`examples/rules.yaml`), one function per outcome, plus a 100-route config
 //! that matches on its last route, and a cookie-keyed split with `set_cookie:`. Bar: ≤ 60 ns median each. `per-request`: what an adapter
 //! does per request, on one thread and on every core at once.
 //!

@@ -1,5 +1,5 @@
 //! One request through an axum `Router` via `oneshot`, bare and behind `GrayLayer`.
-//! Bar (issue #3): the layer adds ≤ 100 ns median. `noop-layer` is the same router behind a
+//! Target: the layer adds ≤ 100 ns median. `noop-layer` is the same router behind a
 //! pass-through layer: what axum's `Router::layer` costs by itself, whatever the layer.
 //! Two yardsticks around the router: `floor-around-router`, [`benches::Floor`] — the four
 //! parts of GrayLayer's contract and nothing else, what any implementation pays; and

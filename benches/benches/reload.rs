@@ -1,4 +1,4 @@
-//! `Gray::reload` of a 1,000-route config (DESIGN.md bar: < 5 ms), and parsing it.
+//! `Gray::reload` of a 1,000-route config (target: < 5 ms), and parsing it.
 //!
 //! `cargo bench -p benches --bench reload`
 

@@ -1,5 +1,5 @@
 //! An axum hello-world for `benches/load/layer.sh`: `/ping` → `pong`, on one thread, with
-//! or without `GrayLayer` (DESIGN.md's rules).
+//! or without `GrayLayer` (the example rules, `examples/rules.yaml`).
 //!
 //! `cargo run --release -p benches --example hello_server -- ADDR [--gray]`
 

@@ -1,5 +1,5 @@
 //! `N` requests through an axum router via `oneshot`, bare or behind `GrayLayer` (around
-//! the router, DESIGN.md's rules): the workload `benches/load/instructions.sh` counts
+//! the router, the example rules): the workload `benches/load/instructions.sh` counts
 //! instructions of, where the clock is too noisy to resolve tens of nanoseconds.
 //! `gray-internal` is an internal service instead (`inherit: always`), the request
 //! carrying its label. The yardsticks: `floor`, [`benches::Floor`] (the four parts of

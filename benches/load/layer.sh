@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DESIGN.md's layer bar: an axum hello-world behind GrayLayer serves >= 95% of the bare
+# The layer's target: an axum hello-world behind GrayLayer serves >= 95% of the bare
 # app's requests/s in the same run. Both on one thread pinned to CPU 0, wrk on CPU 1,
 # alternating rounds; medians. Installs wrk with apt-get when missing. Processes are
 # stopped by the pids this script started.

@@ -2,18 +2,18 @@
 
 use std::task::{Context, Poll};
 
+use gray_core::adapter::{Labeling, Options};
 use gray_core::{Gray, GrayContext};
 use http::Request;
 use tokio::task::futures::TaskLocalFuture;
 use tower_service::Service;
 
-/// The four parts of `GrayLayer`'s contract (gray-tower issue #3, DESIGN.md's data flow)
-/// and nothing else: decide, set the label header to the decided version, put the
-/// [`GrayContext`] in the request extensions, and run the inner service's future in
-/// [`GrayContext::scope`] — each done directly with the `http` and tokio crates' own API,
-/// no response future of its own, none of `GrayLayer`'s options (echo, metrics, tracing,
-/// `set_cookie`, `mirror`, the `baggage` rewrite) and none of its checks (a label already
-/// in place is written again).
+/// The four parts of `GrayLayer`'s contract (see `gray_core::adapter`) and nothing else:
+/// decide, set the label header to the decided version, put the [`GrayContext`] in the
+/// request extensions, and run the inner service's future in [`GrayContext::scope`] — the
+/// request side through the same [`Labeling`] every adapter uses, with no response future
+/// of its own and none of `GrayLayer`'s options (echo, metrics, tracing, `set_cookie`),
+/// whose [`Finish`](gray_core::adapter::Finish) it drops.
 ///
 /// Not for serving: the cost of the contract itself, which any implementation pays, for
 /// `GrayLayer` to be measured against (`--bench layer`, `examples/layer_overhead.rs`,
@@ -45,13 +45,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let ctx = {
-            let decision = self.gray.decide(&req);
-            let (name, value) = (decision.label_header(), decision.label_value());
-            req.headers_mut().insert(name.clone(), value.clone());
-            decision.context()
-        };
-        req.extensions_mut().insert(ctx.clone());
+        let labeling = Labeling::decide(&self.gray, &req, Options::new());
+        let (ctx, _finish) = labeling.apply(&mut req);
         GrayContext::scope(ctx, self.inner.call(req))
     }
 }

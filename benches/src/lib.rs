@@ -1,5 +1,5 @@
 //! What the benches in `benches/` and the workloads in `examples/` share: the request
-//! they send, DESIGN.md's rules, and the yardsticks `GrayLayer` is measured against —
+//! they send, the example rules, and the yardsticks `GrayLayer` is measured against —
 //! [`Floor`], the least any middleware does to meet its contract, and tower-http's own
 //! layers doing two of its four parts ([`tower_http_pair`]).
 //!
@@ -31,7 +31,7 @@ use tower_http::set_header::SetRequestHeader;
 pub use floor::Floor;
 
 /// The request every layer bench sends: `GET /ping` with a `host`, a `user-agent` and the
-/// `x-user-id` DESIGN.md's rules split by (this user is on `stable`).
+/// `x-user-id` the example rules split by (this user is on `stable`).
 pub fn request() -> http::Request<Body> {
     let req = http::Request::get("/ping")
         .header("host", "shop.example")
@@ -44,7 +44,7 @@ pub fn request() -> http::Request<Body> {
     }
 }
 
-/// DESIGN.md's rules (`examples/rules.yaml`).
+/// The example rules (`examples/rules.yaml`).
 pub fn design() -> Gray {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
     match Gray::from_path(&path) {

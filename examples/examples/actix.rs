@@ -14,11 +14,11 @@ use std::net::SocketAddr;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use gray_actix::{Gray, GrayMiddleware};
+use gray_actix::{GrayMiddleware, GrayVersion};
 use gray_core::Config;
 use lexopt::prelude::*;
 
-async fn ping(Gray(ctx): Gray) -> HttpResponse {
+async fn ping(GrayVersion(ctx): GrayVersion) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(format!(

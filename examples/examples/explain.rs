@@ -52,7 +52,8 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use gray_core::{Config, Gray, Inherit, PeerAddr, Source};
+use gray_core::rules::Inherit;
+use gray_core::{Config, Gray, PeerAddr, Source};
 
 const USAGE: &str = "usage: explain --config FILE [-H 'name: value']... [--path PATH] \
 [--method METHOD] [--peer IP] [--why] [--fingerprint] [--sample N [--key-header NAME | --key-cookie NAME | --key-peer]]";

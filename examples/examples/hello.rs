@@ -16,10 +16,10 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::{Json, Router};
 use gray_core::Config;
-use gray_tower::{Gray, GrayLayer};
+use gray_tower::{GrayLayer, GrayVersion};
 use lexopt::prelude::*;
 
-async fn ping(Gray(ctx): Gray) -> Json<serde_json::Value> {
+async fn ping(GrayVersion(ctx): GrayVersion) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "message": "pong", "version": ctx.version() }))
 }
 

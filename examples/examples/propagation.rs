@@ -49,7 +49,7 @@ pub(crate) async fn run() -> Result<Vec<String>, Box<dyn std::error::Error>> {
         .layer(GrayLayer::new(Gray::new(orders_rules)?));
     let orders = serve(orders).await?;
 
-    // The edge: DESIGN.md's rules; its handler calls the orders service.
+    // The edge: the example rules; its handler calls the orders service.
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(GrayPropagation::default())
         .build();

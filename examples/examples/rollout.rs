@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use gray_core::{Analysis, Config, Gray, Rollout, RolloutStatus};
+use gray_core::rollout::{Analysis, Rollout, RolloutStatus};
+use gray_core::{Config, Gray};
 use gray_tower::GrayLayer;
 use lexopt::prelude::*;
 
@@ -62,7 +63,7 @@ pub(crate) async fn run(
 ) -> Result<RolloutStatus, Box<dyn std::error::Error>> {
     let gray = Gray::new(Config::from_yaml(RULES)?)?;
     let served = std::sync::Arc::new(AtomicU64::new(0));
-    let handler = move |gray_tower::Gray(ctx): gray_tower::Gray| {
+    let handler = move |gray_tower::GrayVersion(ctx): gray_tower::GrayVersion| {
         let n = served.fetch_add(1, Ordering::Relaxed);
         async move {
             if ctx.version() == "canary" && n % 100 < canary_errors {

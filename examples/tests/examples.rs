@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use gray_core::{Config, Gray, RolloutStatus};
+use gray_core::rollout::RolloutStatus;
+use gray_core::{Config, Gray};
 
 #[allow(dead_code)]
 #[path = "../examples/hello.rs"]
@@ -22,7 +23,7 @@ mod propagation;
 #[path = "../examples/rollout.rs"]
 mod rollout;
 
-/// The rules the examples embed: DESIGN.md's.
+/// The rules the examples embed (`examples/rules.yaml`).
 fn design() -> Gray {
     Gray::new(Config::from_yaml(include_str!("../rules.yaml")).unwrap()).unwrap()
 }

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gateway::{Proxy, responder, serve};
-use gray_core::{Config, Gray, RolloutStatus, Watcher};
+use gray_core::reload::Watcher;
+use gray_core::rollout::RolloutStatus;
+use gray_core::{Config, Gray};
 use http::Uri;
 
 fn design() -> Gray {
@@ -64,7 +66,7 @@ async fn serve_proxy(proxy: Proxy) -> (SocketAddr, Arc<Proxy>) {
     (addr, proxy)
 }
 
-/// The demo: DESIGN.md's rules, a built-in responder per version.
+/// The demo: the example rules, a built-in responder per version.
 async fn demo() -> (SocketAddr, Arc<Proxy>) {
     let stable = responder("stable".to_owned()).await.unwrap();
     let canary = responder("canary".to_owned()).await.unwrap();
@@ -1091,7 +1093,7 @@ fn the_command_line_is_checked() {
     );
     assert_eq!(
         parse(&[]).unwrap().rollout_analysis,
-        gray_core::Analysis::default()
+        gray_core::rollout::Analysis::default()
     );
     assert_eq!(parse(&[]).unwrap().rollout_failure_limit, 0);
     assert_eq!(
@@ -1153,10 +1155,10 @@ async fn a_rollout_judges_real_traffic_and_rolls_a_failing_canary_back() {
         Duration::from_secs(5),
     )
     .await;
-    let mut analysis = gray_core::Analysis::default();
+    let mut analysis = gray_core::rollout::Analysis::default();
     analysis.min_requests = 10;
     // Judged hourly: not before the test ends, unless a step is ordered.
-    let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [20.0, 100.0])
+    let rollout = gray_core::rollout::Rollout::new(gray.clone(), "users", "canary", [20.0, 100.0])
         .unwrap()
         .analysis(analysis);
     gateway::start_rollout(&proxy, rollout, Duration::from_secs(3600)).unwrap();
@@ -1319,10 +1321,11 @@ async fn an_operator_pauses_promotes_and_rolls_back_a_rollout_on_the_admin_liste
     }
 
     // A rollout at its first stage (50%), judged hourly: not before the test ends.
-    let rollout = gray_core::Rollout::new(gray.clone(), "users", "canary", [50.0, 100.0]).unwrap();
+    let rollout =
+        gray_core::rollout::Rollout::new(gray.clone(), "users", "canary", [50.0, 100.0]).unwrap();
     gateway::start_rollout(&proxy, rollout, Duration::from_secs(3600)).unwrap();
     // One rollout per gateway.
-    let second = gray_core::Rollout::new(gray.clone(), "users", "canary", [10.0]).unwrap();
+    let second = gray_core::rollout::Rollout::new(gray.clone(), "users", "canary", [10.0]).unwrap();
     assert!(gateway::start_rollout(&proxy, second, Duration::from_secs(3600)).is_err());
     let on_canary = || async {
         let mut canary = 0;

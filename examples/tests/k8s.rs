@@ -1,5 +1,5 @@
 //! `examples/k8s/shop.yaml`: the rules in its ConfigMap are valid and do what the comments
-//! say, its Deployment mounts them the way `gray_core::Watcher` needs, and its monitoring
+//! say, its Deployment mounts them the way `gray_core::reload::Watcher` needs, and its monitoring
 //! scrapes the pods and alerts on series gray exports.
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 

@@ -1,4 +1,4 @@
-//! [`Gray`]: the request's [`GrayContext`] as an actix-web extractor.
+//! [`GrayVersion`]: the request's [`GrayContext`] as an actix-web extractor.
 
 use std::future::{Ready, ready};
 use std::ops::Deref;
@@ -11,11 +11,11 @@ use gray_core::GrayContext;
 /// The request's [`GrayContext`], extracted in an actix-web handler.
 ///
 /// Needs [`GrayMiddleware`](crate::GrayMiddleware); without it extraction fails with
-/// [`MissingGrayMiddleware`] (`500`). `Option<Gray>` never fails.
+/// [`MissingGrayMiddleware`] (`500`). `Option<GrayVersion>` never fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gray(pub GrayContext);
+pub struct GrayVersion(pub GrayContext);
 
-impl Deref for Gray {
+impl Deref for GrayVersion {
     type Target = GrayContext;
 
     fn deref(&self) -> &GrayContext {
@@ -46,7 +46,7 @@ impl ResponseError for MissingGrayMiddleware {
     }
 }
 
-impl FromRequest for Gray {
+impl FromRequest for GrayVersion {
     type Error = MissingGrayMiddleware;
     type Future = Ready<Result<Self, Self::Error>>;
 
@@ -56,6 +56,6 @@ impl FromRequest for Gray {
             .get::<GrayContext>()
             .cloned()
             .or_else(GrayContext::current);
-        ready(ctx.map(Gray).ok_or(MissingGrayMiddleware))
+        ready(ctx.map(GrayVersion).ok_or(MissingGrayMiddleware))
     }
 }

@@ -1,9 +1,9 @@
 //! gray for actix-web 4: [`GrayMiddleware`] decides which version serves each request and
-//! carries it inward; the [`Gray`] extractor hands it to handlers.
+//! carries it inward; the [`GrayVersion`] extractor hands it to handlers.
 //!
 //! ```
 //! use actix_web::{App, test, web};
-//! use gray_actix::{Gray, GrayMiddleware};
+//! use gray_actix::{GrayVersion, GrayMiddleware};
 //! use gray_core::Config;
 //!
 //! # #[actix_web::main]
@@ -19,7 +19,7 @@
 //! let app = test::init_service(
 //!     App::new()
 //!         .wrap(GrayMiddleware::new(gray))
-//!         .route("/ping", web::get().to(|Gray(ctx): Gray| async move {
+//!         .route("/ping", web::get().to(|GrayVersion(ctx): GrayVersion| async move {
 //!             format!("pong from {}", ctx.version())
 //!         })),
 //! )
@@ -86,7 +86,7 @@ mod middleware;
 mod stream;
 mod view;
 
-pub use extract::{Gray, MissingGrayMiddleware};
+pub use extract::{GrayVersion, MissingGrayMiddleware};
 pub use middleware::{GrayMiddleware, GrayMiddlewareService, ResponseFuture};
 pub use stream::GrayStream;
 pub use view::ActixRequest;

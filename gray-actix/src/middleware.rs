@@ -7,10 +7,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{HeaderName, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
-use gray_core::{Gray, GrayContext, Telemetry};
+use gray_core::adapter::{Finish, Headers, Labeling, Options};
+use gray_core::{Gray, GrayContext};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
@@ -19,7 +20,7 @@ use crate::view::ActixRequest;
 /// actix-web middleware that decides the version of every request with a [`Gray`].
 ///
 /// For each request it decides once (honouring `label.inherit`); inserts the
-/// [`GrayContext`] into the request extensions (read it with the [`Gray`](crate::Gray)
+/// [`GrayContext`] into the request extensions (read it with the [`GrayVersion`](crate::GrayVersion)
 /// extractor, `web::ReqData<GrayContext>` or `req.extensions().get::<GrayContext>()`), and
 /// a [`Mirror`](gray_core::Mirror) beside it when the deciding route's `mirror:` copies the
 /// request; sets the label header on the request to the decided version (and a `gray`
@@ -37,12 +38,12 @@ use crate::view::ActixRequest;
 ///
 /// ```
 /// use actix_web::{App, web};
-/// use gray_actix::{Gray, GrayMiddleware};
+/// use gray_actix::{GrayVersion, GrayMiddleware};
 ///
 /// # fn app(gray: gray_core::Gray) {
 /// let app = App::new()
 ///     .wrap(GrayMiddleware::new(gray).echo_version(true))
-///     .route("/ping", web::get().to(|Gray(ctx): Gray| async move {
+///     .route("/ping", web::get().to(|GrayVersion(ctx): GrayVersion| async move {
 ///         format!("pong from {}", ctx.version())
 ///     }));
 /// # }
@@ -50,9 +51,7 @@ use crate::view::ActixRequest;
 #[derive(Clone, Debug)]
 pub struct GrayMiddleware {
     gray: Gray,
-    echo: bool,
-    metrics: bool,
-    trace: bool,
+    options: Options,
 }
 
 impl GrayMiddleware {
@@ -60,9 +59,7 @@ impl GrayMiddleware {
     pub fn new(gray: Gray) -> Self {
         Self {
             gray,
-            echo: false,
-            metrics: false,
-            trace: false,
+            options: Options::new(),
         }
     }
 
@@ -70,13 +67,13 @@ impl GrayMiddleware {
     /// and `route` ([`GrayContext::span`]), so every event logged while serving it carries
     /// the version (off by default).
     pub fn trace(mut self, trace: bool) -> Self {
-        self.trace = trace;
+        self.options = self.options.trace(trace);
         self
     }
 
     /// Also set the label header on the response (off by default).
     pub fn echo_version(mut self, echo: bool) -> Self {
-        self.echo = echo;
+        self.options = self.options.echo(echo);
         self
     }
 
@@ -84,9 +81,9 @@ impl GrayMiddleware {
     /// ([`Gray::metrics`]): the status class of its response (of the error's response when
     /// the chain fails) and the time from the decision to the response (off by default: it
     /// reads the clock twice per request). Serve
-    /// [`Metrics::prometheus`](gray_core::Metrics::prometheus) on a route to scrape them.
+    /// [`Metrics::prometheus`](gray_core::metrics::Metrics::prometheus) on a route to scrape them.
     pub fn metrics(mut self, record: bool) -> Self {
-        self.metrics = record;
+        self.options = self.options.metrics(record);
         self
     }
 }
@@ -105,9 +102,7 @@ where
         ready(Ok(GrayMiddlewareService {
             service,
             gray: self.gray.clone(),
-            echo: self.echo,
-            metrics: self.metrics,
-            trace: self.trace,
+            options: self.options,
             labels: Rc::default(),
         }))
     }
@@ -118,9 +113,7 @@ where
 pub struct GrayMiddlewareService<S> {
     service: S,
     gray: Gray,
-    echo: bool,
-    metrics: bool,
-    trace: bool,
+    options: Options,
     labels: Rc<RefCell<Labels>>,
 }
 
@@ -130,46 +123,85 @@ pub struct GrayMiddlewareService<S> {
 #[derive(Debug, Default)]
 struct Labels {
     name: Option<(gray_core::http::HeaderName, HeaderName)>,
-    values: Vec<(Box<str>, HeaderValue)>,
+    values: Vec<(gray_core::http::HeaderValue, HeaderValue)>,
 }
 
 impl Labels {
-    fn get(
-        &mut self,
-        name: &gray_core::http::HeaderName,
-        ctx: &GrayContext,
-    ) -> Option<(HeaderName, HeaderValue)> {
-        let header = match &self.name {
-            Some((core, actix)) if core == name => actix.clone(),
+    /// `name` in actix's type.
+    fn name(&mut self, name: &gray_core::http::HeaderName) -> Option<HeaderName> {
+        match &self.name {
+            Some((core, actix)) if core == name => Some(actix.clone()),
             _ => {
-                let actix = if name == gray_core::DEFAULT_LABEL_HEADER {
-                    HeaderName::from_static(gray_core::DEFAULT_LABEL_HEADER)
+                let actix = if name == gray_core::label::DEFAULT_LABEL_HEADER {
+                    HeaderName::from_static(gray_core::label::DEFAULT_LABEL_HEADER)
                 } else {
                     HeaderName::from_bytes(name.as_str().as_bytes()).ok()?
                 };
                 self.name = Some((name.clone(), actix.clone()));
-                actix
+                Some(actix)
             }
-        };
-        let version = ctx.version();
-        let value = match self.values.iter().find(|(v, _)| &**v == version) {
-            Some((_, value)) => value.clone(),
-            None => {
-                let value = match ctx.static_version() {
-                    Some(version) => {
-                        HeaderValue::from_maybe_shared(Bytes::from_static(version.as_bytes()))
-                    }
-                    None => HeaderValue::from_str(version),
-                }
-                .ok()?;
-                if self.values.len() >= gray_core::MAX_VERSIONS {
-                    self.values.clear(); // versions changed by reloads: start over
-                }
-                self.values.push((version.into(), value.clone()));
-                value
-            }
-        };
-        Some((header, value))
+        }
+    }
+
+    /// A label `value` in actix's type; `version` is its text when it is `'static` (the
+    /// engine's), so the actix value is built on the same bytes.
+    fn value(
+        &mut self,
+        value: &gray_core::http::HeaderValue,
+        version: Option<&'static str>,
+    ) -> Option<HeaderValue> {
+        if let Some((_, actix)) = self.values.iter().find(|(core, _)| core == value) {
+            return Some(actix.clone());
+        }
+        let actix = match version.filter(|v| v.as_bytes() == value.as_bytes()) {
+            Some(version) => HeaderValue::from_maybe_shared(Bytes::from_static(version.as_bytes())),
+            None => HeaderValue::from_bytes(value.as_bytes()),
+        }
+        .ok()?;
+        if self.values.len() >= gray_core::rules::MAX_VERSIONS {
+            self.values.clear(); // versions changed by reloads: start over
+        }
+        self.values.push((value.clone(), actix.clone()));
+        Some(actix)
+    }
+}
+
+/// An actix header map as gray-core's [`Headers`]: the label's name and value converted
+/// through the worker's [`Labels`], anything else by its bytes.
+struct ActixHeaders<'a> {
+    map: &'a mut actix_web::http::header::HeaderMap,
+    labels: &'a mut Labels,
+    /// The version, when `'static`: what a label value is built on.
+    version: Option<&'static str>,
+}
+
+impl Headers for ActixHeaders<'_> {
+    fn get_all<'a>(
+        &'a self,
+        name: &'a gray_core::http::HeaderName,
+    ) -> impl Iterator<Item = &'a [u8]> {
+        self.map.get_all(name.as_str()).map(HeaderValue::as_bytes)
+    }
+
+    fn insert(&mut self, name: gray_core::http::HeaderName, value: gray_core::http::HeaderValue) {
+        let name = self.labels.name(&name);
+        let value = self.labels.value(&value, self.version);
+        if let (Some(name), Some(value)) = (name, value) {
+            self.map.insert(name, value);
+        }
+    }
+
+    fn append(&mut self, name: gray_core::http::HeaderName, value: gray_core::http::HeaderValue) {
+        // `Set-Cookie`: once per new client, not worth a cache.
+        let name = HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = HeaderValue::from_bytes(value.as_bytes());
+        if let (Ok(name), Ok(value)) = (name, value) {
+            self.map.append(name, value);
+        }
+    }
+
+    fn remove(&mut self, name: &gray_core::http::HeaderName) {
+        self.map.remove(name.as_str());
     }
 }
 
@@ -184,63 +216,26 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let (ctx, label, in_place, stale, mirror, set_cookie, telemetry) = {
-            let decision = self.gray.decide(&ActixRequest(req.request()));
-            let ctx = decision.context();
-            let label = self.labels.borrow_mut().get(decision.label_header(), &ctx);
-            let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
-            let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            // `http` 1's value as actix's (`http` 0.2): the same checked bytes.
-            let set_cookie = decision
-                .set_cookie()
-                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
-                .map(Box::new);
-            (
-                ctx,
-                label,
-                in_place,
-                stale,
-                decision.mirror(),
-                set_cookie,
-                telemetry,
-            )
-        };
-        if let Some((name, value)) = label.as_ref().filter(|_| !in_place) {
-            req.headers_mut().insert(name.clone(), value.clone());
-        }
-        if stale {
-            relabel_baggage(&mut req, ctx.version());
-        }
+        let labeling = Labeling::decide(&self.gray, &ActixRequest(req.request()), self.options);
+        let version = labeling.context().static_version();
+        let (ctx, mirror, finish) = labeling.write(&mut ActixHeaders {
+            map: req.headers_mut(),
+            labels: &mut self.labels.borrow_mut(),
+            version,
+        });
         req.extensions_mut().insert(ctx.clone());
         // A route's `mirror:` drew it: for a proxying handler to send a copy.
         if let Some(mirror) = mirror {
             req.extensions_mut().insert(mirror);
         }
-        let call = || telemetry.in_scope(|| self.service.call(req));
+        let call = || finish.in_scope(|| self.service.call(req));
         let future = GrayContext::sync_scope(ctx.clone(), call);
         ResponseFuture {
             inner: GrayContext::scope(ctx, future),
-            echo: if self.echo { label } else { None },
-            set_cookie,
-            telemetry,
-        }
-    }
-}
-
-/// [`gray_core::relabel_baggage`] on actix's header map (`http` 0.2).
-#[cold]
-fn relabel_baggage(req: &mut ServiceRequest, version: &str) {
-    let baggage = HeaderName::from_static("baggage");
-    let values = req.headers().get_all(&baggage).map(HeaderValue::as_bytes);
-    let Some(relabeled) = gray_core::baggage_relabeled(values, version) else {
-        return;
-    };
-    match HeaderValue::from_str(&relabeled) {
-        Ok(value) => {
-            req.headers_mut().insert(baggage, value);
-        }
-        Err(_) => {
-            req.headers_mut().remove(baggage);
+            // The response's label header converted through the same worker's values.
+            labels: finish.echoes().then(|| Rc::clone(&self.labels)),
+            version,
+            finish,
         }
     }
 }
@@ -252,11 +247,9 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: TaskLocalFuture<GrayContext, F>,
-        echo: Option<(HeaderName, HeaderValue)>,
-        // Boxed: rare (a new client's first request), and the future stays small for
-        // every other request.
-        set_cookie: Option<Box<HeaderValue>>,
-        telemetry: Telemetry,
+        finish: Finish,
+        labels: Option<Rc<RefCell<Labels>>>,
+        version: Option<&'static str>,
     }
 }
 
@@ -269,32 +262,37 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = {
-            let _entered = this.telemetry.enter();
+            let _entered = this.finish.enter();
             ready!(this.inner.poll(cx))
         };
-        let status = match &result {
-            Ok(res) => res.status(),
-            Err(e) => e.as_response_error().status_code(),
-        };
-        this.telemetry.finish(status.as_u16());
-        let mut res = result?;
-        if let Some((name, value)) = this.echo.take() {
-            res.headers_mut().insert(name, value);
+        match result {
+            Ok(mut res) => {
+                let status = res.status().as_u16();
+                let mut labels = this.labels.as_ref().map(|labels| labels.borrow_mut());
+                let mut scratch = Labels::default();
+                this.finish.response(
+                    status,
+                    &mut ActixHeaders {
+                        map: res.headers_mut(),
+                        labels: labels.as_deref_mut().unwrap_or(&mut scratch),
+                        version: *this.version,
+                    },
+                );
+                Poll::Ready(Ok(res))
+            }
+            Err(e) => {
+                let status = e.as_response_error().status_code();
+                this.finish.failed(status.as_u16());
+                Poll::Ready(Err(e))
+            }
         }
-        // Appended: the handler's own cookies stay.
-        if let Some(cookie) = this.set_cookie.take() {
-            res.headers_mut().append(SET_COOKIE, *cookie);
-        }
-        Poll::Ready(Ok(res))
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("echo", &self.echo)
-            .field("set_cookie", &self.set_cookie)
-            .field("telemetry", &self.telemetry)
+            .field("finish", &self.finish)
             .finish_non_exhaustive()
     }
 }

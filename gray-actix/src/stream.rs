@@ -19,7 +19,7 @@ pin_project! {
     ///
     /// ```
     /// use actix_web::{HttpResponse, web};
-    /// use gray_actix::{Gray, GrayStream};
+    /// use gray_actix::{GrayVersion, GrayStream};
     ///
     /// # struct Items;
     /// # impl futures_core::Stream for Items {
@@ -28,7 +28,7 @@ pin_project! {
     /// #         -> std::task::Poll<Option<Self::Item>> { std::task::Poll::Ready(None) }
     /// # }
     /// # fn items() -> Items { Items }
-    /// async fn events(Gray(ctx): Gray) -> HttpResponse {
+    /// async fn events(GrayVersion(ctx): GrayVersion) -> HttpResponse {
     ///     // `items()`: a stream produced lazily, item by item.
     ///     HttpResponse::Ok().streaming(GrayStream::new(ctx, items()))
     /// }

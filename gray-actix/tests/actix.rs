@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpMessage, HttpRequest, HttpServer, test, web};
 use common::Items;
-use gray_actix::{ActixRequest, Gray, GrayMiddleware, GrayStream};
+use gray_actix::{ActixRequest, GrayMiddleware, GrayStream, GrayVersion};
 use gray_core::{Config, GrayContext};
 use gray_reqwest::GrayPropagation;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -38,7 +38,7 @@ fn serve_version(gray: gray_core::Gray) -> (SocketAddr, actix_web::dev::ServerHa
     serve!(move || {
         App::new().wrap(GrayMiddleware::new(gray.clone())).route(
             "/v",
-            web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+            web::get().to(|GrayVersion(ctx): GrayVersion| async move { ctx.version().to_owned() }),
         )
     })
 }
@@ -57,7 +57,11 @@ fn expected(gray: &gray_core::Gray, user: &str) -> String {
 }
 
 /// `extractor|extensions|current|label header`.
-async fn who(Gray(ctx): Gray, req: HttpRequest, data: web::ReqData<GrayContext>) -> String {
+async fn who(
+    GrayVersion(ctx): GrayVersion,
+    req: HttpRequest,
+    data: web::ReqData<GrayContext>,
+) -> String {
     let ext = req
         .extensions()
         .get::<GrayContext>()
@@ -120,7 +124,7 @@ async fn the_handler_sees_the_decision_every_way() {
 /// response, beside the handler's own cookies; sent back, it keeps the client's version.
 #[actix_web::test]
 async fn a_new_client_gets_its_split_key_as_a_cookie_and_keeps_its_version() {
-    async fn version(Gray(ctx): Gray) -> actix_web::HttpResponse {
+    async fn version(GrayVersion(ctx): GrayVersion) -> actix_web::HttpResponse {
         actix_web::HttpResponse::Ok()
             .append_header(("set-cookie", "theme=dark"))
             .body(ctx.version().to_owned())
@@ -322,11 +326,13 @@ async fn without_the_middleware_the_extractor_answers_500() {
         App::new()
             .route(
                 "/",
-                web::get().to(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+                web::get()
+                    .to(|GrayVersion(ctx): GrayVersion| async move { ctx.version().to_owned() }),
             )
             .route(
                 "/maybe",
-                web::get().to(|g: Option<Gray>| async move { format!("{:?}", g.map(|g| g.0)) }),
+                web::get()
+                    .to(|g: Option<GrayVersion>| async move { format!("{:?}", g.map(|g| g.0)) }),
             ),
     )
     .await;
@@ -380,7 +386,7 @@ async fn a_real_actix_server_keeps_the_downstream_on_its_version() {
                 .route(
                     "/ping",
                     web::get().to(
-                        |Gray(ctx): Gray, data: web::Data<(ClientWithMiddleware, SocketAddr)>| async move {
+                        |GrayVersion(ctx): GrayVersion, data: web::Data<(ClientWithMiddleware, SocketAddr)>| async move {
                             let (client, down) = &**data;
                             let theirs = client
                                 .get(format!("http://{down}/"))
@@ -481,7 +487,7 @@ async fn a_streamed_response_sees_the_version_when_wrapped() {
             )
             .route(
                 "/wrapped",
-                web::get().to(|Gray(ctx): Gray| async move {
+                web::get().to(|GrayVersion(ctx): GrayVersion| async move {
                     actix_web::HttpResponse::Ok().streaming(GrayStream::new(ctx, items()))
                 }),
             )
@@ -590,22 +596,24 @@ routes:
     let app = test::init_service(
         App::new()
             .wrap(GrayMiddleware::new(rules.clone()))
-            .default_service(web::to(|Gray(ctx): Gray, req: HttpRequest| async move {
-                let header = |name: &str| {
-                    req.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-")
-                        .to_owned()
-                };
-                format!(
-                    "{} {} {} {}",
-                    ctx.version(),
-                    ctx.route().unwrap_or("-"),
-                    header("x-release"),
-                    header("x-train")
-                )
-            })),
+            .default_service(web::to(
+                |GrayVersion(ctx): GrayVersion, req: HttpRequest| async move {
+                    let header = |name: &str| {
+                        req.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                            .to_owned()
+                    };
+                    format!(
+                        "{} {} {} {}",
+                        ctx.version(),
+                        ctx.route().unwrap_or("-"),
+                        header("x-release"),
+                        header("x-train")
+                    )
+                },
+            )),
     )
     .await;
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();

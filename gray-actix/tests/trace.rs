@@ -98,10 +98,12 @@ async fn a_streamed_response_logs_in_the_request_span_with_gray_stream() {
             .wrap(GrayMiddleware::new(gray).trace(true))
             .route(
                 "/wrapped",
-                web::get().to(|gray_actix::Gray(ctx): gray_actix::Gray| async move {
-                    actix_web::HttpResponse::Ok()
-                        .streaming(gray_actix::GrayStream::new(ctx, logging()))
-                }),
+                web::get().to(
+                    |gray_actix::GrayVersion(ctx): gray_actix::GrayVersion| async move {
+                        actix_web::HttpResponse::Ok()
+                            .streaming(gray_actix::GrayStream::new(ctx, logging()))
+                    },
+                ),
             )
             .route(
                 "/plain",

@@ -8,9 +8,8 @@ use arc_swap::Guard;
 use http::{HeaderName, HeaderValue};
 
 use crate::context::GrayContext;
-use crate::engine::{Action, Engine, Outcome, Source};
+use crate::engine::{Engine, Mirror, Outcome, Source};
 use crate::metrics::Measure;
-use crate::mirror::Mirror;
 
 /// The outcome of [`Gray::decide`](crate::Gray::decide): the version, and why.
 pub struct Decision {
@@ -27,21 +26,19 @@ impl Decision {
     /// The version that serves the request, e.g. `"canary"`.
     #[inline]
     pub fn version(&self) -> &str {
-        &self.engine.versions[usize::from(self.outcome.version)]
+        self.engine.version_name(self.outcome.version())
     }
 
     /// The route that decided, or `None` for an inherited label or the default version.
     #[inline]
     pub fn route(&self) -> Option<&str> {
-        self.outcome
-            .route
-            .map(|i| &*self.engine.routes[i as usize].name)
+        self.outcome.route().map(|i| self.engine.route_name(i))
     }
 
     /// How the version was chosen.
     #[inline]
     pub fn source(&self) -> Source {
-        self.outcome.source
+        self.outcome.source()
     }
 
     /// Whether the request carried a label (in the label header, or the `gray` member of
@@ -50,7 +47,7 @@ impl Decision {
     /// `inherit: always`. Counted in [`Gray::rejected_labels`](crate::Gray::rejected_labels).
     #[inline]
     pub fn label_rejected(&self) -> bool {
-        self.outcome.label_rejected
+        self.outcome.label_rejected()
     }
 
     /// Whether the request's label header already holds exactly this decision's version,
@@ -78,13 +75,13 @@ impl Decision {
     /// ```
     #[inline]
     pub fn label_in_place(&self) -> bool {
-        self.outcome.label_in_place
+        self.outcome.label_in_place()
     }
 
     /// Whether the request's W3C `baggage` may carry a `gray` member other than this
     /// decision's version (with `label.baggage` on): a label refused at an edge, one that
     /// lost to the label header or to a fallback. Adapters then rewrite it with
-    /// [`relabel_baggage`](crate::relabel_baggage), as they set the label header, so a
+    /// [`relabel_baggage`](crate::label::relabel_baggage), as they set the label header, so a
     /// proxy forwards no contradicting label — services that pass `baggage` on but not the
     /// label header (OpenTelemetry) would carry it to one that trusts it. `false` for
     /// almost every request (no `baggage`, or no `gray` member in it): one bit test.
@@ -101,7 +98,7 @@ impl Decision {
     /// ```
     #[inline]
     pub fn baggage_stale(&self) -> bool {
-        self.outcome.baggage_stale
+        self.outcome.baggage_stale()
     }
 
     /// The header that carries the label, from the same rules as the decision. Its name
@@ -109,7 +106,7 @@ impl Decision {
     /// copies a pointer.
     #[inline]
     pub fn label_header(&self) -> &HeaderName {
-        &self.engine.label_header
+        self.engine.label_header()
     }
 
     /// The version as a header value, built when the rules were compiled over bytes kept
@@ -117,21 +114,18 @@ impl Decision {
     /// header without allocating or touching a shared reference count.
     #[inline]
     pub fn label_value(&self) -> &HeaderValue {
-        &self.engine.version_values[usize::from(self.outcome.version)]
+        self.engine.label_value(self.outcome.version())
     }
 
-    /// Starts measuring the request for the per-version [`Metrics`](crate::Metrics) (reads
+    /// Starts measuring the request for the per-version [`Metrics`](crate::metrics::Metrics) (reads
     /// the clock); end it with [`Measure::finish`] and the response status. `None` when
     /// the version got no counter slot: a process meters at most
-    /// [`MAX_METERED_VERSIONS`](crate::MAX_METERED_VERSIONS) (`Gray`, version) pairs at
+    /// [`MAX_METERED_VERSIONS`](crate::metrics::MAX_METERED_VERSIONS) (`Gray`, version) pairs at
     /// once.
     #[inline]
     pub fn measure(&self) -> Option<Measure> {
         self.engine
-            .metric_slots
-            .get(usize::from(self.outcome.version))
-            .copied()
-            .flatten()
+            .metric_slot(self.outcome.version())
             .map(Measure::start)
     }
 
@@ -142,13 +136,7 @@ impl Decision {
     /// extensions; see [`Mirror`].
     #[inline]
     pub fn mirror(&self) -> Option<Mirror> {
-        if !self.outcome.mirror {
-            return None;
-        }
-        let route = self.engine.routes.get(self.outcome.route? as usize)?;
-        let mirror = route.mirror.as_ref()?;
-        let slot = self.engine.metric_slots.get(usize::from(mirror.version));
-        Some(Mirror::new(mirror.context.clone(), slot.copied().flatten()))
+        self.engine.mirror(&self.outcome)
     }
 
     /// The `Set-Cookie` value for a client that came without the deciding split's cookie,
@@ -183,15 +171,7 @@ impl Decision {
     /// ```
     #[inline]
     pub fn set_cookie(&self) -> Option<HeaderValue> {
-        let key = self.outcome.new_key?;
-        let route = self.engine.routes.get(self.outcome.route? as usize)?;
-        match &route.action {
-            Action::Split {
-                assign: Some(assign),
-                ..
-            } => assign.header_value(key.get()),
-            _ => None,
-        }
+        self.engine.set_cookie(&self.outcome)
     }
 
     /// An owned, cheap-to-clone context for the request, to put in request extensions and
@@ -213,7 +193,7 @@ impl fmt::Debug for Decision {
             .field("label_in_place", &self.label_in_place())
             .field("baggage_stale", &self.baggage_stale())
             .field("mirror", &self.mirror())
-            .field("set_cookie", &self.outcome.new_key.is_some())
+            .field("set_cookie", &self.outcome.has_new_key())
             .finish()
     }
 }

@@ -11,15 +11,11 @@ use arc_swap::ArcSwap;
 use http::HeaderName;
 use thread_local::ThreadLocal;
 
-use crate::config::Config;
 use crate::decision::Decision;
-use crate::engine::{Engine, Source};
-use crate::error::Error;
-use crate::explain::RouteCheck;
-use crate::hold::Hold;
-use crate::metrics::{InForce, Metrics, Slot};
-use crate::reloads::{Reloads, fingerprint};
-use crate::request::RequestView;
+use crate::engine::{Engine, RequestView, RouteCheck, Source};
+use crate::metrics::{self, InForce, Metrics, Reloads, Slot, fingerprint};
+use crate::rules::hold::Hold;
+use crate::rules::{Config, Error};
 
 /// The routing engine: decides which version serves a request.
 ///
@@ -90,7 +86,7 @@ impl Drop for Shared {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         for &(_, slot) in metered.iter() {
-            crate::metrics::release_slot(slot);
+            metrics::release_slot(slot);
         }
     }
 }
@@ -100,15 +96,14 @@ impl Drop for Shared {
 fn meter(metered: &Mutex<Vec<(Arc<str>, Slot)>>, engine: &mut Engine) {
     // A poisoned lock only means a panic elsewhere; the list itself is always whole.
     let mut metered = metered.lock().unwrap_or_else(PoisonError::into_inner);
-    let slots = engine.versions.iter().map(|version| {
+    engine.set_metric_slots(|version| {
         if let Some(&(_, slot)) = metered.iter().find(|(name, _)| name == version) {
             return Some(slot);
         }
-        let slot = crate::metrics::new_slot()?;
+        let slot = metrics::new_slot()?;
         metered.push((Arc::clone(version), slot));
         Some(slot)
     });
-    engine.metric_slots = slots.collect();
 }
 
 impl Gray {
@@ -117,11 +112,11 @@ impl Gray {
         let mut engine = Engine::compile(config)?;
         let metered = Mutex::default();
         meter(&metered, &mut engine);
-        let reloads = Mutex::new(Reloads::new(&engine.config));
+        let reloads = Mutex::new(Reloads::new(engine.config()));
         Ok(Self {
             shared: Arc::new(Shared {
                 reloads,
-                reads_client_ip: AtomicBool::new(engine.reads_peer),
+                reads_client_ip: AtomicBool::new(engine.reads_peer()),
                 engine: ArcSwap::from_pointee(engine),
                 rejected: ThreadLocal::new(),
                 unavailable: Mutex::default(),
@@ -147,7 +142,7 @@ impl Gray {
     pub fn decide<R: RequestView + ?Sized>(&self, req: &R) -> Decision {
         let engine = self.shared.engine.load();
         let outcome = engine.decide(req);
-        if outcome.label_rejected {
+        if outcome.label_rejected() {
             let rejected = self.shared.rejected.get_or(AtomicU64::default);
             rejected.store(rejected.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
@@ -157,11 +152,11 @@ impl Gray {
     /// Replaces the rules, atomically: a decision sees the old rules or the new ones,
     /// never a mix. An invalid config returns its error and changes nothing.
     ///
-    /// While a [`Rollout`](crate::Rollout) holds a route's canary weight (from its start
+    /// While a [`Rollout`](crate::rollout::Rollout) holds a route's canary weight (from its start
     /// until it is dropped), the new rules apply with that weight — and the default
     /// version's beside it — as the rollout holds it, so no user moves behind its back;
     /// rules whose other weights leave it no room are refused
-    /// ([`Problem::HeldByRollout`](crate::Problem::HeldByRollout)).
+    /// ([`Problem::HeldByRollout`](crate::rules::Problem::HeldByRollout)).
     ///
     /// Each reload, applied or refused, is counted in [`reloads`](Self::reloads).
     pub fn reload(&self, config: Config) -> Result<(), Error> {
@@ -207,7 +202,7 @@ impl Gray {
         }
         let mut engine = Engine::compile(config)?;
         meter(&self.shared.metered, &mut engine);
-        let fingerprint = fingerprint(&engine.config);
+        let fingerprint = fingerprint(engine.config());
         // Under the lock, so that no `set_available` falls between the copy and the swap.
         let unavailable = self.unavailable_set();
         for version in unavailable.iter() {
@@ -215,7 +210,7 @@ impl Gray {
                 engine.set_unavailable(index, true);
             }
         }
-        let reads_client_ip = engine.reads_peer;
+        let reads_client_ip = engine.reads_peer();
         self.shared.engine.store(Arc::new(engine));
         self.shared
             .reads_client_ip
@@ -357,27 +352,27 @@ impl Gray {
             }))
         });
         let unavailable = self.unavailable_set();
-        InForce {
-            weights: weights.flatten().collect(),
-            available: (config.versions.iter())
+        InForce::new(
+            weights.flatten().collect(),
+            (config.versions.iter())
                 .map(|version| (version.clone(), !unavailable.contains(version)))
                 .collect(),
-        }
+        )
     }
 
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
-        Arc::clone(&self.shared.engine.load().config)
+        Arc::clone(self.shared.engine.load().config())
     }
 
     /// The declared versions of the rules in force; the first is the default.
     pub fn versions(&self) -> Vec<Arc<str>> {
-        self.shared.engine.load().versions.to_vec()
+        self.shared.engine.load().versions().to_vec()
     }
 
     /// The header that carries the label, under the rules in force.
     pub fn label_header(&self) -> HeaderName {
-        self.shared.engine.load().label_header.clone()
+        self.shared.engine.load().label_header().clone()
     }
 
     /// How many incoming labels were refused since this `Gray` was made
@@ -397,7 +392,7 @@ impl Gray {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// [`Metrics::prometheus`]: crate::Metrics::prometheus
+    /// [`Metrics::prometheus`]: crate::metrics::Metrics::prometheus
     pub fn rejected_labels(&self) -> u64 {
         self.shared
             .rejected
@@ -434,7 +429,7 @@ impl Gray {
     pub fn explain<R: RequestView + ?Sized>(&self, req: &R) -> Vec<RouteCheck> {
         // The same snapshot for both, and nothing counted: a dry run.
         let engine = self.shared.engine.load();
-        if engine.decide(req).source == Source::Inherited {
+        if engine.decide(req).source() == Source::Inherited {
             return Vec::new();
         }
         engine.explain(req)
@@ -474,8 +469,8 @@ impl fmt::Debug for Gray {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let engine = self.shared.engine.load();
         f.debug_struct("Gray")
-            .field("versions", &engine.versions)
-            .field("routes", &engine.routes.len())
+            .field("versions", &engine.versions())
+            .field("routes", &engine.route_count())
             .finish_non_exhaustive()
     }
 }

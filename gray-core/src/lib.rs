@@ -44,8 +44,8 @@
 //!
 //! # How a decision is made
 //! 1. With `label.inherit: always`, an incoming label header that names a declared version
-//!    (at most [`MAX_LABEL_LEN`] bytes) is honoured — with `label.from`, only from a peer
-//!    in those networks ([`LabelConfig::from`]); any other label is ignored and the
+//!    (at most [`MAX_LABEL_LEN`](crate::label::MAX_LABEL_LEN) bytes) is honoured — with `label.from`, only from a peer
+//!    in those networks ([`LabelConfig::from`](crate::rules::LabelConfig::from)); any other label is ignored and the
 //!    decision says so ([`Decision::label_rejected`]; [`Gray::rejected_labels`] counts
 //!    them). When the label header is absent, the `gray` member of a W3C `baggage` header
 //!    is read instead (`label.baggage`, on by default), so OpenTelemetry-instrumented
@@ -53,34 +53,34 @@
 //!    honoured, and one that arrives is counted the same way — unless a route reads the
 //!    label header itself (testers forcing a version with it).
 //! 2. Routes are tried in order; the first whose conditions all hold decides, with `to` a
-//!    version or a `split` by weights (see [`bucket`] for the hashing and the exact
+//!    version or a `split` by weights (see [`bucket`](crate::engine::bucket) for the hashing and the exact
 //!    low-discrepancy sequence used when there is no key).
-//!    A cookie-keyed split with `set_cookie:` ([`SetCookieConfig`]) places a client that
+//!    A cookie-keyed split with `set_cookie:` ([`SetCookieConfig`](crate::rules::SetCookieConfig)) places a client that
 //!    came without its cookie by a random key drawn for it, and [`Decision::set_cookie`]
 //!    gives the `Set-Cookie` that hands the key to the client (the adapters append it to
 //!    the response), so anonymous clients are sticky from their first request.
 //!    A split's key can be the first of several the request has
-//!    (`by: { first_of: [...] }`, [`SplitBy::FirstOf`]): a user id, else a session cookie.
+//!    (`by: { first_of: [...] }`, [`SplitBy::FirstOf`](crate::rules::SplitBy::FirstOf)): a user id, else a session cookie.
 //!    A route can also match the client's address (`match.client_ip`, networks in CIDR
 //!    notation) and a split hash it (`by: client_ip`): the connection's peer
 //!    ([`RequestView::peer_ip`], a [`PeerAddr`] extension for the `http` types), or behind
 //!    proxies the address their `X-Forwarded-For` names, read only when the peer is one of
-//!    them ([`RealIpConfig`]).
+//!    them ([`RealIpConfig`](crate::rules::RealIpConfig)).
 //! 3. No route matched: the default version, the first in `versions`.
 //! 4. A version marked unavailable ([`Gray::set_available`], after a failed health check,
 //!    say) gives way to the default version ([`Source::Fallback`]).
 //!
 //! The adapters then write the decision on the request: the label header, and a `gray`
 //! member of `baggage` that says otherwise ([`Decision::baggage_stale`],
-//! [`relabel_baggage`]), so that a proxy forwards no label but the decided one.
+//! [`relabel_baggage`](crate::label::relabel_baggage)), so that a proxy forwards no label but the decided one.
 //!
-//! A route with `mirror:` ([`MirrorConfig`]) also picks a share of its requests to be
+//! A route with `mirror:` ([`MirrorConfig`](crate::rules::MirrorConfig)) also picks a share of its requests to be
 //! copied to another version, whose answer nobody waits for (traffic shadowing):
 //! [`Decision::mirror`] gives the copy's [`Mirror`], and the adapters put it in the request
 //! extensions for whatever forwards the request (the `gateway` example) to send the copy.
 //!
 //! [`Gray::explain`] shows it for one request: the routes tried, in order, and the
-//! condition that stopped each ([`RouteCheck`]).
+//! condition that stopped each ([`RouteCheck`](crate::engine::RouteCheck)).
 //!
 //! # Reloading
 //! [`Gray::reload`] validates and compiles the new rules, then swaps them in atomically; an
@@ -88,7 +88,7 @@
 //! ([`Error::problems`]) and changes nothing.
 //! With feature `watch`, `Watcher` reloads from a rules file whenever it changes,
 //! following Kubernetes ConfigMap updates. Every reload, applied or refused, is on the
-//! record ([`Gray::reloads`], [`Reloads`]; in the Prometheus text too), with a fingerprint
+//! record ([`Gray::reloads`], [`Reloads`](crate::metrics::Reloads); in the Prometheus text too), with a fingerprint
 //! of the rules in force that is the same in every process running the same rules.
 //!
 //! With feature `schema`, `Config::json_schema` gives the rules file's JSON Schema (kept
@@ -98,94 +98,50 @@
 //!
 //! # Metrics
 //! Adapters asked to (`GrayLayer::metrics`, `GrayMiddleware::metrics`) time each request
-//! from its decision to its response ([`Decision::measure`], [`Measure::finish`]) and count
+//! from its decision to its response ([`Decision::measure`], [`Measure::finish`](crate::metrics::Measure::finish)) and count
 //! it under its version: requests by status class and a latency histogram, with no lock
 //! and no memory written by two cores. [`Gray::metrics`] reads them (error rate and
 //! latency quantiles per version, to compare a canary with the stable version);
-//! [`Metrics::prometheus`] renders them for a `/metrics` endpoint.
+//! [`Metrics::prometheus`](crate::metrics::Metrics::prometheus) renders them for a `/metrics` endpoint.
 //!
 //! # Outbound calls
-//! [`Propagation`] writes a request's label on an outbound call — the label header and the
+//! [`Propagation`](crate::adapter::Propagation) writes a request's label on an outbound call — the label header and the
 //! `gray` member of W3C `baggage` — so the next service keeps the request on the same
 //! version. `gray_reqwest::GrayPropagation` (reqwest) and `gray_tower::GrayPropagationLayer`
 //! (any tower HTTP client: hyper-util's, tonic's channels) apply it to every call.
 //!
 //! # Staged rollouts
-//! A [`Rollout`] widens a canary in one `split` route stage by stage (5% → 30% → 100%),
-//! judging each stage on the metrics since it began ([`Analysis`]: 5xx rate against a
+//! A [`Rollout`](crate::rollout::Rollout) widens a canary in one `split` route stage by stage (5% → 30% → 100%),
+//! judging each stage on the metrics since it began ([`Analysis`](crate::rollout::Analysis): 5xx rate against a
 //! ceiling and against the default version, a latency quantile against the default
 //! version's), and rolls the canary back to 0% — or pauses — when it is worse: each stage
-//! held at least [`Rollout::min_stage_duration`], a few failing readings tolerated with
-//! [`Rollout::failure_limit`], your own verdicts joined with [`Rollout::step_with`]. Drive
-//! it with [`Rollout::step`] from a timer, or let a tokio task drive it
-//! ([`Rollout::spawn`]) and order it about through its [`RolloutHandle`];
+//! held at least [`Rollout::min_stage_duration`](crate::rollout::Rollout::min_stage_duration), a few failing readings tolerated with
+//! [`Rollout::failure_limit`](crate::rollout::Rollout::failure_limit), your own verdicts joined with [`Rollout::step_with`](crate::rollout::Rollout::step_with). Drive
+//! it with [`Rollout::step`](crate::rollout::Rollout::step) from a timer, or let a tokio task drive it
+//! ([`Rollout::spawn`](crate::rollout::Rollout::spawn)) and order it about through its [`RolloutHandle`](crate::rollout::RolloutHandle);
 //! `examples/rollout.rs` runs one end to end.
 #![deny(missing_docs)]
 // On docs.rs: mark what a feature brings.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod analysis;
-mod baggage;
-mod bucket;
-mod client_ip;
-mod compile;
-mod config;
+// The layers, lowest first: a module imports only from those above it in this list (the
+// test `layers` checks it; ARCHITECTURE.md tells why).
+pub mod adapter;
 mod context;
 mod decision;
-mod engine;
-mod error;
-mod explain;
+pub mod engine;
 mod gray;
-mod hold;
-mod intern;
-mod matcher;
-mod metrics;
-mod mirror;
-mod percent;
-mod propagation;
-mod reloads;
-mod request;
-mod rollout;
-mod rollout_handle;
-#[cfg(feature = "schema")]
-mod schema;
-mod set_cookie;
-mod split_key;
-mod telemetry;
-mod values;
+pub mod label;
+pub mod metrics;
 #[cfg(feature = "watch")]
-mod watch;
+pub mod reload;
+pub mod rollout;
+pub mod rules;
 
-pub use analysis::{Analysis, Verdict};
-pub use baggage::{
-    BAGGAGE_HEADER, BAGGAGE_KEY, MAX_BAGGAGE_LEN, baggage_member, baggage_relabeled, baggage_with,
-    relabel_baggage,
-};
-pub use bucket::{BUCKETS, bucket};
-pub use client_ip::{ClientIpMatch, PeerAddr, RealIpConfig};
-pub use compile::MAX_VERSIONS;
-pub use config::{
-    Config, Format, Inherit, LabelConfig, Match, MirrorConfig, PathMatch, Route, SetCookieConfig,
-    Split, SplitBy, ValueMatch,
-};
 pub use context::GrayContext;
 pub use decision::Decision;
-pub use engine::{MAX_LABEL_LEN, Source};
-pub use error::{Error, Invalid, Problem};
-pub use explain::RouteCheck;
+pub use engine::{Mirror, PeerAddr, RequestView, Source};
 pub use gray::Gray;
 /// The `http` 1.x crate gray-core is built on (its `HeaderName` is in [`RequestView`]).
 pub use http;
-pub use metrics::{LATENCY_BUCKETS, MAX_METERED_VERSIONS, Measure, Metrics, VersionMetrics};
-pub use mirror::Mirror;
-pub use propagation::Propagation;
-pub use reloads::Reloads;
-pub use request::RequestView;
-pub use rollout::{OnFailure, Rollout, RolloutError, RolloutStatus};
-pub use rollout_handle::RolloutHandle;
-pub use telemetry::Telemetry;
-#[cfg(feature = "watch")]
-pub use watch::{Reloaded, Watcher};
-
-/// The default label header, `x-gray-version`.
-pub const DEFAULT_LABEL_HEADER: &str = "x-gray-version";
+pub use rules::{Config, Error};

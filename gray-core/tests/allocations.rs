@@ -114,7 +114,7 @@ fn five_thousand_decisions_allocate_nothing() {
 
     // An outbound request's headers, reused (a client builds a fresh map per call).
     let mut outbound = http::HeaderMap::with_capacity(8);
-    let propagation = gray_core::Propagation::default();
+    let propagation = gray_core::adapter::Propagation::default();
 
     COUNTING.set(true);
     let mut canary = 0;

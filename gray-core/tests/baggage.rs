@@ -1,6 +1,6 @@
 //! The W3C `baggage` codec: reading the label member, merging it into existing baggage.
 
-use gray_core::{
+use gray_core::label::{
     BAGGAGE_HEADER, MAX_BAGGAGE_LEN, baggage_member, baggage_relabeled, baggage_with,
     relabel_baggage,
 };

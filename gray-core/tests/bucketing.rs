@@ -4,7 +4,7 @@
 mod common;
 
 use common::{gray, keyed_split, req, version_for_user};
-use gray_core::{BUCKETS, bucket};
+use gray_core::engine::{BUCKETS, bucket};
 use proptest::prelude::*;
 
 proptest! {
@@ -55,7 +55,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Three versions: beta owns the bottom of the bucket space, canary the top, stable
-    /// the middle (`gray_core::bucket`'s documented layout).
+    /// the middle (`gray_core::engine::bucket`'s documented layout).
     #[test]
     fn three_versions_follow_the_documented_layout(key in "\\PC{1,40}", canary in 0u32..=50, beta in 0u32..=50) {
         let g = three_way(f64::from(100 - canary - beta), f64::from(canary), f64::from(beta));

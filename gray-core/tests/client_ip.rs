@@ -7,7 +7,8 @@ mod common;
 use std::net::IpAddr;
 
 use common::{from, gray, refused_in_route_r};
-use gray_core::{Config, Gray, Problem};
+use gray_core::rules::Problem;
+use gray_core::{Config, Gray};
 
 const OFFICE: &str = "versions: [stable, canary]
 routes:
@@ -358,7 +359,7 @@ split = { by = "client_ip", weights = { stable = 90, canary = 10 } }
     assert_eq!(yaml, json);
     assert_eq!(
         yaml.routes[1].split.as_ref().unwrap().by,
-        Some(gray_core::SplitBy::ClientIp)
+        Some(gray_core::rules::SplitBy::ClientIp)
     );
     Gray::new(yaml).unwrap();
 }
@@ -376,7 +377,7 @@ fn explain_names_the_client_ip_condition() {
 fn gray_says_whether_its_rules_read_the_client_address() {
     assert!(gray(OFFICE).reads_client_ip());
     assert!(gray(BEHIND_PROXIES).reads_client_ip());
-    // `real_ip:` alone reads nothing; neither do DESIGN.md's rules.
+    // `real_ip:` alone reads nothing; neither do the example rules.
     assert!(!gray("real_ip: { trusted: [10.0.0.0/8] }\nversions: [stable]\n").reads_client_ip());
     let g = common::design();
     assert!(!g.reads_client_ip());

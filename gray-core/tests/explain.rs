@@ -70,7 +70,7 @@ fn header() -> impl Strategy<Value = (&'static str, &'static str)> {
     )
 }
 
-/// DESIGN.md's rules without their catch-all `users` route: a request can match none.
+/// The example rules without their catch-all `users` route: a request can match none.
 const NO_CATCH_ALL: &str = r#"
 versions: [stable, canary]
 routes:
@@ -83,7 +83,7 @@ routes:
 proptest! {
     /// The explanation agrees with the decision: the route that decided is the last one
     /// listed, and it alone has no failed condition; with no route deciding (only possible
-    /// without DESIGN.md's catch-all route), every route is listed, each with a failure.
+    /// without the example's catch-all route), every route is listed, each with a failure.
     #[test]
     fn the_explanation_agrees_with_the_decision(headers in prop::collection::vec(header(), 0..4)) {
         for g in [design(), gray(NO_CATCH_ALL)] {

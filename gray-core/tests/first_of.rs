@@ -5,7 +5,8 @@
 mod common;
 
 use common::{first_visit, gray, refused_in_route_r, req};
-use gray_core::{Config, Gray, PeerAddr, Problem, SplitBy};
+use gray_core::rules::{Problem, SplitBy};
+use gray_core::{Config, Gray, PeerAddr};
 
 const STICKY: &str = "versions: [stable, canary]
 routes:

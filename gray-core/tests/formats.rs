@@ -5,7 +5,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{req, rules_path, temp_dir};
-use gray_core::{Config, Format, Gray};
+use gray_core::rules::Format;
+use gray_core::{Config, Gray};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

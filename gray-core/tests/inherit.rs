@@ -3,7 +3,8 @@
 mod common;
 
 use common::{design, from, gray, req};
-use gray_core::{MAX_LABEL_LEN, Source};
+use gray_core::Source;
+use gray_core::label::MAX_LABEL_LEN;
 
 const INTERNAL: &str = r#"
 label: { header: x-gray-version, inherit: always }
@@ -491,22 +492,22 @@ fn from_is_refused_at_an_edge_and_needs_networks() {
         (
             "{ inherit: never, from: [10.0.0.0/8] }",
             "label.from",
-            gray_core::Problem::LabelFromAtEdge,
+            gray_core::rules::Problem::LabelFromAtEdge,
         ),
         (
             "{ from: [10.0.0.0/8] }",
             "label.from",
-            gray_core::Problem::LabelFromAtEdge,
+            gray_core::rules::Problem::LabelFromAtEdge,
         ),
         (
             "{ inherit: always, from: [] }",
             "label.from",
-            gray_core::Problem::NoNetworks,
+            gray_core::rules::Problem::NoNetworks,
         ),
         (
             "{ inherit: always, from: [10.0.0.0/8, 10.0.0.0/33] }",
             "label.from[1]",
-            gray_core::Problem::BadNetwork("10.0.0.0/33".to_owned()),
+            gray_core::rules::Problem::BadNetwork("10.0.0.0/33".to_owned()),
         ),
     ] {
         let yaml = format!("label: {label}\nversions: [stable, canary]\n");

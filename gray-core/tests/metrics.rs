@@ -4,7 +4,8 @@
 mod common;
 
 use common::{gray, req};
-use gray_core::{Config, Gray, LATENCY_BUCKETS, VersionMetrics};
+use gray_core::metrics::{LATENCY_BUCKETS, VersionMetrics};
+use gray_core::{Config, Gray};
 
 fn metrics_of(gray: &Gray, version: &str) -> VersionMetrics {
     gray.metrics()
@@ -220,7 +221,7 @@ fn gauges_show_the_weights_and_availability_in_force() {
         ]
     );
     g.set_available("canary", false);
-    let mut rollout = gray_core::Rollout::new(g.clone(), "users", "beta", [5.0]).unwrap();
+    let mut rollout = gray_core::rollout::Rollout::new(g.clone(), "users", "beta", [5.0]).unwrap();
     rollout.start().unwrap();
     assert_eq!(
         gauges(&g),

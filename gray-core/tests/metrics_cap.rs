@@ -5,7 +5,9 @@
 mod common;
 
 use common::{Logs, gray, req};
-use gray_core::{MAX_METERED_VERSIONS, MAX_VERSIONS, Rollout, RolloutStatus};
+use gray_core::metrics::MAX_METERED_VERSIONS;
+use gray_core::rollout::{Rollout, RolloutStatus};
+use gray_core::rules::MAX_VERSIONS;
 
 #[test]
 fn versions_past_the_cap_are_served_but_not_counted_until_slots_are_given_back() {

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{gray, req};
-use gray_core::{Config, Gray, Problem, Source};
+use gray_core::rules::Problem;
+use gray_core::{Config, Gray, Source};
 
 /// How many of `n` requests to `g` are copied, and to which version.
 fn copies(g: &Gray, n: usize, headers: &[(&str, &str)]) -> (usize, Vec<String>) {

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{design, req};
-use gray_core::{GrayContext, Propagation};
+use gray_core::GrayContext;
+use gray_core::adapter::Propagation;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 fn applied(propagation: &Propagation, ctx: &GrayContext, headers: &[(&str, &[u8])]) -> HeaderMap {

@@ -6,7 +6,8 @@ mod common;
 use std::time::SystemTime;
 
 use common::{gray, temp_dir, version_for_user};
-use gray_core::{Config, Gray, Rollout};
+use gray_core::rollout::Rollout;
+use gray_core::{Config, Gray};
 
 const RULES: &str = "versions: [stable, canary]
 routes:

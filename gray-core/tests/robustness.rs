@@ -4,7 +4,8 @@
 mod common;
 
 use common::{design, gray};
-use gray_core::{Config, Format, Gray};
+use gray_core::rules::Format;
+use gray_core::{Config, Gray};
 use http::{HeaderName, HeaderValue, Request};
 use proptest::prelude::*;
 

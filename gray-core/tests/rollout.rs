@@ -7,10 +7,11 @@ mod common;
 use common::{Logs, TempDir, gray, req, temp_dir, version_for_user};
 use std::time::{Duration, Instant};
 
-use gray_core::{
-    Analysis, Config, Gray, OnFailure, Problem, Rollout, RolloutError, RolloutStatus as Status,
-    Verdict,
+use gray_core::rollout::{
+    Analysis, OnFailure, Rollout, RolloutError, RolloutStatus as Status, Verdict,
 };
+use gray_core::rules::Problem;
+use gray_core::{Config, Gray};
 
 const RULES: &str = r#"
 versions: [stable, canary]

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Logs, gray, req};
-use gray_core::{Analysis, Config, Gray, Rollout, RolloutError, RolloutStatus as Status, Verdict};
+use gray_core::rollout::{Analysis, Rollout, RolloutError, RolloutStatus as Status, Verdict};
+use gray_core::{Config, Gray};
 
 const RULES: &str = "versions: [stable, canary]\nroutes:\n  - name: users\n    split: { by: { header: x-user-id }, weights: { stable: 100, canary: 0 } }\n";
 

@@ -6,7 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use gray_core::{Config, Format};
+use gray_core::Config;
+use gray_core::rules::Format;
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {

@@ -8,7 +8,8 @@ mod common;
 use std::collections::HashSet;
 
 use common::{first_visit, gray, req};
-use gray_core::{Config, Problem};
+use gray_core::Config;
+use gray_core::rules::Problem;
 
 fn visitors(weights: &str, set_cookie: &str) -> String {
     format!(

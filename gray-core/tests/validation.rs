@@ -4,7 +4,8 @@
 mod common;
 
 use common::{design, gray, req, rules_path, temp_dir};
-use gray_core::{Config, Error, Gray, Problem};
+use gray_core::rules::Problem;
+use gray_core::{Config, Error, Gray};
 
 fn refuse(yaml: &str) -> Error {
     let config = match Config::from_yaml(yaml) {

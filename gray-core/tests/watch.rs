@@ -9,7 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{req, temp_dir};
-use gray_core::{Gray, Watcher};
+use gray_core::Gray;
+use gray_core::reload::Watcher;
 
 const WAIT: Duration = Duration::from_secs(20);
 

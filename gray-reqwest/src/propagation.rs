@@ -1,6 +1,7 @@
 //! [`GrayPropagation`]: the request's label on every outbound call.
 
-use gray_core::{GrayContext, Propagation};
+use gray_core::GrayContext;
+use gray_core::adapter::Propagation;
 use http::{Extensions, HeaderName};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};

@@ -11,14 +11,14 @@ use http::request::Parts;
 /// The request's [`GrayContext`], extracted in an axum handler.
 ///
 /// Needs [`GrayLayer`](crate::GrayLayer) on the route; without it extraction fails with
-/// [`MissingGrayLayer`], a `500` naming the problem. `Option<Gray>` never fails.
+/// [`MissingGrayLayer`], a `500` naming the problem. `Option<GrayVersion>` never fails.
 /// `Extension<GrayContext>` works as well.
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use gray_tower::{Gray, GrayLayer};
+/// use gray_tower::{GrayVersion, GrayLayer};
 ///
-/// async fn ping(Gray(ctx): Gray) -> String {
+/// async fn ping(GrayVersion(ctx): GrayVersion) -> String {
 ///     format!("pong from {}", ctx.version())
 /// }
 ///
@@ -27,9 +27,9 @@ use http::request::Parts;
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gray(pub GrayContext);
+pub struct GrayVersion(pub GrayContext);
 
-impl Deref for Gray {
+impl Deref for GrayVersion {
     type Target = GrayContext;
 
     fn deref(&self) -> &GrayContext {
@@ -37,7 +37,7 @@ impl Deref for Gray {
     }
 }
 
-/// Rejection of the [`Gray`] extractor: the request has no [`GrayContext`], because no
+/// Rejection of the [`GrayVersion`] extractor: the request has no [`GrayContext`], because no
 /// [`GrayLayer`](crate::GrayLayer) ran before the handler. Responds `500`.
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
@@ -60,23 +60,23 @@ impl IntoResponse for MissingGrayLayer {
     }
 }
 
-impl<S: Sync> FromRequestParts<S> for Gray {
+impl<S: Sync> FromRequestParts<S> for GrayVersion {
     type Rejection = MissingGrayLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         GrayContext::from_extensions(&parts.extensions)
-            .map(Gray)
+            .map(GrayVersion)
             .ok_or(MissingGrayLayer)
     }
 }
 
-impl<S: Sync> OptionalFromRequestParts<S> for Gray {
+impl<S: Sync> OptionalFromRequestParts<S> for GrayVersion {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(GrayContext::from_extensions(&parts.extensions).map(Gray))
+        Ok(GrayContext::from_extensions(&parts.extensions).map(GrayVersion))
     }
 }

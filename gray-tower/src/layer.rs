@@ -2,7 +2,8 @@
 
 use std::task::{Context, Poll};
 
-use gray_core::{Gray, GrayContext, Telemetry};
+use gray_core::adapter::{Labeling, Options};
+use gray_core::{Gray, GrayContext};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -73,9 +74,7 @@ use crate::view::TowerRequest;
 #[derive(Clone, Debug)]
 pub struct GrayLayer {
     gray: Gray,
-    echo: bool,
-    metrics: bool,
-    trace: bool,
+    options: Options,
 }
 
 impl GrayLayer {
@@ -83,9 +82,7 @@ impl GrayLayer {
     pub fn new(gray: Gray) -> Self {
         Self {
             gray,
-            echo: false,
-            metrics: false,
-            trace: false,
+            options: Options::new(),
         }
     }
 
@@ -96,7 +93,7 @@ impl GrayLayer {
     /// The span is made in `call`, so it is a child of whatever span is entered there: the
     /// request span of tower-http's `TraceLayer` applied after this layer, for one.
     pub fn trace(mut self, trace: bool) -> Self {
-        self.trace = trace;
+        self.options = self.options.trace(trace);
         self
     }
 
@@ -120,14 +117,14 @@ impl GrayLayer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn metrics(mut self, record: bool) -> Self {
-        self.metrics = record;
+        self.options = self.options.metrics(record);
         self
     }
 
     /// Also set the label header on the response, echoing the version that served it
     /// (off by default: it tells clients which version they are on).
     pub fn echo_version(mut self, echo: bool) -> Self {
-        self.echo = echo;
+        self.options = self.options.echo(echo);
         self
     }
 }
@@ -139,9 +136,7 @@ impl<S> Layer<S> for GrayLayer {
         GrayService {
             inner,
             gray: self.gray.clone(),
-            echo: self.echo,
-            metrics: self.metrics,
-            trace: self.trace,
+            options: self.options,
         }
     }
 }
@@ -151,9 +146,7 @@ impl<S> Layer<S> for GrayLayer {
 pub struct GrayService<S> {
     inner: S,
     gray: Gray,
-    echo: bool,
-    metrics: bool,
-    trace: bool,
+    options: Options,
 }
 
 impl<S> GrayService<S> {
@@ -192,34 +185,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (ctx, header, value, in_place, stale, mirror, set_cookie, telemetry) = {
-            let decision = self.gray.decide(&TowerRequest(&req));
-            let ctx = decision.context();
-            let telemetry = Telemetry::new(&decision, &ctx, self.metrics, self.trace);
-            let header = decision.label_header().clone();
-            let value = decision.label_value().clone();
-            let (in_place, stale) = (decision.label_in_place(), decision.baggage_stale());
-            let (mirror, set_cookie) = (decision.mirror(), decision.set_cookie().map(Box::new));
-            (
-                ctx, header, value, in_place, stale, mirror, set_cookie, telemetry,
-            )
-        };
-        // The Decision (and its snapshot guard) is dropped here, before any await.
-        let echo = self.echo.then(|| (header.clone(), value.clone()));
-        if !in_place {
-            req.headers_mut().insert(header, value);
-        }
-        if stale {
-            gray_core::relabel_baggage(req.headers_mut(), ctx.version());
-        }
-        req.extensions_mut().insert(ctx.clone());
-        // A route's `mirror:` drew it: for whatever forwards the request to send a copy.
-        if let Some(mirror) = mirror {
-            req.extensions_mut().insert(mirror);
-        }
+        // The decision (and its snapshot guard) is dropped in `decide`, before any await.
+        let labeling = Labeling::decide(&self.gray, &TowerRequest(&req), self.options);
+        let (ctx, finish) = labeling.apply(&mut req);
         // The inner `call` finds the context in the extensions; its future, where handlers
         // run, also as `GrayContext::current()`.
-        let future = telemetry.in_scope(|| self.inner.call(req));
-        ResponseFuture::new(GrayContext::scope(ctx, future), echo, set_cookie, telemetry)
+        let future = finish.in_scope(|| self.inner.call(req));
+        ResponseFuture::new(GrayContext::scope(ctx, future), finish)
     }
 }

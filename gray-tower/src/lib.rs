@@ -35,7 +35,7 @@
 //! ```
 //!
 //! In a handler the version is also in the request extensions (`Extension<GrayContext>`)
-//! and, with feature `axum`, in the [`Gray`] extractor.
+//! and, with feature `axum`, in the [`GrayVersion`] extractor.
 //!
 //! # Seeing the versions
 //! `GrayLayer::new(gray).metrics(true)` counts every request under its version (status
@@ -67,7 +67,7 @@
 //! label of the request that opened it (`tests/websocket.rs` runs this):
 //!
 //! ```ignore
-//! async fn chat(Gray(ctx): Gray, ws: WebSocketUpgrade) -> Response {
+//! async fn chat(GrayVersion(ctx): GrayVersion, ws: WebSocketUpgrade) -> Response {
 //!     ws.on_upgrade(move |socket| GrayContext::scope(ctx, handle(socket)))
 //! }
 //! ```
@@ -139,7 +139,7 @@ mod view;
 
 pub use body::{GrayBody, GrayBodyFuture, GrayBodyLayer, GrayBodyService};
 #[cfg(feature = "axum")]
-pub use extract::{Gray, MissingGrayLayer};
+pub use extract::{GrayVersion, MissingGrayLayer};
 pub use future::ResponseFuture;
 pub use layer::{GrayLayer, GrayService};
 pub use propagation::{GrayPropagationLayer, GrayPropagationService};

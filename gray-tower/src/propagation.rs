@@ -2,7 +2,8 @@
 
 use std::task::{Context, Poll};
 
-use gray_core::{GrayContext, Propagation};
+use gray_core::GrayContext;
+use gray_core::adapter::Propagation;
 use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -22,7 +23,8 @@ use tower_service::Service;
 /// parties on a client without this layer.
 ///
 /// ```
-/// use gray_core::{GrayContext, Propagation};
+/// use gray_core::GrayContext;
+/// use gray_core::adapter::Propagation;
 /// use gray_tower::GrayPropagationLayer;
 /// use http::{Request, Response};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};

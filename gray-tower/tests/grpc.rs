@@ -12,7 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use common::{INTERNAL, edge, expected, gray};
-use gray_core::{Gray, GrayContext, PeerAddr, Propagation};
+use gray_core::adapter::Propagation;
+use gray_core::{Gray, GrayContext, PeerAddr};
 use gray_tower::{GrayLayer, GrayPropagationLayer, GrayPropagationService, GraySplit};
 use tonic::server::{NamedService, UnaryService};
 use tonic::transport::Channel;

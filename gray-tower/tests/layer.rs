@@ -11,12 +11,12 @@ use axum::routing::get;
 use axum::{Router, body::Body};
 use common::{Frames, INTERNAL, edge, expected, gray, serve};
 use gray_core::GrayContext;
-use gray_tower::{Gray, GrayLayer};
+use gray_tower::{GrayLayer, GrayVersion};
 use tower::ServiceExt;
 
 /// Answers `extractor|extension|current|label header values seen`.
 async fn who(
-    Gray(by_extractor): Gray,
+    GrayVersion(by_extractor): GrayVersion,
     Extension(by_extension): Extension<GrayContext>,
     headers: http::HeaderMap,
 ) -> String {
@@ -210,11 +210,11 @@ async fn without_the_layer_the_extractor_rejects_with_500() {
     let app = Router::new()
         .route(
             "/who",
-            get(|Gray(ctx): Gray| async move { ctx.version().to_owned() }),
+            get(|GrayVersion(ctx): GrayVersion| async move { ctx.version().to_owned() }),
         )
         .route(
             "/maybe",
-            get(|ctx: Option<Gray>| async move {
+            get(|ctx: Option<GrayVersion>| async move {
                 format!("{:?}", ctx.map(|g| g.0.version().to_owned()))
             }),
         );
@@ -225,7 +225,7 @@ async fn without_the_layer_the_extractor_rejects_with_500() {
     assert!(res.text().await.unwrap().contains("GrayLayer"));
     let res = common::get(&client, format!("http://{addr}/maybe"), &[]).await;
     assert_eq!(res.text().await.unwrap(), "None");
-    // With the layer, `Option<Gray>` has it.
+    // With the layer, `Option<GrayVersion>` has it.
     let addr = serve(app.layer(GrayLayer::new(edge()))).await;
     let res = common::get(&client, format!("http://{addr}/maybe"), &[]).await;
     assert_eq!(res.text().await.unwrap(), "Some(\"stable\")");
@@ -334,16 +334,15 @@ fn frames() -> Body {
 #[tokio::test]
 async fn a_streamed_body_sees_the_version_when_wrapped() {
     let rules = gray("versions: [stable, canary]\nroutes: [{ name: all, to: canary }]\n");
-    let app =
-        Router::new()
-            .route("/plain", get(|| async { frames() }))
-            .route(
-                "/wrapped",
-                get(|Gray(ctx): Gray| async move {
-                    Body::new(gray_tower::GrayBody::new(ctx, frames()))
-                }),
-            )
-            .layer(GrayLayer::new(rules));
+    let app = Router::new()
+        .route("/plain", get(|| async { frames() }))
+        .route(
+            "/wrapped",
+            get(|GrayVersion(ctx): GrayVersion| async move {
+                Body::new(gray_tower::GrayBody::new(ctx, frames()))
+            }),
+        )
+        .layer(GrayLayer::new(rules));
     let addr = serve(app).await;
     let client = reqwest::Client::new();
     let text = |path: &'static str| {
@@ -443,7 +442,9 @@ async fn a_mirrored_request_carries_its_mirror_in_the_extensions() {
 /// version its first request went to, and no new one is given.
 #[tokio::test]
 async fn a_new_client_gets_its_split_key_as_a_cookie_and_keeps_its_version() {
-    async fn version(Gray(ctx): Gray) -> ([(http::HeaderName, &'static str); 1], String) {
+    async fn version(
+        GrayVersion(ctx): GrayVersion,
+    ) -> ([(http::HeaderName, &'static str); 1], String) {
         (
             [(http::header::SET_COOKIE, "theme=dark")],
             ctx.version().to_owned(),

@@ -146,7 +146,7 @@ async fn a_streamed_body_logs_in_the_request_span_with_gray_body_layer() {
     }
 }
 
-/// A spawned `gray_core::Rollout` logs each change of its status, with its route and
+/// A spawned `gray_core::rollout::Rollout` logs each change of its status, with its route and
 /// canary — what an operator of a service running one reads (here for this file's log
 /// capture; the rollout is gray-core's).
 #[tokio::test]
@@ -159,7 +159,7 @@ async fn a_spawned_rollout_logs_each_change_of_status() {
         .unwrap(),
     )
     .unwrap();
-    let rollout = gray_core::Rollout::new(gray, "users", "canary", [5.0, 30.0]).unwrap();
+    let rollout = gray_core::rollout::Rollout::new(gray, "users", "canary", [5.0, 30.0]).unwrap();
     let handle = rollout
         .spawn(std::time::Duration::from_secs(3_600))
         .unwrap();

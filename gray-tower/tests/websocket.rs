@@ -13,7 +13,7 @@ use common::{edge, serve};
 use futures_util::StreamExt;
 use gray_core::GrayContext;
 use gray_reqwest::GrayPropagation;
-use gray_tower::{Gray, GrayLayer};
+use gray_tower::{GrayLayer, GrayVersion};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -56,12 +56,14 @@ async fn a_scoped_socket_carries_the_label_on_its_calls() {
     let app = Router::new()
         .route(
             "/scoped",
-            get(move |Gray(ctx): Gray, ws: WebSocketUpgrade| async move {
-                let response: Response = ws.on_upgrade(move |socket| {
-                    GrayContext::scope(ctx, relay(socket, scoped_client, scoped_url))
-                });
-                response
-            }),
+            get(
+                move |GrayVersion(ctx): GrayVersion, ws: WebSocketUpgrade| async move {
+                    let response: Response = ws.on_upgrade(move |socket| {
+                        GrayContext::scope(ctx, relay(socket, scoped_client, scoped_url))
+                    });
+                    response
+                },
+            ),
         )
         .route(
             "/unscoped",

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use gray_core::{Reloads, RolloutStatus};
+use gray_core::metrics::Reloads;
+use gray_core::rollout::RolloutStatus;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gray_core::{Analysis, Gray, Rollout, RolloutError};
+use gray_core::Gray;
+use gray_core::rollout::{Analysis, Rollout, RolloutError};
 use http::Uri;
 
 use super::eject::Ejection;

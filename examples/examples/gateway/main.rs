@@ -27,7 +27,7 @@
 //! bodies of known length up to 64 KiB are copied; longer or chunked ones are not, nor
 //! requests that come while 256 copies await their answers.
 //!
-//! - No flags: the demo. DESIGN.md's rules (`examples/rules.yaml`, embedded) and a built-in
+//! - No flags: the demo. the example rules (`examples/rules.yaml`, embedded) and a built-in
 //!   responder per version on an ephemeral port that says who answered; prints curl lines.
 //! - `--config FILE`: rules from a file, watched and hot-reloaded; a bad edit is logged and
 //!   the rules in force stay. Without `--upstream`, each version gets a built-in responder.
@@ -51,7 +51,7 @@
 //!   version's (Flagger's `request-duration`). Its state is in
 //!   `/gray/status`, with how long its stage has served (`stage_seconds`). The rollout holds the canary's weight until the gateway stops: an
 //!   edit of `--config` meanwhile applies everything but that weight (see
-//!   `gray_core::Rollout`), so write the outcome into the file for the next start.
+//!   `gray_core::rollout::Rollout`), so write the outcome into the file for the next start.
 //!
 //! `GET /gray/status` answers JSON: versions, routes (weights and keys, cookies,
 //! mirrors), upstreams, requests per version since start (copies a mirror sent it
@@ -90,7 +90,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::response::{IntoResponse, Response as AxumResponse};
-use gray_core::{Config, Gray, Watcher};
+use gray_core::reload::Watcher;
+use gray_core::{Config, Gray};
 use http::{Method, Uri};
 
 #[path = "admin.rs"]

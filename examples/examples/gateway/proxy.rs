@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gray_core::{Gray, GrayContext, Mirror, Propagation, RolloutHandle};
+use gray_core::adapter::Propagation;
+use gray_core::rollout::RolloutHandle;
+use gray_core::{Gray, GrayContext, Mirror};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;

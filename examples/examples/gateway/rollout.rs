@@ -1,9 +1,9 @@
-//! The `--rollout`: driven by a task of its own (`gray_core::Rollout::spawn`), ordered about
+//! The `--rollout`: driven by a task of its own (`gray_core::rollout::Rollout::spawn`), ordered about
 //! on the admin listener.
 
 use std::time::Duration;
 
-use gray_core::Rollout;
+use gray_core::rollout::Rollout;
 use http::{Response, StatusCode};
 
 use super::proxy::{Proxy, ProxyBody, json, text};

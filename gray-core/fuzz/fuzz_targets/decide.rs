@@ -66,13 +66,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = gray.decide(&parts);
     req = http::Request::from_parts(parts, ());
     if stale {
-        gray_core::relabel_baggage(req.headers_mut(), &version);
+        gray_core::label::relabel_baggage(req.headers_mut(), &version);
         // Rewritten once, the baggage names the decided version: nothing left to rewrite.
         let values = req
             .headers()
             .get_all("baggage")
             .iter()
             .map(|v| v.as_bytes());
-        assert_eq!(gray_core::baggage_relabeled(values, &version), None);
+        assert_eq!(gray_core::label::baggage_relabeled(values, &version), None);
     }
 });

@@ -4,7 +4,8 @@
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use gray_core::{Config, Gray, Problem};
+use gray_core::rules::Problem;
+use gray_core::{Config, Gray};
 
 /// A fresh, empty directory for one test (unique to this test binary's process), removed
 /// with everything in it when dropped — when the test fails as well.
@@ -31,7 +32,7 @@ impl Drop for TempDir {
     }
 }
 
-/// `examples/rules.yaml`: DESIGN.md's config, the one README and the benches use.
+/// `examples/rules.yaml`: the example config, the one README and the benches use.
 pub fn rules_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml")
 }

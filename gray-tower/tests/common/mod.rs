@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use axum::Router;
 use gray_core::{Config, Gray};
 
-/// DESIGN.md's edge rules (`inherit: never`), from `examples/rules.yaml`.
+/// The example edge rules (`inherit: never`), from `examples/rules.yaml`.
 pub fn edge() -> Gray {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.yaml");
     Gray::from_path(path).expect("examples/rules.yaml is valid")
