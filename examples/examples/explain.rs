@@ -243,10 +243,10 @@ fn explain_one(
         let config = gray.config();
         let reason = match config.label.inherit {
             Inherit::Never => "this service is an edge (`inherit: never`)",
-            Inherit::Always if config.label.from.is_some() => {
+            _ if config.label.from.is_some() => {
                 "it names no declared version, is too long, or its peer (`--peer`) is not in `label.from`"
             }
-            Inherit::Always => "it names no declared version, or is too long",
+            _ => "it names no declared version, or is too long",
         };
         writeln!(out, "note:    the incoming label was refused: {reason}")?;
     }

@@ -233,7 +233,7 @@ impl Gray {
     pub(crate) fn hold(&self, hold: Hold) -> Result<(), Error> {
         let mut holds = self.holds();
         let mut next = holds.clone();
-        match next.iter_mut().find(|h| h.route == hold.route) {
+        match next.iter_mut().find(|h| h.holds(hold.route(), None)) {
             Some(held) => *held = hold.clone(),
             None => next.push(hold.clone()),
         }
@@ -250,8 +250,7 @@ impl Gray {
     /// Lets go of `owner`'s hold on `route`, if it still has it. The rules in force do not
     /// change; the next reload applies its own weights to the route.
     pub(crate) fn release(&self, route: &str, owner: u64) {
-        self.holds()
-            .retain(|h| !(h.route == route && h.owner == owner));
+        self.holds().retain(|h| !h.holds(route, Some(owner)));
     }
 
     fn unavailable_set(&self) -> MutexGuard<'_, BTreeSet<String>> {

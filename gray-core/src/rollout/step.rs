@@ -202,12 +202,7 @@ impl Rollout {
         if !config.versions.iter().skip(1).any(|v| *v == self.canary) {
             return Err(RolloutError::BadCanary(self.canary.clone()));
         }
-        let hold = Hold {
-            owner: self.owner,
-            route: self.route.clone(),
-            canary: self.canary.clone(),
-            weight,
-        };
+        let hold = Hold::new(self.owner, self.route.clone(), self.canary.clone(), weight);
         self.gray
             .hold(hold)
             .map_err(|source| RolloutError::Weights {

@@ -30,6 +30,7 @@ use crate::label::DEFAULT_LABEL_HEADER;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Config {
     /// How the version label travels between services.
     #[serde(default)]
@@ -50,6 +51,7 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct LabelConfig {
     /// Header name that carries the label (default `x-gray-version`). A header of its
     /// own: one that HTTP, cookies, credentials or trace context use (`host`,
@@ -117,6 +119,7 @@ impl Default for LabelConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Inherit {
     /// Decide here and overwrite any incoming label: the edge of the system (default).
     /// An incoming label is counted as refused (`Gray::rejected_labels`), unless a route
@@ -132,6 +135,7 @@ pub enum Inherit {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Route {
     /// Unique name, 1 to 128 bytes: reported in decisions, errors and metrics; the default
     /// split salt.
@@ -176,6 +180,7 @@ pub struct Route {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MirrorConfig {
     /// The version the copies go to.
     pub to: String,
@@ -194,6 +199,7 @@ fn hundred() -> f64 {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Match {
     /// Header conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -230,6 +236,7 @@ pub struct Match {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ValueMatch {
     /// Header, parameter or cookie name. The header `host` is also found in an HTTP/2
     /// request, which carries it as the `:authority` pseudo-header instead.
@@ -257,6 +264,7 @@ pub struct ValueMatch {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PathMatch {
     /// The path equals this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +284,7 @@ pub struct PathMatch {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Split {
     /// What to hash for a sticky split. Absent: an unkeyed, exact weighted sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +336,7 @@ pub struct Split {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SetCookieConfig {
     /// Seconds the cookie lasts (`Max-Age`): 1 to 34,560,000 (400 days, the most browsers
     /// keep a cookie); default 86,400 (a day).
@@ -368,6 +378,7 @@ fn root() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum SplitBy {
     /// `{ header: x-user-id }`
     Header(String),
@@ -413,6 +424,7 @@ pub enum SplitBy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientIpMatch {
     /// Networks in CIDR notation, or single addresses; at least one.
     #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
@@ -445,6 +457,7 @@ pub struct ClientIpMatch {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RealIpConfig {
     /// The header proxies write the client's address in (default `x-forwarded-for`). A
     /// list of addresses, comma-separated, across repeated headers in order; addresses may

@@ -13,14 +13,34 @@ use super::percent::BASIS_POINTS;
 pub(crate) struct Hold {
     /// Which rollout holds it: a later rollout of the same route takes the hold over, and
     /// an earlier one letting go must not release it.
-    pub(crate) owner: u64,
-    pub(crate) route: String,
-    pub(crate) canary: String,
+    owner: u64,
+    route: String,
+    canary: String,
     /// Percent.
-    pub(crate) weight: f64,
+    weight: f64,
 }
 
 impl Hold {
+    /// `owner`'s hold of `canary` at `weight` percent in route `route`.
+    pub(crate) fn new(owner: u64, route: String, canary: String, weight: f64) -> Self {
+        Self {
+            owner,
+            route,
+            canary,
+            weight,
+        }
+    }
+
+    /// The route whose weights it holds.
+    pub(crate) fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Whether this is the hold on `route` (of `owner`, when given).
+    pub(crate) fn holds(&self, route: &str, owner: Option<u64>) -> bool {
+        self.route == route && owner.is_none_or(|owner| owner == self.owner)
+    }
+
     /// A new owner's id, unique in the process.
     pub(crate) fn new_owner() -> u64 {
         static NEXT: AtomicU64 = AtomicU64::new(0);

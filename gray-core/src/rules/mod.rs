@@ -21,10 +21,15 @@
 //! # Ok::<(), gray_core::Error>(())
 //! ```
 //!
+//! Rules can be built in code as well, with a constructor for each type and a method for
+//! each optional part (`Config::new(..).route(Route::to(..).matching(..))`): the types are
+//! `#[non_exhaustive]`, so a field added to the rules file later is no breaking change.
+//!
 //! A `Config` is only parsed here; [`Gray::new`](crate::Gray::new),
 //! [`Gray::reload`](crate::Gray::reload) and [`Config::validate`] check it, naming the
 //! route and field of each problem.
 
+mod build;
 mod config;
 mod error;
 mod format;
