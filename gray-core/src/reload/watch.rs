@@ -299,21 +299,30 @@ fn dirs_to_watch(path: &Path) -> (BTreeSet<PathBuf>, PathBuf) {
 }
 
 /// Watched directories, each with what it was when watched ([`identity`]).
-type Watched = BTreeMap<PathBuf, Option<(u64, u64)>>;
+type Watched = BTreeMap<PathBuf, Option<Identity>>;
 
-/// Which directory is at `dir` now — device and inode on unix, so that one replaced under
-/// the same name (whose watch ended with the old one) is told apart — or `None` if none is.
-fn identity(dir: &Path) -> Option<(u64, u64)> {
+/// A directory's device, inode and time of birth (0 where the file system does not tell
+/// it): a directory removed and made again under the same name may get the same inode, and
+/// its watch ended with the old one.
+type Identity = (u64, u64, u128);
+
+/// Which directory is at `dir` now — so that one replaced under the same name (whose
+/// watch ended with the old one) is told apart — or `None` if none is.
+fn identity(dir: &Path) -> Option<Identity> {
     let meta = fs::metadata(dir).ok()?;
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((meta.dev(), meta.ino()))
+        Some((meta.dev(), meta.ino(), born))
     }
     #[cfg(not(unix))]
     {
-        let _ = meta;
-        Some((0, 0))
+        Some((0, 0, born))
     }
 }
 
