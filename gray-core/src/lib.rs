@@ -42,6 +42,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Where things are
+//! The root holds what a service uses: [`Gray`], [`Config`], [`Decision`],
+//! [`GrayContext`], [`Error`], [`RequestView`], [`PeerAddr`], [`Mirror`], [`Source`]. The
+//! rest is in modules named for who needs them: [`rules`] (the rules file as types, built
+//! in code or parsed), [`label`] (the label on the wire), [`metrics`], [`rollout`],
+//! [`adapter`] (the contract an adapter implements), [`engine`] (the hashing, and
+//! explanations) and `reload` (feature `watch`). `ARCHITECTURE.md` in the repository maps
+//! the code.
+//!
 //! # How a decision is made
 //! 1. With `label.inherit: always`, an incoming label header that names a declared version
 //!    (at most [`MAX_LABEL_LEN`](crate::label::MAX_LABEL_LEN) bytes) is honoured — with `label.from`, only from a peer
