@@ -39,9 +39,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # The gateway as one would ship it (the workspace's `release-lto` profile); PROFILE=release
 # for the plain release build.
 PROFILE=${PROFILE:-release-lto}
-echo "== building examples/gateway (--profile $PROFILE)"
-cargo build --profile "$PROFILE" -q -p examples --example gateway
-GATEWAY=$ROOT/target/$PROFILE/examples/gateway
+echo "== building gray-gateway (--profile $PROFILE)"
+cargo build --profile "$PROFILE" -q -p gray-gateway
+GATEWAY=$ROOT/target/$PROFILE/gray-gateway
 
 WORK=$(mktemp -d)
 PIDS=()

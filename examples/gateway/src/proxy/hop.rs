@@ -63,6 +63,29 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Sets `X-Forwarded-Proto` to the scheme the client used (`http`, or `https` under TLS)
+/// and `X-Forwarded-Host` to the host it asked for, replacing what a client sent (this
+/// gateway is the edge: a client could claim anything). An HTTP/2 request names its host
+/// in the URI (`:authority`), not in `Host`: it gets a `Host` from it, so an HTTP/1.1
+/// upstream has one.
+pub(crate) fn forwarded_proto_host<B>(req: &mut http::Request<B>, tls: bool) {
+    let proto = if tls { "https" } else { "http" };
+    if !req.headers().contains_key(header::HOST)
+        && let Some(authority) = req.uri().authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    let headers = req.headers_mut();
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    match headers.get(header::HOST).cloned() {
+        Some(host) => headers.insert(X_FORWARDED_HOST, host),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+}
 
 /// Appends `client` to `X-Forwarded-For`, joining the addresses a client or earlier
 /// proxies put there into one list, as nginx's `$proxy_add_x_forwarded_for` does.

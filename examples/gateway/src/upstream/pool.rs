@@ -11,6 +11,7 @@
 //! so the common path sends its bodies as they come, with no wrapper to look through.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 
@@ -78,6 +79,10 @@ impl Home {
 pub(crate) enum PoolError {
     Connect(std::io::Error),
     Http(hyper::Error),
+    /// The request's URI under the endpoint's path is not a URI.
+    Address(http::uri::InvalidUri),
+    /// The version has no endpoint.
+    NoEndpoint,
 }
 
 impl std::fmt::Display for PoolError {
@@ -85,6 +90,25 @@ impl std::fmt::Display for PoolError {
         match self {
             Self::Connect(e) => write!(f, "connect: {e}"),
             Self::Http(e) => write!(f, "http: {e}"),
+            Self::Address(e) => write!(f, "the request's URI under the endpoint's path: {e}"),
+            Self::NoEndpoint => f.write_str("no endpoint"),
+        }
+    }
+}
+
+/// A request that got no answer: why, and the request itself when none of it was sent
+/// (so it can go to another endpoint without any risk of running twice).
+#[derive(Debug)]
+pub(crate) struct Failed<B> {
+    pub(crate) error: PoolError,
+    pub(crate) unsent: Option<Request<B>>,
+}
+
+impl<B> Failed<B> {
+    fn unsent(error: PoolError, req: Request<B>) -> Self {
+        Self {
+            error,
+            unsent: Some(req),
         }
     }
 }
@@ -149,19 +173,26 @@ where
     }
 
     /// Sends `req` on an idle connection (or a new one) and returns the response, whose
-    /// body hands the connection back when it has been read to the end.
+    /// body hands the connection back when it has been read to the end. A pooled
+    /// connection found closed costs nothing: the request goes on a fresh one. A failure
+    /// before any of the request left gives it back ([`Failed::unsent`]), to be sent
+    /// elsewhere.
     pub(crate) async fn send(
         self: &Arc<Self>,
         mut req: Request<B>,
-    ) -> Result<Response<PooledBody>, PoolError> {
+    ) -> Result<Response<PooledBody>, Failed<B>> {
         loop {
             let (mut sender, fresh) = match self.pop() {
                 Some(sender) => (sender, false),
-                None => (self.connect().await?, true),
+                None => match self.connect().await {
+                    Ok(sender) => (sender, true),
+                    Err(error) => return Err(Failed::unsent(error, req)),
+                },
             };
             if sender.ready().await.is_err() {
                 if fresh {
-                    return Err(PoolError::Connect(std::io::Error::other("closed at once")));
+                    let closed = PoolError::Connect(std::io::Error::other("closed at once"));
+                    return Err(Failed::unsent(closed, req));
                 }
                 continue; // closed by the upstream while idle
             }
@@ -171,12 +202,18 @@ where
                     return Ok(res.map(|body| PooledBody {
                         body,
                         home: Some(home),
+                        load: None,
                     }));
                 }
                 Err(mut e) => match e.take_message() {
                     // Never sent: the connection died first. Try another.
                     Some(unsent) if !fresh => req = unsent,
-                    _ => return Err(PoolError::Http(e.into_error())),
+                    unsent => {
+                        return Err(Failed {
+                            error: PoolError::Http(e.into_error()),
+                            unsent,
+                        });
+                    }
                 },
             }
         }
@@ -190,15 +227,42 @@ impl Pool<Incoming> {
     pub(crate) async fn send_upgrade(
         &self,
         req: Request<Incoming>,
-    ) -> Result<Response<PooledBody>, PoolError> {
-        let (mut sender, conn) = self.handshake().await?;
+    ) -> Result<Response<PooledBody>, Failed<Incoming>> {
+        let (mut sender, conn) = match self.handshake().await {
+            Ok(handshake) => handshake,
+            Err(error) => return Err(Failed::unsent(error, req)),
+        };
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!("upstream connection: {e}");
             }
         });
-        let res = sender.send_request(req).await.map_err(PoolError::Http)?;
-        Ok(res.map(|body| PooledBody { body, home: None }))
+        let res = sender.send_request(req).await.map_err(|e| Failed {
+            error: PoolError::Http(e),
+            unsent: None,
+        })?;
+        Ok(res.map(|body| PooledBody {
+            body,
+            home: None,
+            load: None,
+        }))
+    }
+}
+
+/// One request in flight on an endpoint, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct Load(Arc<AtomicUsize>);
+
+impl Load {
+    pub(crate) fn new(in_flight: &Arc<AtomicUsize>) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -207,9 +271,16 @@ impl Pool<Incoming> {
 pub(crate) struct PooledBody {
     body: Incoming,
     home: Option<Home>,
+    /// The request's place in its endpoint's count of requests in flight.
+    load: Option<Load>,
 }
 
 impl PooledBody {
+    pub(crate) fn with_load(mut self, load: Load) -> Self {
+        self.load = Some(load);
+        self
+    }
+
     fn go_home(&mut self) {
         if let Some(home) = self.home.take() {
             home.go();
@@ -228,6 +299,7 @@ impl Body for PooledBody {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         if let Poll::Ready(None) = polled {
             self.go_home();
+            self.load = None;
         }
         polled
     }

@@ -15,8 +15,8 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 
-use super::pool::{PoolError, ReadBody};
-use super::proxy::{Proxy, ProxyBody, Upstream, text};
+use super::{Proxy, ProxyBody, text};
+use crate::upstream::{Endpoint, PoolError, ReadBody};
 
 /// Marks a copy, so the service it reaches can tell it from a request it must act on (as
 /// the `-shadow` suffix of the `Host` does behind Istio).
@@ -33,7 +33,7 @@ pub(crate) const MAX_COPIED_BODY: u64 = 64 * 1024;
 /// not at all, costs at most this many tasks and connections (each for up to the upstream
 /// timeout); past it, requests are not copied — a copy must never cost the requests
 /// served.
-pub(crate) const MAX_COPIES_IN_FLIGHT: usize = 256;
+pub const MAX_COPIES_IN_FLIGHT: usize = 256;
 
 /// What became of the copies, for `/gray/status`.
 #[derive(Debug, Default)]
@@ -125,12 +125,13 @@ impl Proxy {
         }
     }
 
-    /// The upstream of `mirror`'s version: its own, never the default version's (a copy
+    /// An endpoint of `mirror`'s version: its own, never the default version's (a copy
     /// sent there would run the request twice on the version that serves it).
-    fn mirror_upstream(&self, mirror: &Mirror) -> Option<&Upstream> {
-        self.upstreams
-            .iter()
-            .find(|u| u.version == mirror.version())
+    fn mirror_upstream(&self, mirror: &Mirror) -> Option<Arc<Endpoint>> {
+        let upstream = self.upstreams.get(mirror.version())?;
+        upstream
+            .pick_one()
+            .map(|i| Arc::clone(&upstream.endpoints()[i]))
     }
 
     /// Reads `body` whole if it is short enough to copy, within the upstream timeout.
@@ -157,18 +158,17 @@ impl Proxy {
     /// under `mirror`'s context, on a task of its own; its answer is read and dropped.
     fn send_copy(
         &self,
-        upstream: &Upstream,
+        endpoint: Arc<Endpoint>,
         mirror: &Mirror,
         parts: &Parts,
         body: Bytes,
         place: InFlight,
     ) {
-        let mut uri = parts.uri.clone();
         let mut headers = parts.headers.clone();
-        if upstream.address(&mut uri, &mut headers).is_err() {
+        let Ok(uri) = endpoint.address(&parts.uri, &mut headers, self.preserve_host) else {
             self.mirrored.skip();
             return;
-        }
+        };
         Propagation::new()
             .header(self.gray.label_header())
             .apply(mirror.context(), &mut headers);
@@ -177,7 +177,6 @@ impl Proxy {
         *copy.method_mut() = parts.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = headers;
-        let pool = Arc::clone(&upstream.read_pool);
         let deadlines = Arc::clone(&self.deadlines);
         let stats = Arc::clone(&self.mirrored);
         let timeout = self.timeout;
@@ -187,7 +186,7 @@ impl Proxy {
         tokio::spawn(async move {
             let _place = place; // given back once the answer is in, or given up on
             let exchange = async {
-                let res = pool.send(copy).await?;
+                let res = endpoint.send(copy).await.map_err(|failed| failed.error)?;
                 let status = res.status();
                 // Read to the end, frame by frame, so the connection goes back to the pool.
                 let mut body = res.into_body();

@@ -20,11 +20,11 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 /// How often the table is swept: the precision of every deadline.
-pub(crate) const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// The requests waiting for an upstream, with their deadlines.
 #[derive(Debug)]
-pub(crate) struct Deadlines {
+pub struct Deadlines {
     /// Ticks since the sweep began.
     now: AtomicU64,
     shards: Box<[Mutex<slab::Slab<Entry>>]>,
@@ -60,7 +60,7 @@ struct Entry {
 
 /// A request that waited longer than its deadline.
 #[derive(Debug)]
-pub(crate) struct Elapsed;
+pub struct Elapsed;
 
 impl Deadlines {
     fn shard(&self, shard: usize) -> std::sync::MutexGuard<'_, slab::Slab<Entry>> {
@@ -71,7 +71,7 @@ impl Deadlines {
     }
 
     /// `future`, or [`Elapsed`] once `timeout` has passed (rounded up to whole ticks).
-    pub(crate) fn within<F: Future>(&self, timeout: Duration, future: F) -> Within<'_, F> {
+    pub fn within<F: Future>(&self, timeout: Duration, future: F) -> Within<'_, F> {
         // Rounded up, plus the tick already under way: never early.
         let ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()) + 1;
         Within {
@@ -83,7 +83,7 @@ impl Deadlines {
     }
 
     /// How many requests are waiting.
-    pub(crate) fn waiting(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         (0..self.shards.len()).map(|i| self.shard(i).len()).sum()
     }
 
@@ -102,7 +102,7 @@ impl Deadlines {
 
     /// Starts the sweep on the current tokio runtime (once, however often it is called);
     /// it ends when the last `Arc` is dropped.
-    pub(crate) fn start(self: &Arc<Self>) {
+    pub fn start(self: &Arc<Self>) {
         if !self.sweeping.swap(true, Ordering::Relaxed) {
             tokio::spawn(Self::run(Arc::downgrade(self)));
         }
@@ -124,7 +124,7 @@ impl Deadlines {
 
 pin_project! {
     /// A future with a deadline; see [`Deadlines::within`].
-    pub(crate) struct Within<'a, F> {
+    pub struct Within<'a, F> {
         #[pin]
         inner: F,
         deadlines: &'a Deadlines,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use gray_core::rollout::Rollout;
 use http::{Response, StatusCode};
 
-use super::proxy::{Proxy, ProxyBody, json, text};
+use crate::proxy::{Proxy, ProxyBody, json, text};
 
 impl Proxy {
     /// `POST /gray/rollout/{roll-back,promote,pause,resume}`, answered on the admin
@@ -38,7 +38,7 @@ impl Proxy {
 /// rolls back, an operator's order whenever one comes — and keeps its handle, and so the
 /// rollout and its hold on the canary's weight, until the gateway stops. A gateway runs
 /// one rollout: a second is refused.
-pub(crate) fn start_rollout(
+pub fn start_rollout(
     proxy: &Proxy,
     rollout: Rollout,
     every: Duration,

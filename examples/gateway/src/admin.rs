@@ -8,14 +8,19 @@ use gray_core::rollout::RolloutStatus;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use super::proxy::{Proxy, ProxyBody, json, text};
-use super::rollout::Action;
+use crate::proxy::{Proxy, ProxyBody, json, text};
+use crate::rollout::Action;
 
 /// A request on the admin listener (`--admin`): the read-only endpoints, and the ones that
 /// change state — never answered on the proxy's port.
 pub(crate) async fn answer(proxy: &Proxy, req: Request<Incoming>) -> Response<ProxyBody> {
     if let Some(res) = proxy.admin(&req) {
         return res;
+    }
+    // Where Prometheus looks by default; on the admin listener only, since on the proxy's
+    // port the path is the upstreams'.
+    if req.method() == Method::GET && req.uri().path() == "/metrics" {
+        return proxy.metrics();
     }
     if req.method() != Method::POST {
         return not_found();
@@ -38,14 +43,7 @@ impl Proxy {
         }
         match req.uri().path() {
             "/gray/status" => Some(self.status()),
-            "/gray/metrics" => {
-                let mut res = text(StatusCode::OK, self.gray.metrics().prometheus());
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                Some(res)
-            }
+            "/gray/metrics" => Some(self.metrics()),
             _ => None,
         }
     }
@@ -83,6 +81,72 @@ impl Proxy {
         json
     }
 
+    /// The Prometheus text: the per-version series, then the endpoints'.
+    fn metrics(&self) -> Response<ProxyBody> {
+        let mut body = self.gray.metrics().prometheus();
+        self.endpoint_metrics(&mut body);
+        let mut res = text(StatusCode::OK, body);
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        res
+    }
+
+    /// The endpoints' own series, after the per-version ones: requests sent to each,
+    /// times each was taken out, whether it is in; and retries per version.
+    fn endpoint_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let series = [
+            (
+                "gray_gateway_endpoint_requests_total",
+                "counter",
+                "Requests sent to an endpoint.",
+            ),
+            (
+                "gray_gateway_endpoint_ejections_total",
+                "counter",
+                "Times an endpoint was taken out: passive ejections and failing health checks.",
+            ),
+            (
+                "gray_gateway_endpoint_up",
+                "gauge",
+                "1 while an endpoint is in its version's balancing, 0 while it is out.",
+            ),
+        ];
+        for (n, (name, kind, help)) in series.into_iter().enumerate() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for upstream in self.upstreams.iter() {
+                for e in upstream.endpoints() {
+                    let value = match n {
+                        0 => e.requests(),
+                        1 => e.ejections(),
+                        _ => u64::from(!e.is_out()),
+                    };
+                    let version = upstream.version();
+                    let url = e.target();
+                    let _ = writeln!(
+                        out,
+                        "{name}{{version=\"{version}\",endpoint=\"{url}\"}} {value}"
+                    );
+                }
+            }
+        }
+        let name = "gray_gateway_retries_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests that failed on an endpoint of a version before any of them was sent, and were sent to another.\n# TYPE {name} counter"
+        );
+        for upstream in self.upstreams.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{version=\"{}\"}} {}",
+                upstream.version(),
+                upstream.retries()
+            );
+        }
+    }
+
     /// `GET /gray/status`.
     fn status(&self) -> Response<ProxyBody> {
         let config = self.gray.config();
@@ -118,16 +182,42 @@ impl Proxy {
                 out
             })
             .collect();
-        let upstreams: BTreeMap<&str, String> = self
+        // Each version's endpoints: requests sent, in flight, times taken out, out now.
+        let upstreams: BTreeMap<&str, Vec<serde_json::Value>> = self
             .upstreams
             .iter()
-            .map(|u| (u.version.as_str(), u.base.to_string()))
+            .map(|u| {
+                let endpoints = u
+                    .endpoints()
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "url": e.target().to_string(),
+                            "requests": e.requests(),
+                            "in_flight": e.in_flight(),
+                            "ejections": e.ejections(),
+                            "out": e.is_out(),
+                        })
+                    })
+                    .collect();
+                (u.version(), endpoints)
+            })
             .collect();
-        // Times each version was taken out for not answering (`eject`).
+        // Times each version's endpoints were taken out for not answering (`eject`).
         let ejections: BTreeMap<&str, u64> = self
             .upstreams
             .iter()
-            .map(|u| (u.version.as_str(), u.health.ejections()))
+            .map(|u| {
+                (
+                    u.version(),
+                    u.endpoints().iter().map(|e| e.ejections()).sum(),
+                )
+            })
+            .collect();
+        let retries: BTreeMap<&str, u64> = self
+            .upstreams
+            .iter()
+            .map(|u| (u.version(), u.retries()))
             .collect();
         let status = serde_json::json!({
             "versions": config.versions,
@@ -138,6 +228,7 @@ impl Proxy {
             "waiting_for_upstreams": self.deadlines.waiting(),
             "unavailable": self.gray.unavailable_versions(),
             "ejections": ejections,
+            "retries": retries,
             "rollout": self.rollout_json(),
             "reloads": reloads_json(&self.gray.reloads()),
             "mirror": self.mirrored.json(),
@@ -161,7 +252,7 @@ fn reloads_json(reloads: &Reloads) -> serde_json::Value {
 fn not_found() -> Response<ProxyBody> {
     text(
         StatusCode::NOT_FOUND,
-        "gray: GET /gray/status, GET /gray/metrics, POST /gray/rollout/roll-back, \
+        "gray: GET /gray/status, GET /gray/metrics, GET /metrics, POST /gray/rollout/roll-back, \
          POST /gray/rollout/promote, POST /gray/rollout/pause, POST /gray/rollout/resume\n"
             .to_owned(),
     )

@@ -17,20 +17,25 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tower_layer::Layer as _;
 
-use super::admin;
-use super::hop;
-use super::proxy::{Proxy, ProxyBody, ProxyService};
+use crate::admin;
+use crate::proxy::hop;
+use crate::proxy::{Proxy, ProxyBody, ProxyService};
 
 /// Serves HTTP/1.1 on `listener` — and the gateway's own endpoints on `admin` when given,
 /// instead of on `listener` — until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: tokio::net::TcpListener,
     admin: Option<tokio::net::TcpListener>,
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,
 ) {
     proxy.deadlines.start();
+    if let Some(check) = &proxy.health_check {
+        for upstream in proxy.upstreams.iter() {
+            check.start(upstream, &proxy.gray);
+        }
+    }
     let service = Front {
         gray: GrayLayer::new(proxy.gray.clone())
             .metrics(true)
@@ -39,6 +44,7 @@ pub(crate) async fn serve(
         admin: admin.is_none(),
         client: None,
         peer: None,
+        tls: false,
     };
     // Every connection holds a receiver: a stop is one send, and once all are dropped
     // every connection has ended.
@@ -135,6 +141,8 @@ pub(crate) struct Front<S> {
     client: Option<HeaderValue>,
     /// The same, for rules on the client's address (`match.client_ip`).
     peer: Option<PeerAddr>,
+    /// Whether the client's connection is TLS (`X-Forwarded-Proto: https`).
+    tls: bool,
 }
 
 impl<S> tower_service::Service<Request<Incoming>> for Front<S>
@@ -163,6 +171,7 @@ where
         if let Some(client) = &self.client {
             hop::forwarded_for(req.headers_mut(), client);
         }
+        hop::forwarded_proto_host(&mut req, self.tls);
         // Only for rules that read it: an extension costs ≈ 250 instructions a request.
         if let Some(peer) = self.peer
             && self.proxy.gray.reads_client_ip()

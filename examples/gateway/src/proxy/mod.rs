@@ -1,0 +1,349 @@
+//! The proxy: each request, decided by `GrayLayer`, sent on to an endpoint of its version.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gray_core::adapter::Propagation;
+use gray_core::rollout::RolloutHandle;
+use gray_core::{Gray, GrayContext, Mirror};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use crate::upstream::{
+    Attempts, Carried, Deadlines, Ejection, HealthCheck, PoolError, PooledBody, ReadBody, Target,
+    Upstream, Upstreams,
+};
+
+pub(crate) mod hop;
+pub(crate) mod mirror;
+
+use mirror::{MirrorStats, Outgoing};
+
+/// A response body: the upstream's, streamed, or one the gateway writes itself.
+pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
+
+/// What every connection of the gateway shares: the rules, the upstreams, and how
+/// requests go to them.
+#[derive(Debug)]
+pub struct Proxy {
+    pub(crate) gray: Gray,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) timeout: Duration,
+    /// Requests waiting for an upstream's response head, with their `timeout`.
+    pub(crate) deadlines: Arc<Deadlines>,
+    /// The `--rollout`, driven by its own task: its status for `/gray/status`, an
+    /// operator's `POST /gray/rollout/…` to it.
+    pub(crate) rollout: OnceLock<RolloutHandle>,
+    /// What became of the copies of mirrored requests.
+    pub(crate) mirrored: Arc<MirrorStats>,
+    /// How the label goes into the `baggage` of a request sent on (the label header is
+    /// GrayLayer's): the `gray` member, merged with the members already there.
+    pub(crate) baggage: Propagation,
+    /// When an endpoint that stops answering is taken out (`--eject-after`,
+    /// `--eject-for`).
+    pub(crate) ejection: Ejection,
+    /// `--preserve-host`: the client's `Host` goes on as it came.
+    pub(crate) preserve_host: bool,
+    /// `--health-check`: started with the listeners.
+    pub(crate) health_check: Option<HealthCheck>,
+}
+
+impl Proxy {
+    /// A proxy for `gray`'s rules to `upstreams` (a version named more than once has that
+    /// many endpoints), waiting `timeout` at most for an upstream's response head.
+    pub fn new(gray: Gray, upstreams: Vec<(String, Target)>, timeout: Duration) -> Self {
+        Self {
+            gray,
+            upstreams: Upstreams::new(upstreams),
+            timeout,
+            deadlines: Arc::default(),
+            rollout: OnceLock::new(),
+            mirrored: Arc::default(),
+            baggage: Propagation::new().baggage_only(),
+            ejection: Ejection::default(),
+            preserve_host: false,
+            health_check: None,
+        }
+    }
+
+    /// Checks every endpoint actively, as `check` says, once serving.
+    pub fn health_check(mut self, check: Option<HealthCheck>) -> Self {
+        self.health_check = check;
+        self
+    }
+
+    /// Takes an endpoint out when it fails `ejection.after` requests in a row (see
+    /// [`Ejection`]); by default after 5, for 10 s.
+    pub fn with_ejection(mut self, ejection: Ejection) -> Self {
+        self.ejection = ejection;
+        self
+    }
+
+    /// Sends the client's `Host` on as it came, instead of the endpoint's (nginx's
+    /// `proxy_set_header Host $host`).
+    pub fn preserve_host(mut self, preserve: bool) -> Self {
+        self.preserve_host = preserve;
+        self
+    }
+
+    /// The rules it routes by.
+    pub fn gray(&self) -> &Gray {
+        &self.gray
+    }
+
+    /// The `--rollout`'s handle, once one is started.
+    pub fn rollout(&self) -> Option<&RolloutHandle> {
+        self.rollout.get()
+    }
+
+    /// The endpoints of `version`, else the default version's.
+    fn upstream(&self, version: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams
+            .get(version)
+            .or_else(|| self.upstreams.get(self.gray.config().versions.first()?))
+    }
+
+    /// The default version's endpoints.
+    fn default_upstream(&self) -> Option<&Arc<Upstream>> {
+        self.upstreams.get(self.gray.config().versions.first()?)
+    }
+
+    /// Forwards a request to an endpoint of its version, bodies streamed both ways; a
+    /// switch of protocols (WebSocket) on a connection of its own, then tunnelled.
+    async fn forward(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
+        let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                "gray: no version decided\n".to_owned(),
+            );
+        };
+        let version = ctx.version();
+        let Some(upstream) = self.upstream(version) else {
+            return bad_gateway(format!("gray: no upstream for version {version}\n"));
+        };
+        // hyper hands over the connection of a request with `Upgrade`; Front kept that
+        // header only if `Connection` asked for the switch.
+        let client_upgrade = req
+            .extensions_mut()
+            .remove::<OnUpgrade>()
+            .filter(|_| req.headers().contains_key(header::UPGRADE));
+        let (mut parts, body) = req.into_parts();
+        // A route's `mirror:` drew the request (never a switch of protocols): a copy goes
+        // to the mirror version's upstream as well, when the body can be read whole.
+        let mirror = match client_upgrade {
+            None => parts.extensions.remove::<Mirror>(),
+            Some(_) => None,
+        };
+        let body = match mirror {
+            None => Outgoing::Streamed(body),
+            // Boxed: the common path's future stays as small as it was.
+            Some(mirror) => match Box::pin(self.copy(mirror, &parts, body)).await {
+                Ok(body) => body,
+                Err(res) => return res,
+            },
+        };
+        // GrayLayer set the label header; the label goes in W3C baggage too, as the clients'
+        // propagation writes it, so it crosses services that pass baggage on and drop
+        // other headers (OpenTelemetry's).
+        self.baggage.apply(&ctx, &mut parts.headers);
+        parts.version = http::Version::HTTP_11;
+        let mut attempts = Attempts::new(upstream, self.default_upstream());
+        // The endpoint being tried, when the deadline passes.
+        let mut trying = None;
+        let sent = match (client_upgrade, body) {
+            (None, Outgoing::Streamed(body)) => {
+                let req = Request::from_parts(parts, body);
+                let send = self.send(req, &mut attempts, &mut trying);
+                self.deadlines.within(self.timeout, send).await
+            }
+            (_, Outgoing::Read(body)) => {
+                // Boxed, as below.
+                let req = Request::from_parts(parts, ReadBody::new(body));
+                let send = Box::pin(self.send(req, &mut attempts, &mut trying));
+                self.deadlines.within(self.timeout, send).await
+            }
+            (Some(client), Outgoing::Streamed(body)) => {
+                let req = Request::from_parts(parts, body);
+                // Boxed: the common path's future stays as small as it was.
+                let call = Box::pin(self.send_upgrade(req, &mut attempts, &mut trying));
+                let mut sent = self.deadlines.within(self.timeout, call).await;
+                if let Ok(Ok(res)) = &mut sent
+                    && res.status() == StatusCode::SWITCHING_PROTOCOLS
+                {
+                    hop::tunnel(client, hyper::upgrade::on(res), version.to_owned());
+                }
+                sent
+            }
+        };
+        match sent {
+            Ok(Ok(res)) => {
+                let (mut parts, body) = res.into_parts();
+                // A switch of protocols keeps its `Upgrade` and `Connection: upgrade`.
+                let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+                hop::strip(&mut parts.headers, switched);
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(version, "upstream error: {e}");
+                bad_gateway(format!("gray: upstream {version} unavailable\n"))
+            }
+            Err(_) => {
+                if let Some((upstream, i)) = trying {
+                    Arc::clone(upstream).failed(i, &self.gray, self.ejection);
+                }
+                gateway_timeout(format!("gray: upstream {version} timed out\n"))
+            }
+        }
+    }
+
+    /// Sends `req` to the endpoints `attempts` gives, one after another while each fails
+    /// before any of the request reached it; `trying` is the one in use.
+    async fn send<'a, B: Carried>(
+        &self,
+        mut req: Request<B>,
+        attempts: &mut Attempts<'a>,
+        trying: &mut Option<(&'a Arc<Upstream>, usize)>,
+    ) -> Result<Response<PooledBody>, PoolError>
+    where
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let original = req.uri().clone();
+        let mut last = None;
+        loop {
+            let (upstream, i) = self.next_endpoint(&mut req, &original, attempts, last)?;
+            let endpoint = &upstream.endpoints()[i];
+            *trying = Some((upstream, i));
+            let sent = endpoint.send(req).await;
+            *trying = None;
+            match sent {
+                Ok(res) => {
+                    endpoint.answered();
+                    return Ok(res);
+                }
+                Err(failed) => {
+                    Arc::clone(upstream).failed(i, &self.gray, self.ejection);
+                    let Some(unsent) = failed.unsent else {
+                        return Err(failed.error);
+                    };
+                    tracing::debug!(
+                        version = upstream.version(),
+                        endpoint = %endpoint.target(),
+                        "{}, sent elsewhere: {}", endpoint.target(), failed.error
+                    );
+                    upstream.retried();
+                    req = unsent;
+                    last = Some(failed.error);
+                }
+            }
+        }
+    }
+
+    /// Sends `req`, a request to switch protocols, as [`send`](Self::send) does, on a
+    /// connection of its own.
+    async fn send_upgrade<'a>(
+        &self,
+        mut req: Request<Incoming>,
+        attempts: &mut Attempts<'a>,
+        trying: &mut Option<(&'a Arc<Upstream>, usize)>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        let original = req.uri().clone();
+        let mut last = None;
+        loop {
+            let (upstream, i) = self.next_endpoint(&mut req, &original, attempts, last)?;
+            let endpoint = &upstream.endpoints()[i];
+            *trying = Some((upstream, i));
+            let sent = endpoint.send_upgrade(req).await;
+            *trying = None;
+            match sent {
+                Ok(res) => {
+                    endpoint.answered();
+                    return Ok(res);
+                }
+                Err(failed) => {
+                    Arc::clone(upstream).failed(i, &self.gray, self.ejection);
+                    let Some(unsent) = failed.unsent else {
+                        return Err(failed.error);
+                    };
+                    upstream.retried();
+                    req = unsent;
+                    last = Some(failed.error);
+                }
+            }
+        }
+    }
+
+    /// The next endpoint for `req`, which is addressed to it (and labelled with the
+    /// default version when that version's endpoints stand in for its own); the last
+    /// failure when none is left.
+    fn next_endpoint<'a, B>(
+        &self,
+        req: &mut Request<B>,
+        original: &Uri,
+        attempts: &mut Attempts<'a>,
+        last: Option<PoolError>,
+    ) -> Result<(&'a Arc<Upstream>, usize), PoolError> {
+        let Some((upstream, i, fallback)) = attempts.next() else {
+            return Err(last.unwrap_or(PoolError::NoEndpoint));
+        };
+        let uri = upstream.endpoints()[i]
+            .address(original, req.headers_mut(), self.preserve_host)
+            .map_err(PoolError::Address)?;
+        *req.uri_mut() = uri;
+        if fallback {
+            Propagation::new()
+                .header(self.gray.label_header())
+                .apply(&GrayContext::new(upstream.version()), req.headers_mut());
+        }
+        Ok((upstream, i))
+    }
+}
+
+/// A `200` with a JSON body.
+pub(crate) fn json(body: String) -> Response<ProxyBody> {
+    let mut res = text(StatusCode::OK, body);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+pub(crate) fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *res.status_mut() = status;
+    res
+}
+
+pub(crate) fn bad_gateway(body: String) -> Response<ProxyBody> {
+    text(StatusCode::BAD_GATEWAY, body)
+}
+
+pub(crate) fn gateway_timeout(body: String) -> Response<ProxyBody> {
+    text(StatusCode::GATEWAY_TIMEOUT, body)
+}
+
+/// The gateway as a tower service (behind `GrayLayer`, which decides the version).
+#[derive(Clone, Debug)]
+pub(crate) struct ProxyService(pub(crate) Arc<Proxy>);
+
+impl tower_service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.0);
+        Box::pin(async move { Ok(proxy.forward(req).await) })
+    }
+}

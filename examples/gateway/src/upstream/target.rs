@@ -1,0 +1,85 @@
+//! Where an endpoint is and how to talk to it: an upstream URL, checked.
+
+use std::fmt;
+use std::str::FromStr;
+
+use http::{HeaderValue, Uri};
+
+/// How the gateway talks to an endpoint, from its URL's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `http://`: HTTP/1.1 on pooled keep-alive connections.
+    Http,
+}
+
+/// One endpoint's URL: `http://host:port[/prefix]`. Its path, if any, is put before the
+/// path of every request sent to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    scheme: Scheme,
+    uri: Uri,
+    /// `host:port`, the port filled in.
+    addr: String,
+}
+
+impl Target {
+    /// How to talk to it.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The URL as given.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// `host:port` to connect to (the scheme's port when the URL names none).
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The path put before every request's, without a trailing `/` (empty for none).
+    pub(crate) fn base_path(&self) -> &str {
+        self.uri.path().trim_end_matches('/')
+    }
+
+    /// The URL's authority, as a `Host` value.
+    pub(crate) fn host(&self) -> Option<HeaderValue> {
+        self.uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.uri.fmt(f)
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+        let (scheme, port) = match uri.scheme_str() {
+            Some("http") => (Scheme::Http, 80),
+            _ => return Err(format!("{url:?} is not an http://host:port URL")),
+        };
+        let Some(authority) = uri.authority() else {
+            return Err(format!("{url:?} names no host"));
+        };
+        if uri.query().is_some() {
+            return Err(format!("{url:?}: an upstream has no query"));
+        }
+        if authority.as_str().contains('@') {
+            return Err(format!("{url:?}: an upstream has no user or password"));
+        }
+        let addr = match uri.port_u16() {
+            Some(_) => authority.as_str().to_owned(),
+            None => format!("{}:{port}", authority.host()),
+        };
+        Ok(Self { scheme, uri, addr })
+    }
+}

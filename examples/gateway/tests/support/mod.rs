@@ -1,0 +1,161 @@
+//! What the gateway's tests share: upstreams, a gateway in front of them, requests.
+#![allow(dead_code)] // each test file uses some of it
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gray_core::Gray;
+use gray_gateway::upstream::Target;
+use gray_gateway::{Proxy, responder, serve};
+
+pub(crate) fn design() -> Gray {
+    Gray::new(gray_core::Config::from_yaml(gray_gateway::DEMO_RULES).unwrap()).unwrap()
+}
+
+/// Serves `app` on an ephemeral loopback port.
+pub(crate) async fn serve_app(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// `http://{addr}`, as an upstream.
+pub(crate) fn uri(addr: SocketAddr) -> Target {
+    format!("http://{addr}").parse().unwrap()
+}
+
+/// A gateway in front of `upstreams`, on an ephemeral port.
+pub(crate) async fn gateway(
+    gray: Gray,
+    upstreams: Vec<(&str, Target)>,
+    timeout: Duration,
+) -> (SocketAddr, Arc<Proxy>) {
+    let upstreams = upstreams
+        .into_iter()
+        .map(|(v, u)| (v.to_owned(), u))
+        .collect();
+    serve_proxy(Proxy::new(gray, upstreams, timeout)).await
+}
+
+/// A loopback address nothing listens on: a port the system handed out, then closed.
+pub(crate) fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `proxy` served on an ephemeral port.
+pub(crate) async fn serve_proxy(proxy: Proxy) -> (SocketAddr, Arc<Proxy>) {
+    let proxy = Arc::new(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(
+        listener,
+        None,
+        Arc::clone(&proxy),
+        std::future::pending(),
+    ));
+    (addr, proxy)
+}
+
+/// The demo: the example rules, a built-in responder per version.
+pub(crate) async fn demo() -> (SocketAddr, Arc<Proxy>) {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    gateway(
+        design(),
+        vec![("stable", uri(stable)), ("canary", uri(canary))],
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+/// The body of `GET http://{gw}{path}`.
+pub(crate) async fn get_text(client: &reqwest::Client, gw: SocketAddr, path: &str) -> String {
+    let res = client
+        .get(format!("http://{gw}{path}"))
+        .send()
+        .await
+        .unwrap();
+    res.text().await.unwrap()
+}
+
+pub(crate) async fn version_of(
+    client: &reqwest::Client,
+    gw: SocketAddr,
+    headers: &[(&str, &str)],
+) -> String {
+    let mut req = client.get(format!("http://{gw}/hello"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["path"], "/hello");
+    body["version"].as_str().unwrap().to_owned()
+}
+
+/// `GET /gray/status` as JSON.
+pub(crate) async fn status(client: &reqwest::Client, gw: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&get_text(client, gw, "/gray/status").await).unwrap()
+}
+
+/// Waits (bounded, 10 ms steps) until the gateway lets every version back in: its own
+/// timer, which nothing outside can await.
+pub(crate) async fn until_all_available(client: &reqwest::Client, gw: SocketAddr) {
+    for _ in 0..1_000 {
+        if status(client, gw).await["unavailable"] == serde_json::json!([]) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("a version was never let back in");
+}
+
+/// A raw upstream: answers each request with `body`, counting connections; with
+/// `close_after_one`, it closes every connection after one response, without saying so.
+pub(crate) async fn raw_upstream(
+    body: &'static str,
+    close_after_one: bool,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0; 8192];
+                let mut seen = Vec::new();
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let res = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(res.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if close_after_one {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
+}
