@@ -238,3 +238,139 @@ fn the_log_is_coloured_only_when_asked() {
     assert!(!plain.contains('\x1b'), "{plain:?}");
     assert!(logged(true).contains('\x1b'));
 }
+
+/// The binary: `--help` and `--version` exit 0, `--help` names every flag's environment
+/// variable; a bad flag or value exits 2 naming it, from the command line or the
+/// environment; a taken port names the address and what to do.
+#[test]
+fn the_binary_answers_help_version_and_bad_flags() {
+    use std::process::Command;
+    let gateway = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gray-gateway"));
+        cmd.env_remove("RUST_LOG");
+        cmd
+    };
+    let help = gateway().arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8(help.stdout).unwrap();
+    for flag in [
+        "--config",
+        "--listen",
+        "--upstream",
+        "--threads",
+        "--timeout",
+        "--admin",
+        "--rollout",
+        "--rollout-every",
+        "--rollout-min-stage",
+        "--rollout-failure-limit",
+        "--rollout-min-requests",
+        "--rollout-max-latency",
+        "--eject-after",
+        "--eject-for",
+        "--preserve-host",
+        "--health-check",
+        "--health-every",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help says nothing of {flag}:\n{text}"
+        );
+        let var = format!(
+            "GRAY_GATEWAY_{}",
+            flag.trim_start_matches("--")
+                .replace('-', "_")
+                .to_uppercase()
+        );
+        assert!(text.contains(&var), "--help says nothing of {var}:\n{text}");
+    }
+    let version = gateway().arg("--version").output().unwrap();
+    assert_eq!(version.status.code(), Some(0));
+    let version = String::from_utf8(version.stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!("gray-gateway {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let refused = |cmd: &mut Command, named: &str| {
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(named), "{named} not in: {err}");
+    };
+    refused(gateway().arg("--bogus"), "--bogus");
+    refused(gateway().args(["--threads", "0"]), "--threads");
+    refused(gateway().args(["--upstream", "canary=ftp://x"]), "ftp://x");
+    refused(gateway().env("GRAY_GATEWAY_THREADS", "none"), "--threads");
+    refused(gateway().env("GRAY_GATEWAY_EJECT_FOR", "0"), "--eject-for");
+
+    // A taken port: which address, and what to do.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = gateway()
+        .env("GRAY_GATEWAY_LISTEN", &addr)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("--listen {addr}")), "{err}");
+    assert!(
+        err.contains("in use") && err.contains("another address"),
+        "{err}"
+    );
+}
+
+/// Variables set what the command line does not: the demo on the addresses
+/// `GRAY_GATEWAY_LISTEN` and `GRAY_GATEWAY_ADMIN` give, `/metrics` answered on the admin
+/// one; and a bad variable is refused naming its flag and value.
+#[test]
+fn environment_variables_set_flags() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gray-gateway"))
+        .env("GRAY_GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("GRAY_GATEWAY_ADMIN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut admin = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(at) = line.strip_prefix("  /gray/status, /gray/metrics and /metrics on http://")
+        {
+            admin = Some(at.to_owned());
+        }
+        if line == "try:" {
+            break;
+        }
+    }
+    let admin = admin.expect("the admin listener's address is printed");
+    let mut conn = std::net::TcpStream::connect(&admin).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("gray_gateway_endpoint_up{version=\"stable\""),
+        "{answer}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gray-gateway"))
+        .env(
+            "GRAY_GATEWAY_UPSTREAM",
+            "stable=http://127.0.0.1:9,canary=ftp://nowhere",
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ftp://nowhere") && err.contains("--upstream"),
+        "{err}"
+    );
+}

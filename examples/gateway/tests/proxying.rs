@@ -507,3 +507,52 @@ async fn copies_to_a_mirror_version_that_never_answers_are_capped() {
     );
     assert!(held.load(Ordering::SeqCst) <= MAX_COPIES_IN_FLIGHT);
 }
+
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` say what the client asked for, whatever it
+/// claimed in them; `Host` is the endpoint's, or the client's with `--preserve-host`.
+#[tokio::test]
+async fn forwarding_headers_say_what_the_client_asked_for() {
+    let echo = serve_app(
+        axum::Router::new().fallback(|headers: http::HeaderMap| async move {
+            let get = |name: &str| {
+                let value = headers.get(name).and_then(|v| v.to_str().ok());
+                value.unwrap_or("-").to_owned()
+            };
+            axum::Json(serde_json::json!({
+                "host": get("host"),
+                "proto": get("x-forwarded-proto"),
+                "forwarded_host": get("x-forwarded-host"),
+                "for": get("x-forwarded-for"),
+            }))
+        }),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for preserve in [false, true] {
+        let proxy = Proxy::new(
+            design(),
+            vec![("stable".to_owned(), uri(echo))],
+            Duration::from_secs(5),
+        )
+        .preserve_host(preserve);
+        let (gw, _) = serve_proxy(proxy).await;
+        let res = client
+            .get(format!("http://{gw}/"))
+            .header("host", "shop.example")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        let seen: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        let host = if preserve {
+            "shop.example".to_owned()
+        } else {
+            echo.to_string()
+        };
+        assert_eq!(seen["host"], host.as_str(), "{seen}");
+        assert_eq!(seen["proto"], "http", "{seen}");
+        assert_eq!(seen["forwarded_host"], "shop.example", "{seen}");
+        assert_eq!(seen["for"], "127.0.0.1", "{seen}");
+    }
+}

@@ -13,7 +13,7 @@ use gray_core::rollout::RolloutHandle;
 use gray_core::{Gray, GrayContext, Mirror};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 
 use crate::upstream::{
@@ -158,6 +158,13 @@ impl Proxy {
         // The endpoint being tried, when the deadline passes.
         let mut trying = None;
         let sent = match (client_upgrade, body) {
+            // No body (a `GET`, say): sent as one read whole, which can be sent again
+            // if a keep-alive connection closes under it.
+            (None, Outgoing::Streamed(body)) if body.is_end_stream() => {
+                let req = Request::from_parts(parts, ReadBody::new(Bytes::new()));
+                let send = self.send(req, &mut attempts, &mut trying);
+                self.deadlines.within(self.timeout, send).await
+            }
             (None, Outgoing::Streamed(body)) => {
                 let req = Request::from_parts(parts, body);
                 let send = self.send(req, &mut attempts, &mut trying);

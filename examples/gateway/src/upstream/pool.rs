@@ -34,11 +34,18 @@ where
 {
     /// `sender`, back to `pool` once the response has been read.
     fn home(sender: SendRequest<Self>, pool: Weak<Pool<Self>>) -> Home;
+
+    /// The same body again, when it can be sent twice (read whole).
+    fn again(&self) -> Option<Self>;
 }
 
 impl PoolBody for Incoming {
     fn home(sender: SendRequest<Self>, pool: Weak<Pool<Self>>) -> Home {
         Home::Streamed(sender, pool)
+    }
+
+    fn again(&self) -> Option<Self> {
+        None
     }
 }
 
@@ -46,6 +53,36 @@ impl PoolBody for ReadBody {
     fn home(sender: SendRequest<Self>, pool: Weak<Pool<Self>>) -> Home {
         Home::Read(sender, pool)
     }
+
+    fn again(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+/// A copy of `req` to send again, when it is safe to: a method that asks for nothing
+/// but what running it once does (RFC 9110 §9.2.2: `GET`, `HEAD`, `OPTIONS`, `TRACE`,
+/// `PUT`, `DELETE`) and a body read whole.
+fn replay<B: PoolBody>(req: &Request<B>) -> Option<Request<B>>
+where
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http::Method;
+    let m = req.method();
+    let idempotent = *m == Method::GET
+        || *m == Method::HEAD
+        || *m == Method::OPTIONS
+        || *m == Method::TRACE
+        || *m == Method::PUT
+        || *m == Method::DELETE;
+    if !idempotent {
+        return None;
+    }
+    let mut copy = Request::new(req.body().again()?);
+    *copy.method_mut() = m.clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 /// A connection in use, and the pool it goes back to.
@@ -174,7 +211,10 @@ where
 
     /// Sends `req` on an idle connection (or a new one) and returns the response, whose
     /// body hands the connection back when it has been read to the end. A pooled
-    /// connection found closed costs nothing: the request goes on a fresh one. A failure
+    /// connection found closed costs nothing: the request goes on a fresh one; and so does
+    /// an idempotent request with a body read whole whose reused connection closed with
+    /// no answer at all (the upstream closed it as idle while the request was on its
+    /// way — what Go's `net/http` retries too). A failure
     /// before any of the request left gives it back ([`Failed::unsent`]), to be sent
     /// elsewhere.
     pub(crate) async fn send(
@@ -196,6 +236,9 @@ where
                 }
                 continue; // closed by the upstream while idle
             }
+            // A keep-alive connection the upstream closes as idle can take a request with
+            // it, unread: a request safe to send twice is kept to be sent again.
+            let again = if fresh { None } else { replay(&req) };
             match sender.try_send_request(req).await {
                 Ok(res) => {
                     let home = B::home(sender, Arc::downgrade(self));
@@ -209,8 +252,15 @@ where
                     // Never sent: the connection died first. Try another.
                     Some(unsent) if !fresh => req = unsent,
                     unsent => {
+                        let error = e.into_error();
+                        if let (None, Some(again)) = (&unsent, again)
+                            && error.is_incomplete_message()
+                        {
+                            req = again; // closed before a byte of an answer came
+                            continue;
+                        }
                         return Err(Failed {
-                            error: PoolError::Http(e.into_error()),
+                            error: PoolError::Http(error),
                             unsent,
                         });
                     }

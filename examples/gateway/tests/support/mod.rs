@@ -159,3 +159,57 @@ pub(crate) async fn raw_upstream(
     });
     (addr, connections)
 }
+
+/// An upstream that answers `{"version": name, "at": its port}` until stopped: dropping
+/// or sending on the returned stopper shuts it down gracefully (requests in flight
+/// answered, idle connections closed), as a pod does on SIGTERM.
+pub(crate) async fn stoppable(
+    name: &'static str,
+    at: Option<SocketAddr>,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind(at.unwrap_or(([127, 0, 0, 1], 0).into()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || async move {
+        axum::Json(serde_json::json!({ "version": name, "at": addr.port() }))
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (addr, stop, task)
+}
+
+/// `GET /hello` with `headers` through the gateway: the status, and the JSON body's
+/// `version` and `at` (the port of the endpoint that answered) when it is 200.
+pub(crate) async fn who(
+    client: &reqwest::Client,
+    gw: SocketAddr,
+    headers: &[(&str, &str)],
+) -> (u16, String, u64) {
+    let mut req = client.get(format!("http://{gw}/hello"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(body) if status == 200 => (
+            status,
+            body["version"].as_str().unwrap_or_default().to_owned(),
+            body["at"].as_u64().unwrap_or_default(),
+        ),
+        _ => (status, text, 0),
+    }
+}
