@@ -19,7 +19,7 @@
 //! The binary's `--help` lists every flag; `examples/gateway/README.md` shows how to run
 //! it. The library is what the binary is made of, for tests and for embedding:
 //!
-//! - [`cli`]: the command line and the environment, as [`Options`](cli::Options);
+//! - [`cli`]: the command line and the environment, as [`cli::Options`];
 //! - [`Proxy`]: a request decided by `GrayLayer`, sent to an endpoint of its version,
 //!   tried on another when it failed before any of it was sent; mirrored copies; hop-by-hop
 //!   headers and `X-Forwarded-*`;

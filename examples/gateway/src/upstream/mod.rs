@@ -20,7 +20,7 @@ mod target;
 mod version;
 
 pub use check::HealthCheck;
-pub use deadline::{Deadlines, TICK};
+pub use deadline::{Deadlines, Elapsed, TICK, Within};
 pub use eject::Ejection;
 pub use target::{Scheme, Target};
 pub use version::MAX_ENDPOINTS;
