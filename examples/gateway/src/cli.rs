@@ -55,6 +55,8 @@ pub struct Options {
     pub preserve_host: bool,
     /// `--health-check PATH`, `--health-every SECS`.
     pub health_check: Option<HealthCheck>,
+    /// `--access-log -|FILE`.
+    pub access_log: Option<String>,
 }
 
 impl Options {
@@ -250,6 +252,12 @@ struct Args {
     /// Seconds between two active health checks of an endpoint.
     #[arg(long, env = "GRAY_GATEWAY_HEALTH_EVERY", value_name = "SECS", default_value = "5", value_parser = seconds)]
     health_every: Duration,
+
+    /// Write a JSON line per request proxied (time, client, method, path, status,
+    /// grpc_status, version, route, endpoint, duration_ms, retried) to FILE, appended, or
+    /// to standard output with `-`. Off without it.
+    #[arg(long, env = "GRAY_GATEWAY_ACCESS_LOG", value_name = "-|FILE")]
+    access_log: Option<String>,
 }
 
 fn health_path(raw: &str) -> Result<String, String> {
@@ -295,5 +303,6 @@ where
             path,
             every: args.health_every,
         }),
+        access_log: args.access_log,
     })
 }

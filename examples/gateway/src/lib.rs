@@ -219,12 +219,18 @@ pub async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>>
         Some(at) => Some(bind(at, "--admin").await?),
         None => None,
     };
-    let proxy = Arc::new(
-        Proxy::new(gray, upstreams, options.timeout)
-            .with_ejection(options.ejection)
-            .preserve_host(options.preserve_host)
-            .health_check(options.health_check.clone()),
-    );
+    let proxy = Proxy::new(gray, upstreams, options.timeout)
+        .with_ejection(options.ejection)
+        .preserve_host(options.preserve_host)
+        .health_check(options.health_check.clone())
+        .access_log(options.access_log.as_deref())
+        .map_err(|e| {
+            format!(
+                "--access-log {}: {e}",
+                options.access_log.as_deref().unwrap_or_default()
+            )
+        })?;
+    let proxy = Arc::new(proxy);
     if let Some(rollout) = options.rollout(&proxy.gray) {
         start_rollout(&proxy, rollout?, options.rollout_every)?;
     }

@@ -174,7 +174,7 @@ where
         hop::forwarded_proto_host(&mut req, self.tls);
         // Only for rules that read it: an extension costs ≈ 250 instructions a request.
         if let Some(peer) = self.peer
-            && self.proxy.gray.reads_client_ip()
+            && (self.proxy.gray.reads_client_ip() || self.proxy.access_log.is_some())
         {
             req.extensions_mut().insert(peer);
         }

@@ -556,3 +556,68 @@ async fn forwarding_headers_say_what_the_client_asked_for() {
         assert_eq!(seen["for"], "127.0.0.1", "{seen}");
     }
 }
+
+/// With an access log, each request proxied is a JSON line with its version, route,
+/// status, endpoint and whether it was retried.
+#[tokio::test]
+async fn the_access_log_has_a_json_line_per_request_tagged_by_version() {
+    let stable = responder("stable".to_owned()).await.unwrap();
+    let canary = responder("canary".to_owned()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("gray-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("access.log");
+    let _ = std::fs::remove_file(&file);
+    let upstreams = vec![
+        ("stable".to_owned(), uri(stable)),
+        ("canary".to_owned(), uri(closed_port())),
+        ("canary".to_owned(), uri(canary)),
+    ];
+    let proxy = Proxy::new(design(), upstreams, Duration::from_secs(5))
+        .access_log(Some(file.to_str().unwrap()))
+        .unwrap();
+    let (gw, _) = serve_proxy(proxy).await;
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        assert_eq!(
+            version_of(&client, gw, &[("x-app-version", "beta")]).await,
+            "canary"
+        );
+    }
+    assert_eq!(
+        version_of(&client, gw, &[("x-user-id", "7")]).await,
+        "stable"
+    );
+    let mut lines = Vec::new();
+    for _ in 0..500 {
+        lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if lines.len() == 21 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 21, "{lines:?}");
+    for line in &lines[..20] {
+        assert_eq!(line["version"], "canary", "{line}");
+        assert_eq!(line["route"], "testers", "{line}");
+        assert_eq!(line["status"], 200, "{line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["path"], "/hello", "{line}");
+        assert_eq!(line["client"], "127.0.0.1", "{line}");
+        assert_eq!(line["endpoint"], format!("http://{canary}/"), "{line}");
+        assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
+    }
+    // The dead endpoint was tried first by some of them (each picks it with a chance of
+    // one in two, until it is taken out), and they say so.
+    assert!(
+        lines[..20].iter().any(|l| l["retried"] == true),
+        "{lines:?}"
+    );
+    assert_eq!(lines[20]["version"], "stable");
+    assert_eq!(lines[20]["route"], "users");
+    assert_eq!(lines[20]["retried"], false);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

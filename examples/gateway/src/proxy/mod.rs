@@ -21,6 +21,7 @@ use crate::upstream::{
     Upstream, Upstreams,
 };
 
+pub(crate) mod access;
 pub(crate) mod hop;
 pub(crate) mod mirror;
 
@@ -53,6 +54,8 @@ pub struct Proxy {
     pub(crate) preserve_host: bool,
     /// `--health-check`: started with the listeners.
     pub(crate) health_check: Option<HealthCheck>,
+    /// `--access-log`.
+    pub(crate) access_log: Option<access::AccessLog>,
 }
 
 impl Proxy {
@@ -70,7 +73,15 @@ impl Proxy {
             ejection: Ejection::default(),
             preserve_host: false,
             health_check: None,
+            access_log: None,
         }
+    }
+
+    /// Writes a JSON line per request proxied to `target`: `-` for standard output, else
+    /// a file appended to.
+    pub fn access_log(mut self, target: Option<&str>) -> std::io::Result<Self> {
+        self.access_log = target.map(access::AccessLog::open).transpose()?;
+        Ok(self)
     }
 
     /// Checks every endpoint actively, as `check` says, once serving.
@@ -115,9 +126,53 @@ impl Proxy {
         self.upstreams.get(self.gray.config().versions.first()?)
     }
 
+    /// Forwards a request (see [`forward_to`](Self::forward_to)), and logs it when
+    /// `--access-log` asks.
+    async fn forward(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let Some(log) = &self.access_log else {
+            return self.forward_to(req, &mut None).await;
+        };
+        let start = std::time::Instant::now();
+        let time = access::now();
+        let client = req
+            .extensions()
+            .get::<gray_core::PeerAddr>()
+            .map(|peer| peer.0.ip().to_string());
+        let method = req.method().to_string();
+        let path = req.uri().path().to_owned();
+        let ctx = req.extensions().get::<GrayContext>().cloned();
+        let mut sent = Some((None, false));
+        let res = self.forward_to(req, &mut sent).await;
+        let (endpoint, retried) = sent.unwrap_or_default();
+        let grpc_status = res
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok());
+        log.write(&serde_json::json!({
+            "time": time,
+            "client": client,
+            "method": method,
+            "path": path,
+            "status": res.status().as_u16(),
+            "grpc_status": grpc_status,
+            "version": ctx.as_ref().map(GrayContext::version),
+            "route": ctx.as_ref().and_then(GrayContext::route),
+            "endpoint": endpoint,
+            "duration_ms": start.elapsed().as_secs_f64() * 1000.0,
+            "retried": retried,
+        }));
+        res
+    }
+
     /// Forwards a request to an endpoint of its version, bodies streamed both ways; a
-    /// switch of protocols (WebSocket) on a connection of its own, then tunnelled.
-    async fn forward(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    /// switch of protocols (WebSocket) on a connection of its own, then tunnelled. With
+    /// `sent`, says there which endpoint it went to last, and whether it was retried.
+    async fn forward_to(
+        &self,
+        mut req: Request<Incoming>,
+        sent_to: &mut Option<(Option<String>, bool)>,
+    ) -> Response<ProxyBody> {
         let Some(ctx) = req.extensions().get::<GrayContext>().cloned() else {
             return text(
                 StatusCode::BAD_GATEWAY,
@@ -189,6 +244,11 @@ impl Proxy {
                 sent
             }
         };
+        if let Some(sent_to) = sent_to {
+            let last = attempts.last();
+            sent_to.0 = last.map(|(upstream, i)| upstream.endpoints()[i].target().to_string());
+            sent_to.1 = attempts.retried();
+        }
         match sent {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();

@@ -15,6 +15,9 @@ pub(crate) struct Attempts<'a> {
     own_tried: Tried,
     default_tried: Tried,
     stage: u8,
+    /// The endpoint given last, and how many were given.
+    last: Option<(&'a Arc<Upstream>, usize)>,
+    given: u32,
 }
 
 impl<'a> Attempts<'a> {
@@ -27,6 +30,8 @@ impl<'a> Attempts<'a> {
             own_tried: Tried::default(),
             default_tried: Tried::default(),
             stage: 0,
+            last: None,
+            given: 0,
         }
     }
 
@@ -48,10 +53,22 @@ impl<'a> Attempts<'a> {
             match upstream.pick(*tried, even_out) {
                 Some(i) => {
                     tried.add(i);
+                    self.last = Some((upstream, i));
+                    self.given += 1;
                     return Some((upstream, i, fallback));
                 }
                 None => self.stage += 1,
             }
         }
+    }
+
+    /// The endpoint given last: the one that answered, when one did.
+    pub(crate) fn last(&self) -> Option<(&'a Arc<Upstream>, usize)> {
+        self.last
+    }
+
+    /// Whether more than one endpoint was given: the request was retried.
+    pub(crate) fn retried(&self) -> bool {
+        self.given > 1
     }
 }
