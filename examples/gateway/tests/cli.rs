@@ -193,6 +193,16 @@ fn upstreams_are_checked_against_the_rules() {
     // Nothing for the default version, which every version without one falls back to.
     let err = check_upstreams(&versions, &[up("canary")]).unwrap_err();
     assert!(err.contains("default version `stable`"), "{err}");
+    // At most 64 endpoints per version.
+    let many: Vec<_> = std::iter::once(up("stable"))
+        .chain(std::iter::repeat_with(|| up("canary")).take(65))
+        .collect();
+    let err = check_upstreams(&versions, &many).unwrap_err();
+    assert!(
+        err.contains("--upstream canary: 65 endpoints, at most 64"),
+        "{err}"
+    );
+    assert!(check_upstreams(&versions, &many[..65]).is_ok());
     // A version routes mirror to, without an upstream: its copies are not sent.
     let mirrored = Config::from_yaml(
         "versions: [stable, canary]\nroutes:\n  - { name: a, to: stable, mirror: { to: canary } }\n  - { name: b, to: stable, mirror: { to: canary } }\n",

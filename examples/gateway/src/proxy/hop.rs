@@ -73,15 +73,22 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// upstream has one.
 pub(crate) fn forwarded_proto_host<B>(req: &mut http::Request<B>, tls: bool) {
     let proto = if tls { "https" } else { "http" };
-    if !req.headers().contains_key(header::HOST)
-        && let Some(authority) = req.uri().authority()
-        && let Ok(host) = HeaderValue::from_str(authority.as_str())
-    {
-        req.headers_mut().insert(header::HOST, host);
-    }
+    let host = match req.headers().get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => {
+            let host = req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            if let Some(host) = &host {
+                req.headers_mut().insert(header::HOST, host.clone());
+            }
+            host
+        }
+    };
     let headers = req.headers_mut();
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    match headers.get(header::HOST).cloned() {
+    match host {
         Some(host) => headers.insert(X_FORWARDED_HOST, host),
         None => headers.remove(X_FORWARDED_HOST),
     };

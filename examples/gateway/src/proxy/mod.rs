@@ -17,8 +17,8 @@ use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 
 use crate::upstream::{
-    Attempts, Carried, Deadlines, Ejection, HealthCheck, PoolError, PooledBody, ReadBody, Target,
-    Upstream, Upstreams,
+    Attempts, Carried, Deadlines, Ejection, Endpoint, Failed, HealthCheck, PoolError, PooledBody,
+    ReadBody, Target, Upstream, Upstreams,
 };
 
 pub(crate) mod access;
@@ -274,20 +274,49 @@ impl Proxy {
     /// before any of the request reached it; `trying` is the one in use.
     async fn send<'a, B: Carried>(
         &self,
-        mut req: Request<B>,
+        req: Request<B>,
         attempts: &mut Attempts<'a>,
         trying: &mut Option<(&'a Arc<Upstream>, usize)>,
     ) -> Result<Response<PooledBody>, PoolError>
     where
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let original = req.uri().clone();
+        self.send_by(req, attempts, trying, async |endpoint, req| {
+            endpoint.send(req).await
+        })
+        .await
+    }
+
+    /// Sends `req`, a request to switch protocols, as [`send`](Self::send) does, on a
+    /// connection of its own.
+    async fn send_upgrade<'a>(
+        &self,
+        req: Request<Incoming>,
+        attempts: &mut Attempts<'a>,
+        trying: &mut Option<(&'a Arc<Upstream>, usize)>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        self.send_by(req, attempts, trying, async |endpoint, req| {
+            endpoint.send_upgrade(req).await
+        })
+        .await
+    }
+
+    /// The attempts of [`send`](Self::send), each made by `call`.
+    async fn send_by<'a, B>(
+        &self,
+        mut req: Request<B>,
+        attempts: &mut Attempts<'a>,
+        trying: &mut Option<(&'a Arc<Upstream>, usize)>,
+        call: impl AsyncFn(&Endpoint, Request<B>) -> Result<Response<PooledBody>, Failed<B>>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        // The URI as it came, kept only once an endpoint's path has changed it.
+        let mut original = None;
         let mut last = None;
         loop {
-            let (upstream, i) = self.next_endpoint(&mut req, &original, attempts, last)?;
+            let (upstream, i) = self.next_endpoint(&mut req, &mut original, attempts, last)?;
             let endpoint = &upstream.endpoints()[i];
             *trying = Some((upstream, i));
-            let sent = endpoint.send(req).await;
+            let sent = call(endpoint, req).await;
             *trying = None;
             match sent {
                 Ok(res) => {
@@ -312,57 +341,34 @@ impl Proxy {
         }
     }
 
-    /// Sends `req`, a request to switch protocols, as [`send`](Self::send) does, on a
-    /// connection of its own.
-    async fn send_upgrade<'a>(
-        &self,
-        mut req: Request<Incoming>,
-        attempts: &mut Attempts<'a>,
-        trying: &mut Option<(&'a Arc<Upstream>, usize)>,
-    ) -> Result<Response<PooledBody>, PoolError> {
-        let original = req.uri().clone();
-        let mut last = None;
-        loop {
-            let (upstream, i) = self.next_endpoint(&mut req, &original, attempts, last)?;
-            let endpoint = &upstream.endpoints()[i];
-            *trying = Some((upstream, i));
-            let sent = endpoint.send_upgrade(req).await;
-            *trying = None;
-            match sent {
-                Ok(res) => {
-                    endpoint.answered();
-                    return Ok(res);
-                }
-                Err(failed) => {
-                    Arc::clone(upstream).failed(i, &self.gray, self.ejection);
-                    let Some(unsent) = failed.unsent else {
-                        return Err(failed.error);
-                    };
-                    upstream.retried();
-                    req = unsent;
-                    last = Some(failed.error);
-                }
-            }
-        }
-    }
-
     /// The next endpoint for `req`, which is addressed to it (and labelled with the
     /// default version when that version's endpoints stand in for its own); the last
-    /// failure when none is left.
+    /// failure when none is left. `original` keeps the URI as it came once an endpoint's
+    /// path has been put before it.
     fn next_endpoint<'a, B>(
         &self,
         req: &mut Request<B>,
-        original: &Uri,
+        original: &mut Option<Uri>,
         attempts: &mut Attempts<'a>,
         last: Option<PoolError>,
     ) -> Result<(&'a Arc<Upstream>, usize), PoolError> {
         let Some((upstream, i, fallback)) = attempts.next() else {
             return Err(last.unwrap_or(PoolError::NoEndpoint));
         };
-        let uri = upstream.endpoints()[i]
-            .address(original, req.headers_mut(), self.preserve_host)
-            .map_err(PoolError::Address)?;
-        *req.uri_mut() = uri;
+        let endpoint = &upstream.endpoints()[i];
+        let came = original.as_ref().unwrap_or(req.uri());
+        match endpoint.uri_for(came).map_err(PoolError::Address)? {
+            Some(uri) => {
+                let came = std::mem::replace(req.uri_mut(), uri);
+                original.get_or_insert(came);
+            }
+            None => {
+                if let Some(came) = original.take() {
+                    *req.uri_mut() = came;
+                }
+            }
+        }
+        endpoint.set_host(req.headers_mut(), self.preserve_host);
         if fallback {
             Propagation::new()
                 .header(self.gray.label_header())

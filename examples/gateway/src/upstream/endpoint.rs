@@ -65,26 +65,36 @@ impl Endpoint {
 
     /// Addresses a request to this endpoint: `uri`, the request's as it came, in
     /// origin-form (the connection is already to the endpoint) under the URL's path; and
-    /// its `Host` unless `preserve_host`. A URI that came in origin-form with no base path
-    /// to add — the usual case — is left as it is, not parsed again.
+    /// its `Host` unless `preserve_host`.
     pub(crate) fn address(
         &self,
         uri: &Uri,
         headers: &mut HeaderMap,
         preserve_host: bool,
     ) -> Result<Uri, http::uri::InvalidUri> {
+        let addressed = self.uri_for(uri)?.unwrap_or_else(|| uri.clone());
+        self.set_host(headers, preserve_host);
+        Ok(addressed)
+    }
+
+    /// `uri` in origin-form under the URL's path; `None` when it is that already — a
+    /// URI that came in origin-form with no base path to add, the usual case, is not
+    /// parsed again.
+    pub(crate) fn uri_for(&self, uri: &Uri) -> Result<Option<Uri>, http::uri::InvalidUri> {
         let base_path = self.target.base_path();
         let origin_form = uri.scheme().is_none() && uri.authority().is_none();
-        let uri = if base_path.is_empty() && origin_form {
-            uri.clone()
-        } else {
-            let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
-            Uri::try_from(format!("{base_path}{path}"))?
-        };
+        if base_path.is_empty() && origin_form {
+            return Ok(None);
+        }
+        let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        Uri::try_from(format!("{base_path}{path}")).map(Some)
+    }
+
+    /// The endpoint's `Host` in `headers`, unless `preserve_host`.
+    pub(crate) fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
         if !preserve_host && let Some(host) = &self.host {
             headers.insert(header::HOST, host.clone());
         }
-        Ok(uri)
     }
 }
 

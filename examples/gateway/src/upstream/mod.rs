@@ -27,7 +27,7 @@ pub use version::MAX_ENDPOINTS;
 
 pub(crate) use attempts::Attempts;
 pub(crate) use endpoint::{Carried, Endpoint};
-pub(crate) use pool::{PoolError, PooledBody, ReadBody};
+pub(crate) use pool::{Failed, PoolError, PooledBody, ReadBody};
 pub(crate) use version::Upstream;
 
 use std::sync::Arc;
