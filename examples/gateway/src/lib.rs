@@ -50,7 +50,7 @@ pub mod upstream;
 pub use proxy::Proxy;
 pub use proxy::mirror::MAX_COPIES_IN_FLIGHT;
 pub use rollout::start_rollout;
-pub use server::serve;
+pub use server::{Limits, serve};
 
 use cli::Options;
 use upstream::{MAX_ENDPOINTS, Target};

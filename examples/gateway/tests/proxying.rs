@@ -59,7 +59,7 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
         .header("connection", "x-secret")
         .header("x-secret", "1")
         .header("keep-alive", "timeout=5")
-        .header("te", "trailers")
+        .header("te", "deflate") // of `TE`, only `trailers` goes on (below)
         .header("upgrade", "websocket") // not named in `Connection`: no switch asked
         .header("x-app-version", "beta")
         .header("x-gray-version", "stable")
@@ -88,6 +88,26 @@ async fn hop_by_hop_headers_stop_at_the_gateway_and_the_label_goes_on() {
     assert_eq!(baggage, "a=1,gray=canary");
     // The client's address joins the list the client sent.
     assert_eq!(forwarded, "10.0.0.1, 10.0.0.2, 127.0.0.1");
+
+    // `TE: trailers` goes on, as gRPC needs it to, even when `Connection` names it.
+    let body = reqwest::Client::new()
+        .get(format!("http://{gw}/"))
+        .header("connection", "te")
+        .header("te", "deflate, trailers")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.split('|')
+            .next()
+            .unwrap()
+            .split(',')
+            .any(|n| n == "te"),
+        "{body}"
+    );
 
     // The label is the gateway's own header: a client naming it in `Connection` does not
     // strip it from the request the gateway sends on.

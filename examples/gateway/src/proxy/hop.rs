@@ -31,9 +31,28 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// `Connection: upgrade` (and only those): the switch of protocols goes on to the next
 /// hop.
 pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if !headers.keys().any(is_hop_by_hop) {
+    // `TE: trailers` goes on (gRPC asks for trailers with it, as Envoy and nginx's
+    // `grpc_pass` pass it), and nothing else of `TE`.
+    let te = headers.get(header::TE);
+    let only_trailers = te.is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if !headers
+        .keys()
+        .any(|name| is_hop_by_hop(name) && !(only_trailers && name == header::TE))
+    {
         return; // the common case: one pass of compares, nothing to remove
     }
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        });
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -59,6 +78,9 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     if let Some(protocols) = protocols {
         headers.insert(header::UPGRADE, protocols);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 

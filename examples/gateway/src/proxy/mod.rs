@@ -16,6 +16,7 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 
+use crate::server::Limits;
 use crate::upstream::{
     Attempts, Carried, Deadlines, Ejection, Endpoint, Failed, HealthCheck, PoolError, PooledBody,
     ReadBody, Target, Upstream, Upstreams,
@@ -56,6 +57,8 @@ pub struct Proxy {
     pub(crate) health_check: Option<HealthCheck>,
     /// `--access-log`.
     pub(crate) access_log: Option<access::AccessLog>,
+    /// What clients may ask of the listener.
+    pub(crate) limits: Limits,
 }
 
 impl Proxy {
@@ -74,7 +77,14 @@ impl Proxy {
             preserve_host: false,
             health_check: None,
             access_log: None,
+            limits: Limits::default(),
         }
+    }
+
+    /// Serves clients within `limits` (see [`Limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Writes a JSON line per request proxied to `target`: `-` for standard output, else

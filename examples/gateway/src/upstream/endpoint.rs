@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use http::{HeaderMap, HeaderValue, Uri, header};
 
 use super::eject::Health;
+use super::h2::H2Conn;
 use super::pool::{Pool, ReadBody};
-use super::target::Target;
+use super::target::{Scheme, Target};
 
 /// One endpoint: a URL given by `--upstream VERSION=URL`.
 #[derive(Debug)]
@@ -27,10 +28,18 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub(super) fn new(target: Target) -> Self {
+        let addr = target.addr().to_owned();
+        let h2 = match target.scheme() {
+            Scheme::Http => None,
+            Scheme::H2c => Some(Arc::new(H2Conn::new(
+                addr.clone(),
+                target.authority().clone(),
+            ))),
+        };
         Self {
             host: target.host(),
-            pool: Pool::new(target.addr().to_owned()),
-            read_pool: Pool::new(target.addr().to_owned()),
+            pool: Pool::new(addr.clone(), h2.clone()),
+            read_pool: Pool::new(addr, h2),
             health: Health::default(),
             in_flight: Arc::default(),
             requests: AtomicU64::new(0),

@@ -7,6 +7,8 @@
 //!
 //! let target: Target = "http://10.0.0.7:8080/v2".parse().unwrap();
 //! assert_eq!(target.addr(), "10.0.0.7:8080");
+//! let grpc: Target = "h2c://10.0.0.8:50051".parse().unwrap();
+//! assert_eq!(grpc.scheme(), gray_gateway::upstream::Scheme::H2c);
 //! assert!("ftp://10.0.0.7".parse::<Target>().is_err());
 //! ```
 
@@ -15,6 +17,7 @@ mod check;
 mod deadline;
 mod eject;
 mod endpoint;
+mod h2;
 mod pool;
 mod target;
 mod version;

@@ -23,12 +23,15 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::h2::{FromH2, H2Conn};
+
 /// A request body read whole, to be sent twice (a request mirrored to another version,
 /// and its copy).
 pub(crate) type ReadBody = Full<Bytes>;
 
 /// A request body a pool's connections carry, and how their connection goes home.
-pub(crate) trait PoolBody: Body<Data = Bytes> + Send + Unpin + Sized + 'static
+pub(crate) trait PoolBody:
+    Body<Data = Bytes> + FromH2 + Send + Unpin + Sized + 'static
 where
     Self::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -156,6 +159,9 @@ impl<B> Failed<B> {
 pub(crate) struct Pool<B = Incoming> {
     addr: String,
     idle: Mutex<Vec<SendRequest<B>>>,
+    /// For an `h2c://` endpoint, its one connection, which every request takes (the
+    /// endpoint's pools share it).
+    h2: Option<Arc<H2Conn>>,
 }
 
 /// Most idle connections kept per upstream.
@@ -165,10 +171,11 @@ impl<B: PoolBody> Pool<B>
 where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    pub(crate) fn new(addr: String) -> Arc<Self> {
+    pub(crate) fn new(addr: String, h2: Option<Arc<H2Conn>>) -> Arc<Self> {
         Arc::new(Self {
             addr,
             idle: Mutex::new(Vec::new()),
+            h2,
         })
     }
 
@@ -221,6 +228,9 @@ where
         self: &Arc<Self>,
         mut req: Request<B>,
     ) -> Result<Response<PooledBody>, Failed<B>> {
+        if let Some(h2) = &self.h2 {
+            return send_h2(h2, req).await;
+        }
         loop {
             let (mut sender, fresh) = match self.pop() {
                 Some(sender) => (sender, false),
@@ -266,6 +276,65 @@ where
                     }
                 },
             }
+        }
+    }
+}
+
+/// Sends `req` on the endpoint's HTTP/2 connection (made when there is none, made again
+/// once when the one there closed before taking it).
+async fn send_h2<B: PoolBody>(
+    h2: &H2Conn,
+    mut req: Request<B>,
+) -> Result<Response<PooledBody>, Failed<B>>
+where
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    h2.address(&mut req);
+    let mut req = req.map(B::into_h2);
+    // Whether a connection found closed may still be made again.
+    let mut again = true;
+    loop {
+        let back = |req: Request<super::h2::H2Body>| {
+            let (parts, body) = req.into_parts();
+            B::from_h2(body).map(|body| Request::from_parts(parts, body))
+        };
+        let (mut sender, fresh) = match h2.sender().await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(Failed {
+                    error,
+                    unsent: back(req),
+                });
+            }
+        };
+        if sender.ready().await.is_err() {
+            if fresh || !std::mem::replace(&mut again, false) {
+                let closed = PoolError::Connect(std::io::Error::other("closed at once"));
+                return Err(Failed {
+                    error: closed,
+                    unsent: back(req),
+                });
+            }
+            continue; // closed while idle: the next call makes another
+        }
+        match sender.try_send_request(req).await {
+            Ok(res) => {
+                return Ok(res.map(|body| PooledBody {
+                    body,
+                    home: None,
+                    load: None,
+                }));
+            }
+            Err(mut e) => match e.take_message() {
+                // Never sent: the connection died first (a `GOAWAY`). Once more.
+                Some(unsent) if !fresh && std::mem::replace(&mut again, false) => req = unsent,
+                unsent => {
+                    return Err(Failed {
+                        error: PoolError::Http(e.into_error()),
+                        unsent: unsent.and_then(back),
+                    });
+                }
+            },
         }
     }
 }

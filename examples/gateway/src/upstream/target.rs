@@ -11,9 +11,12 @@ use http::{HeaderValue, Uri};
 pub enum Scheme {
     /// `http://`: HTTP/1.1 on pooled keep-alive connections.
     Http,
+    /// `h2c://`: HTTP/2 in clear text with prior knowledge, every request on one
+    /// multiplexed connection (what gRPC servers speak).
+    H2c,
 }
 
-/// One endpoint's URL: `http://host:port[/prefix]`. Its path, if any, is put before the
+/// One endpoint's URL: `http://host:port[/prefix]` or `h2c://host:port[/prefix]`. Its path, if any, is put before the
 /// path of every request sent to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -21,6 +24,8 @@ pub struct Target {
     uri: Uri,
     /// `host:port`, the port filled in.
     addr: String,
+    /// The URL's authority, as written.
+    authority: http::uri::Authority,
 }
 
 impl Target {
@@ -44,6 +49,11 @@ impl Target {
         self.uri.path().trim_end_matches('/')
     }
 
+    /// The URL's authority.
+    pub(crate) fn authority(&self) -> &http::uri::Authority {
+        &self.authority
+    }
+
     /// The URL's authority, as a `Host` value.
     pub(crate) fn host(&self) -> Option<HeaderValue> {
         self.uri
@@ -65,7 +75,12 @@ impl FromStr for Target {
         let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
         let (scheme, port) = match uri.scheme_str() {
             Some("http") => (Scheme::Http, 80),
-            _ => return Err(format!("{url:?} is not an http://host:port URL")),
+            Some("h2c") => (Scheme::H2c, 80),
+            _ => {
+                return Err(format!(
+                    "{url:?} is not an http://host:port or h2c://host:port URL"
+                ));
+            }
         };
         let Some(authority) = uri.authority() else {
             return Err(format!("{url:?} names no host"));
@@ -80,6 +95,12 @@ impl FromStr for Target {
             Some(_) => authority.as_str().to_owned(),
             None => format!("{}:{port}", authority.host()),
         };
-        Ok(Self { scheme, uri, addr })
+        let authority = authority.clone();
+        Ok(Self {
+            scheme,
+            uri,
+            addr,
+            authority,
+        })
     }
 }

@@ -1,11 +1,12 @@
-//! Serving: the proxy's listener and the admin one, each connection on a task of its own,
-//! and a graceful stop.
+//! Serving: the proxy's listener and the admin one, HTTP/1.1 and HTTP/2 on each, each
+//! connection on a task of its own, within [`Limits`], and a graceful stop.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,17 +14,24 @@ use gray_core::PeerAddr;
 use gray_tower::GrayLayer;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer as _;
+
+mod limits;
+
+pub use limits::Limits;
 
 use crate::admin;
 use crate::proxy::hop;
 use crate::proxy::{Proxy, ProxyBody, ProxyService};
 
-/// Serves HTTP/1.1 on `listener` — and the gateway's own endpoints on `admin` when given,
-/// instead of on `listener` — until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests finish.
+/// Serves HTTP/1.1 and HTTP/2 (h2c, with prior knowledge) on `listener` — and the
+/// gateway's own endpoints on `admin` when given, instead of on `listener` — within the
+/// proxy's [`Limits`], until `shutdown` resolves, then stops accepting and lets in-flight
+/// requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     admin: Option<tokio::net::TcpListener>,
@@ -36,6 +44,8 @@ pub async fn serve(
             check.start(upstream, &proxy.gray);
         }
     }
+    let limits = proxy.limits;
+    let http = http_builder(&limits);
     let service = Front {
         gray: GrayLayer::new(proxy.gray.clone())
             .metrics(true)
@@ -45,15 +55,17 @@ pub async fn serve(
         client: None,
         peer: None,
         tls: false,
+        started: None,
     };
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     // Every connection holds a receiver: a stop is one send, and once all are dropped
     // every connection has ended.
     let (stop, connections) = tokio::sync::watch::channel(());
     let mut shutdown = pin!(shutdown);
     loop {
-        let (accepted, to_admin) = tokio::select! {
-            accepted = listener.accept() => (accepted, false),
-            accepted = accept(admin.as_ref()) => (accepted, true),
+        let (accepted, slot) = tokio::select! {
+            (accepted, slot) = accept_within(&listener, &slots) => (accepted, Some(slot)),
+            accepted = accept(admin.as_ref()) => (accepted, None),
             () = &mut shutdown => break,
         };
         let (stream, client) = match accepted {
@@ -67,31 +79,74 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
-        let http1 = hyper::server::conn::http1::Builder::new();
-        if to_admin {
+        let started = Arc::new(AtomicBool::new(false));
+        let Some(slot) = slot else {
             let proxy = Arc::clone(&proxy);
+            let seen = Arc::clone(&started);
             let answer = hyper::service::service_fn(move |req: Request<Incoming>| {
+                seen.store(true, Ordering::Relaxed);
                 let proxy = Arc::clone(&proxy);
                 async move { Ok::<_, Infallible>(admin::answer(&proxy, req).await) }
             });
-            let conn = http1.serve_connection(io, answer);
-            spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
-        } else {
-            let mut front = service.clone();
-            front.client = HeaderValue::try_from(client.ip().to_string()).ok();
-            front.peer = Some(PeerAddr(client));
-            // With upgrades: a request that switches protocols gets the connection.
-            let conn = http1
-                .serve_connection(io, TowerToHyperService::new(front))
-                .with_upgrades();
-            spawn_connection(conn, connections.clone(), |conn| conn.graceful_shutdown());
-        }
+            let conn = http.serve_connection(io, answer).into_owned();
+            let first = (started, limits.header_timeout);
+            spawn_connection(conn, connections.clone(), first, None, |c| {
+                c.graceful_shutdown()
+            });
+            continue;
+        };
+        let mut front = service.clone();
+        front.client = HeaderValue::try_from(client.ip().to_string()).ok();
+        front.peer = Some(PeerAddr(client));
+        front.started = Some(Arc::clone(&started));
+        // With upgrades: a request that switches protocols gets the connection.
+        let conn = http
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(front))
+            .into_owned();
+        let first = (started, limits.header_timeout);
+        spawn_connection(conn, connections.clone(), first, Some(slot), |c| {
+            c.graceful_shutdown();
+        });
     }
     drop(listener);
     drop(admin);
     let _ = stop.send(());
     drop(connections);
     stop.closed().await;
+}
+
+/// How connections are served: HTTP/1.1, or HTTP/2 when a client opens with its preface,
+/// within `limits`.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(Limits::MIN_HEADER_BYTES))
+        .max_headers(limits.max_headers);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A client gone without a word (its machine off, a NAT that forgot it) is found
+        // out by a ping unanswered.
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
+    http
+}
+
+/// The next connection on `listener` once fewer than the limit are open, with its place.
+async fn accept_within(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<Semaphore>,
+) -> (
+    std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+    OwnedSemaphorePermit,
+) {
+    let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
+        // Never closed: the semaphore lives as long as the loop.
+        return std::future::pending().await;
+    };
+    (listener.accept().await, slot)
 }
 
 /// The next connection on `listener`; never, without one.
@@ -104,23 +159,41 @@ async fn accept(
     }
 }
 
-/// Serves one connection on a task of its own until it ends. When `stop` changes (the
-/// gateway stops), `graceful` asks it to finish the request in flight and close.
+/// Serves one connection on a task of its own until it ends, holding `slot`. A
+/// connection that has begun no request once `header_timeout` is over (it sent nothing,
+/// or a preface a byte at a time) is closed; past its first request, hyper times each
+/// next request's headers. When `stop` changes (the gateway stops), it is asked to finish
+/// the request in flight and close.
 fn spawn_connection<C, E>(
     conn: C,
     mut stop: tokio::sync::watch::Receiver<()>,
+    (started, header_timeout): (Arc<AtomicBool>, Duration),
+    slot: Option<OwnedSemaphorePermit>,
     graceful: fn(Pin<&mut C>),
 ) where
     C: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display + Send,
 {
     tokio::spawn(async move {
+        let _slot = slot;
         let mut conn = pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            _ = stop.changed() => {
-                graceful(conn.as_mut());
-                conn.await
+        let first = tokio::time::sleep(header_timeout);
+        let mut first = pin!(first);
+        let mut waiting = true;
+        let result = loop {
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                () = &mut first, if waiting => {
+                    if !started.load(Ordering::Relaxed) {
+                        tracing::debug!("connection: no request within the header timeout");
+                        return;
+                    }
+                    waiting = false;
+                }
+                _ = stop.changed() => {
+                    graceful(conn.as_mut());
+                    break conn.await;
+                }
             }
         };
         if let Err(e) = result {
@@ -143,6 +216,8 @@ pub(crate) struct Front<S> {
     peer: Option<PeerAddr>,
     /// Whether the client's connection is TLS (`X-Forwarded-Proto: https`).
     tls: bool,
+    /// Set at the connection's first request (see [`spawn_connection`]).
+    started: Option<Arc<AtomicBool>>,
 }
 
 impl<S> tower_service::Service<Request<Incoming>> for Front<S>
@@ -158,6 +233,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(started) = &self.started {
+            started.store(true, Ordering::Relaxed);
+        }
         if self.admin
             && let Some(res) = self.proxy.admin(&req)
         {
