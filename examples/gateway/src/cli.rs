@@ -19,6 +19,7 @@ use clap::Parser;
 use gray_core::Gray;
 use gray_core::rollout::{Analysis, Rollout, RolloutError};
 
+use crate::server::Limits;
 use crate::upstream::{Ejection, HealthCheck, Target};
 
 /// The gateway's settings, as the command line and the environment give them.
@@ -57,6 +58,9 @@ pub struct Options {
     pub health_check: Option<HealthCheck>,
     /// `--access-log -|FILE`.
     pub access_log: Option<String>,
+    /// `--max-connections N`, `--header-timeout SECS`, `--max-header-size BYTES`,
+    /// `--max-headers N`.
+    pub limits: Limits,
 }
 
 impl Options {
@@ -119,7 +123,8 @@ fn upstream(raw: &str) -> Result<(String, Target), String> {
     Ok((version.to_owned(), url.parse::<Target>()?))
 }
 
-fn threads(raw: &str) -> Result<usize, String> {
+/// A count, at least 1.
+fn at_least_one(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(n) => Ok(n),
@@ -174,7 +179,9 @@ struct Args {
     listen: SocketAddr,
 
     /// Where a version's traffic goes; repeat it for every version, and for several
-    /// endpoints of one version. URL: http://host:port[/prefix]. A version without one
+    /// endpoints of one version. URL: http://host:port[/prefix] (HTTP/1.1, pooled
+    /// keep-alive connections) or h2c://host:port[/prefix] (HTTP/2 with prior knowledge on
+    /// one multiplexed connection, as gRPC servers speak). A version without one
     /// goes to the default version's, which must be given. In the environment: a
     /// comma-separated list.
     #[arg(
@@ -187,7 +194,7 @@ struct Args {
     upstream: Vec<(String, Target)>,
 
     /// Worker threads [default: one per core].
-    #[arg(long, env = "GRAY_GATEWAY_THREADS", value_name = "N", value_parser = threads)]
+    #[arg(long, env = "GRAY_GATEWAY_THREADS", value_name = "N", value_parser = at_least_one)]
     threads: Option<usize>,
 
     /// Seconds to wait for an upstream's response head before answering 504 (checked every
@@ -258,6 +265,34 @@ struct Args {
     /// to standard output with `-`. Off without it.
     #[arg(long, env = "GRAY_GATEWAY_ACCESS_LOG", value_name = "-|FILE")]
     access_log: Option<String>,
+
+    /// Client connections open at once; past it new ones wait in the kernel's backlog
+    /// until one closes.
+    #[arg(long, env = "GRAY_GATEWAY_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections, value_parser = at_least_one)]
+    max_connections: usize,
+
+    /// Seconds a client has to send a request's headers (on a kept-alive HTTP/1.1
+    /// connection, counted from the previous response: also its idle timeout); a
+    /// connection that sends none in time is closed.
+    #[arg(long, env = "GRAY_GATEWAY_HEADER_TIMEOUT", value_name = "SECS", default_value = "30", value_parser = seconds)]
+    header_timeout: Duration,
+
+    /// Bytes a request's head (request line and headers) may take; beyond, 431. At least
+    /// 8192.
+    #[arg(long, env = "GRAY_GATEWAY_MAX_HEADER_SIZE", value_name = "BYTES", default_value_t = Limits::default().max_header_bytes, value_parser = header_size)]
+    max_header_size: usize,
+
+    /// Headers a request may have; beyond, 431.
+    #[arg(long, env = "GRAY_GATEWAY_MAX_HEADERS", value_name = "N", default_value_t = Limits::default().max_headers, value_parser = at_least_one)]
+    max_headers: usize,
+}
+
+fn header_size(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if n >= Limits::MIN_HEADER_BYTES => Ok(n),
+        Ok(_) => Err(format!("must be at least {}", Limits::MIN_HEADER_BYTES)),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn health_path(raw: &str) -> Result<String, String> {
@@ -304,5 +339,10 @@ where
             every: args.health_every,
         }),
         access_log: args.access_log,
+        limits: Limits::default()
+            .max_connections(args.max_connections)
+            .header_timeout(args.header_timeout)
+            .max_header_bytes(args.max_header_size)
+            .max_headers(args.max_headers),
     })
 }

@@ -220,6 +220,7 @@ pub async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>>
         None => None,
     };
     let proxy = Proxy::new(gray, upstreams, options.timeout)
+        .limits(options.limits)
         .with_ejection(options.ejection)
         .preserve_host(options.preserve_host)
         .health_check(options.health_check.clone())

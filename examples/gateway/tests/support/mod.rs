@@ -60,16 +60,20 @@ pub(crate) async fn serve_proxy(proxy: Proxy) -> (SocketAddr, Arc<Proxy>) {
     (addr, proxy)
 }
 
+/// A built-in responder per version of the demo.
+pub(crate) async fn responder_upstreams() -> Vec<(String, Target)> {
+    let mut upstreams = Vec::new();
+    for version in ["stable", "canary"] {
+        let addr = responder(version.to_owned()).await.unwrap();
+        upstreams.push((version.to_owned(), uri(addr)));
+    }
+    upstreams
+}
+
 /// The demo: the example rules, a built-in responder per version.
 pub(crate) async fn demo() -> (SocketAddr, Arc<Proxy>) {
-    let stable = responder("stable".to_owned()).await.unwrap();
-    let canary = responder("canary".to_owned()).await.unwrap();
-    gateway(
-        design(),
-        vec![("stable", uri(stable)), ("canary", uri(canary))],
-        Duration::from_secs(10),
-    )
-    .await
+    let upstreams = responder_upstreams().await;
+    serve_proxy(Proxy::new(design(), upstreams, Duration::from_secs(10))).await
 }
 
 /// The body of `GET http://{gw}{path}`.
