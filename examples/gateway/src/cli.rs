@@ -58,6 +58,8 @@ pub struct Options {
     pub health_check: Option<HealthCheck>,
     /// `--access-log -|FILE`.
     pub access_log: Option<String>,
+    /// `--tls-cert FILE`, `--tls-key FILE`: the certificate chain and its key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// `--max-connections N`, `--header-timeout SECS`, `--max-header-size BYTES`,
     /// `--max-headers N`.
     pub limits: Limits,
@@ -266,6 +268,26 @@ struct Args {
     #[arg(long, env = "GRAY_GATEWAY_ACCESS_LOG", value_name = "-|FILE")]
     access_log: Option<String>,
 
+    /// Serve HTTPS with this certificate chain (PEM, the leaf first), HTTP/2 and HTTP/1.1
+    /// offered by ALPN; reloaded when the file or the key's changes, a bad new pair
+    /// refused (the one in force stays). Needs --tls-key.
+    #[arg(
+        long,
+        env = "GRAY_GATEWAY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "GRAY_GATEWAY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+
     /// Client connections open at once; past it new ones wait in the kernel's backlog
     /// until one closes.
     #[arg(long, env = "GRAY_GATEWAY_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections, value_parser = at_least_one)]
@@ -339,6 +361,7 @@ where
             every: args.health_every,
         }),
         access_log: args.access_log,
+        tls: args.tls_cert.zip(args.tls_key),
         limits: Limits::default()
             .max_connections(args.max_connections)
             .header_timeout(args.header_timeout)

@@ -50,7 +50,7 @@ pub mod upstream;
 pub use proxy::Proxy;
 pub use proxy::mirror::MAX_COPIES_IN_FLIGHT;
 pub use rollout::start_rollout;
-pub use server::{Limits, serve};
+pub use server::{Limits, Tls, TlsError, serve};
 
 use cli::Options;
 use upstream::{MAX_ENDPOINTS, Target};
@@ -214,12 +214,20 @@ pub async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>>
     for warning in check_upstreams(&gray.config(), &upstreams)? {
         tracing::warn!("{warning}");
     }
+    let tls = match &options.tls {
+        Some((cert, key)) => {
+            Some(Tls::load(cert, key).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = bind(options.listen, "--listen").await?;
     let admin = match options.admin {
         Some(at) => Some(bind(at, "--admin").await?),
         None => None,
     };
     let proxy = Proxy::new(gray, upstreams, options.timeout)
+        .tls(tls)
         .limits(options.limits)
         .with_ejection(options.ejection)
         .preserve_host(options.preserve_host)
@@ -236,7 +244,7 @@ pub async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>>
         start_rollout(&proxy, rollout?, options.rollout_every)?;
     }
     let addr = listener.local_addr()?;
-    println!("gray gateway on http://{addr}");
+    println!("gray gateway on {scheme}://{addr}");
     let admin_addr = match &admin {
         Some(admin) => admin.local_addr()?,
         None => addr,

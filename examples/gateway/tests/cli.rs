@@ -281,6 +281,13 @@ fn the_binary_answers_help_version_and_bad_flags() {
         "--preserve-host",
         "--health-check",
         "--health-every",
+        "--access-log",
+        "--tls-cert",
+        "--tls-key",
+        "--max-connections",
+        "--header-timeout",
+        "--max-header-size",
+        "--max-headers",
     ] {
         assert!(
             text.contains(flag),
@@ -313,6 +320,33 @@ fn the_binary_answers_help_version_and_bad_flags() {
     refused(gateway().args(["--upstream", "canary=ftp://x"]), "ftp://x");
     refused(gateway().env("GRAY_GATEWAY_THREADS", "none"), "--threads");
     refused(gateway().env("GRAY_GATEWAY_EJECT_FOR", "0"), "--eject-for");
+    refused(gateway().args(["--tls-cert", "a.crt"]), "--tls-key");
+    refused(
+        gateway().args(["--max-header-size", "100"]),
+        "--max-header-size",
+    );
+    refused(
+        gateway().args(["--max-connections", "0"]),
+        "--max-connections",
+    );
+    refused(gateway().args(["--upstream", "stable=h2c://"]), "h2c://");
+
+    // A certificate that cannot be read: the flag and the file.
+    let out = gateway()
+        .args([
+            "--tls-cert",
+            "/nonexistent/tls.crt",
+            "--tls-key",
+            "/nonexistent/tls.key",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--tls-cert/--tls-key: /nonexistent/tls.crt"),
+        "{err}"
+    );
 
     // A taken port: which address, and what to do.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -16,7 +16,7 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 
-use crate::server::Limits;
+use crate::server::{Limits, Tls};
 use crate::upstream::{
     Attempts, Carried, Deadlines, Ejection, Endpoint, Failed, HealthCheck, PoolError, PooledBody,
     ReadBody, Target, Upstream, Upstreams,
@@ -59,6 +59,8 @@ pub struct Proxy {
     pub(crate) access_log: Option<access::AccessLog>,
     /// What clients may ask of the listener.
     pub(crate) limits: Limits,
+    /// `--tls-cert`, `--tls-key`: the listener speaks HTTPS.
+    pub(crate) tls: Option<Arc<Tls>>,
 }
 
 impl Proxy {
@@ -78,7 +80,15 @@ impl Proxy {
             health_check: None,
             access_log: None,
             limits: Limits::default(),
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS with `tls` (HTTP/2 or HTTP/1.1 by ALPN), its files reloaded when they
+    /// change; plain HTTP (HTTP/1.1 or h2c) with `None`.
+    pub fn tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls.map(Arc::new);
+        self
     }
 
     /// Serves clients within `limits` (see [`Limits`]).

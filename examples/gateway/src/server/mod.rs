@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use gray_core::PeerAddr;
 use gray_tower::GrayLayer;
 use http::{HeaderValue, Request, Response};
@@ -21,8 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer as _;
 
 mod limits;
+mod tls;
 
 pub use limits::Limits;
+pub use tls::{Tls, TlsError};
 
 use crate::admin;
 use crate::proxy::hop;
@@ -58,6 +62,8 @@ pub async fn serve(
         started: None,
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let acceptor = proxy.tls.as_ref().map(|tls| tls.acceptor());
+    let tls_watch = proxy.tls.as_ref().map(|tls| tls.watch(Tls::RELOAD_EVERY));
     // Every connection holds a receiver: a stop is one send, and once all are dropped
     // every connection has ended.
     let (stop, connections) = tokio::sync::watch::channel(());
@@ -89,7 +95,7 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(admin::answer(&proxy, req).await) }
             });
             let conn = http.serve_connection(io, answer).into_owned();
-            let first = (started, limits.header_timeout);
+            let first = (started, Instant::now() + limits.header_timeout);
             spawn_connection(conn, connections.clone(), first, None, |c| {
                 c.graceful_shutdown()
             });
@@ -99,14 +105,36 @@ pub async fn serve(
         front.client = HeaderValue::try_from(client.ip().to_string()).ok();
         front.peer = Some(PeerAddr(client));
         front.started = Some(Arc::clone(&started));
-        // With upgrades: a request that switches protocols gets the connection.
-        let conn = http
-            .serve_connection_with_upgrades(io, TowerToHyperService::new(front))
-            .into_owned();
-        let first = (started, limits.header_timeout);
-        spawn_connection(conn, connections.clone(), first, Some(slot), |c| {
-            c.graceful_shutdown();
+        let first = (started, Instant::now() + limits.header_timeout);
+        let Some(acceptor) = &acceptor else {
+            // With upgrades: a request that switches protocols gets the connection.
+            let conn = http
+                .serve_connection_with_upgrades(io, TowerToHyperService::new(front))
+                .into_owned();
+            spawn_connection(conn, connections.clone(), first, Some(slot), |c| {
+                c.graceful_shutdown();
+            });
+            continue;
+        };
+        // The handshake counts against the header timeout, on the connection's own task.
+        front.tls = true;
+        let (acceptor, http, stop) = (acceptor.clone(), http.clone(), connections.clone());
+        tokio::spawn(async move {
+            let handshake = acceptor.accept(io.into_inner());
+            let stream = match tokio::time::timeout_at(first.1, handshake).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!("TLS handshake with {client}: {e}"),
+                Err(_) => return tracing::debug!("TLS handshake with {client}: timed out"),
+            };
+            let conn = http.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(front),
+            );
+            connection(conn, stop, first, Some(slot), |c| c.graceful_shutdown()).await;
         });
+    }
+    if let Some(watch) = tls_watch {
+        watch.abort();
     }
     drop(listener);
     drop(admin);
@@ -159,47 +187,58 @@ async fn accept(
     }
 }
 
-/// Serves one connection on a task of its own until it ends, holding `slot`. A
-/// connection that has begun no request once `header_timeout` is over (it sent nothing,
-/// or a preface a byte at a time) is closed; past its first request, hyper times each
-/// next request's headers. When `stop` changes (the gateway stops), it is asked to finish
-/// the request in flight and close.
+/// Serves one connection on a task of its own (see [`connection`]).
 fn spawn_connection<C, E>(
     conn: C,
-    mut stop: tokio::sync::watch::Receiver<()>,
-    (started, header_timeout): (Arc<AtomicBool>, Duration),
+    stop: tokio::sync::watch::Receiver<()>,
+    first: (Arc<AtomicBool>, Instant),
     slot: Option<OwnedSemaphorePermit>,
     graceful: fn(Pin<&mut C>),
 ) where
     C: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Display + Send,
+    E: std::fmt::Display + Send + 'static,
 {
-    tokio::spawn(async move {
-        let _slot = slot;
-        let mut conn = pin!(conn);
-        let first = tokio::time::sleep(header_timeout);
-        let mut first = pin!(first);
-        let mut waiting = true;
-        let result = loop {
-            tokio::select! {
-                result = conn.as_mut() => break result,
-                () = &mut first, if waiting => {
-                    if !started.load(Ordering::Relaxed) {
-                        tracing::debug!("connection: no request within the header timeout");
-                        return;
-                    }
-                    waiting = false;
+    tokio::spawn(connection(conn, stop, first, slot, graceful));
+}
+
+/// Serves one connection until it ends, holding `slot`. A connection that has begun no
+/// request by `first`'s deadline (it sent nothing, or a preface a byte at a time) is
+/// closed; past its first request, hyper times each next request's headers. When `stop`
+/// changes (the gateway stops), it is asked to finish the request in flight and close.
+async fn connection<C, E>(
+    conn: C,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    (started, deadline): (Arc<AtomicBool>, Instant),
+    slot: Option<OwnedSemaphorePermit>,
+    graceful: fn(Pin<&mut C>),
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let _slot = slot;
+    let mut conn = pin!(conn);
+    let first = tokio::time::sleep_until(deadline);
+    let mut first = pin!(first);
+    let mut waiting = true;
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            () = &mut first, if waiting => {
+                if !started.load(Ordering::Relaxed) {
+                    tracing::debug!("connection: no request within the header timeout");
+                    return;
                 }
-                _ = stop.changed() => {
-                    graceful(conn.as_mut());
-                    break conn.await;
-                }
+                waiting = false;
             }
-        };
-        if let Err(e) = result {
-            tracing::debug!("connection: {e}");
+            _ = stop.changed() => {
+                graceful(conn.as_mut());
+                break conn.await;
+            }
         }
-    });
+    };
+    if let Err(e) = result {
+        tracing::debug!("connection: {e}");
+    }
 }
 
 /// The gateway's front: its own endpoints (unless they have a listener of their own),
