@@ -60,6 +60,9 @@ pub struct Options {
     pub access_log: Option<String>,
     /// `--tls-cert FILE`, `--tls-key FILE`: the certificate chain and its key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--upstream-ca FILE`: the CA certificates `https://` endpoints are checked by,
+    /// instead of the system's roots.
+    pub upstream_ca: Option<PathBuf>,
     /// `--max-connections N`, `--header-timeout SECS`, `--max-header-size BYTES`,
     /// `--max-headers N`.
     pub limits: Limits,
@@ -182,8 +185,9 @@ struct Args {
 
     /// Where a version's traffic goes; repeat it for every version, and for several
     /// endpoints of one version. URL: http://host:port[/prefix] (HTTP/1.1, pooled
-    /// keep-alive connections) or h2c://host:port[/prefix] (HTTP/2 with prior knowledge on
-    /// one multiplexed connection, as gRPC servers speak). A version without one
+    /// keep-alive connections), h2c://host:port[/prefix] (HTTP/2 with prior knowledge on
+    /// one multiplexed connection, as gRPC servers speak) or https://host[:port][/prefix]
+    /// (TLS; HTTP/2 if the endpoint agrees by ALPN, else HTTP/1.1). A version without one
     /// goes to the default version's, which must be given. In the environment: a
     /// comma-separated list.
     #[arg(
@@ -288,6 +292,10 @@ struct Args {
     )]
     tls_key: Option<PathBuf>,
 
+    /// CA certificates (PEM) to check https:// endpoints by, instead of the system's roots.
+    #[arg(long, env = "GRAY_GATEWAY_UPSTREAM_CA", value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
+
     /// Client connections open at once; past it new ones wait in the kernel's backlog
     /// until one closes.
     #[arg(long, env = "GRAY_GATEWAY_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections, value_parser = at_least_one)]
@@ -362,6 +370,7 @@ where
         }),
         access_log: args.access_log,
         tls: args.tls_cert.zip(args.tls_key),
+        upstream_ca: args.upstream_ca,
         limits: Limits::default()
             .max_connections(args.max_connections)
             .header_timeout(args.header_timeout)

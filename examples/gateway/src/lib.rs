@@ -53,7 +53,7 @@ pub use rollout::start_rollout;
 pub use server::{Limits, Tls, TlsError, serve};
 
 use cli::Options;
-use upstream::{MAX_ENDPOINTS, Target};
+use upstream::{MAX_ENDPOINTS, Target, UpstreamTls};
 
 /// The rules of the demo (no `--config`, no `--upstream`).
 pub const DEMO_RULES: &str = include_str!("../../rules.yaml");
@@ -221,6 +221,12 @@ pub async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>>
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let upstream_tls = match &options.upstream_ca {
+        Some(path) => {
+            Some(UpstreamTls::from_ca_file(path).map_err(|e| format!("--upstream-ca: {e}"))?)
+        }
+        None => None,
+    };
     let listener = bind(options.listen, "--listen").await?;
     let admin = match options.admin {
         Some(at) => Some(bind(at, "--admin").await?),
@@ -239,6 +245,10 @@ pub async fn run(mut options: Options) -> Result<(), Box<dyn std::error::Error>>
                 options.access_log.as_deref().unwrap_or_default()
             )
         })?;
+    let proxy = match &upstream_tls {
+        Some(tls) => proxy.upstream_tls(tls),
+        None => proxy,
+    };
     let proxy = Arc::new(proxy);
     if let Some(rollout) = options.rollout(&proxy.gray) {
         start_rollout(&proxy, rollout?, options.rollout_every)?;

@@ -233,3 +233,103 @@ fn a_bad_pair_is_refused_naming_the_file() {
     write(&key_path, &key);
     assert!(tls.reload().unwrap());
 }
+
+/// An HTTPS upstream answering `name:HTTP/x` (the protocol it was asked in), with the
+/// certificate `(cert, key)`, offering `alpn` only.
+async fn https_upstream(
+    name: &'static str,
+    (cert, key): (&str, &str),
+    alpn: &[&[u8]],
+) -> SocketAddr {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let answer = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| async move {
+                        let body = format!("{name}:{:?}", req.version());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from(body)),
+                        ))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), answer)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_endpoints_speak_what_alpn_agrees_and_an_untrusted_one_is_refused() {
+    let dir = dir("upstream");
+    let (cert, key) = certificate();
+    std::fs::write(dir.join("ca.pem"), &cert).unwrap();
+    let pair = (cert.as_str(), key.as_str());
+    let h2 = https_upstream("canary", pair, &[b"h2", b"http/1.1"]).await;
+    let h1 = https_upstream("stable", pair, &[b"http/1.1"]).await;
+    let https = |addr: SocketAddr| {
+        format!("https://localhost:{}", addr.port())
+            .parse()
+            .unwrap()
+    };
+    let upstreams = vec![
+        ("stable".to_owned(), https(h1)),
+        ("canary".to_owned(), https(h2)),
+    ];
+    let tls = gray_gateway::upstream::UpstreamTls::from_ca_file(dir.join("ca.pem")).unwrap();
+    let proxy = Proxy::new(design(), upstreams, Duration::from_secs(5)).upstream_tls(&tls);
+    let (gw, _) = serve_proxy(proxy).await;
+    let client = reqwest::Client::new();
+    let get = |headers: &'static [(&'static str, &'static str)]| {
+        let client = client.clone();
+        async move {
+            let mut req = client.get(format!("http://{gw}/hello"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            get(&[("x-app-version", "beta")]).await,
+            (200, "canary:HTTP/2.0".to_owned())
+        );
+        assert_eq!(get(&[]).await, (200, "stable:HTTP/1.1".to_owned()));
+    }
+
+    // The system's roots do not know the test's certificate: no answer, 502.
+    let upstreams = vec![("stable".to_owned(), https(h1))];
+    let (gw, _) = serve_proxy(Proxy::new(design(), upstreams, Duration::from_secs(5))).await;
+    let res = client
+        .get(format!("http://{gw}/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+
+    let err = gray_gateway::upstream::UpstreamTls::from_ca_file(dir.join("none.pem")).unwrap_err();
+    assert!(err.to_string().contains("none.pem"), "{err}");
+}

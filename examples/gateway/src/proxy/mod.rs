@@ -19,7 +19,7 @@ use hyper::upgrade::OnUpgrade;
 use crate::server::{Limits, Tls};
 use crate::upstream::{
     Attempts, Carried, Deadlines, Ejection, Endpoint, Failed, HealthCheck, PoolError, PooledBody,
-    ReadBody, Target, Upstream, Upstreams,
+    ReadBody, Target, Upstream, UpstreamTls, Upstreams,
 };
 
 pub(crate) mod access;
@@ -69,7 +69,7 @@ impl Proxy {
     pub fn new(gray: Gray, upstreams: Vec<(String, Target)>, timeout: Duration) -> Self {
         Self {
             gray,
-            upstreams: Upstreams::new(upstreams),
+            upstreams: Upstreams::new(upstreams, None),
             timeout,
             deadlines: Arc::default(),
             rollout: OnceLock::new(),
@@ -88,6 +88,13 @@ impl Proxy {
     /// change; plain HTTP (HTTP/1.1 or h2c) with `None`.
     pub fn tls(mut self, tls: Option<Tls>) -> Self {
         self.tls = tls.map(Arc::new);
+        self
+    }
+
+    /// Trusts `tls`'s roots for `https://` endpoints instead of the system's
+    /// (`--upstream-ca`).
+    pub fn upstream_tls(mut self, tls: &UpstreamTls) -> Self {
+        self.upstreams = Upstreams::new(self.upstreams.targets(), Some(tls));
         self
     }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use http::{HeaderMap, HeaderValue, Uri, header};
 
+use super::connect::{Connector, UpstreamTls};
 use super::eject::Health;
 use super::h2::H2Conn;
 use super::pool::{Pool, ReadBody};
@@ -27,19 +28,25 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(super) fn new(target: Target) -> Self {
-        let addr = target.addr().to_owned();
-        let h2 = match target.scheme() {
-            Scheme::Http => None,
-            Scheme::H2c => Some(Arc::new(H2Conn::new(
-                addr.clone(),
-                target.authority().clone(),
-            ))),
+    pub(super) fn new(target: Target, tls: Option<&UpstreamTls>) -> Self {
+        let connector = Arc::new(Connector::new(&target, tls));
+        let authority = target.authority().clone();
+        let (h2, h2_only) = match target.scheme() {
+            Scheme::Http => (None, false),
+            Scheme::H2c => (
+                Some(H2Conn::new(Arc::clone(&connector), authority, false)),
+                true,
+            ),
+            Scheme::Https => (
+                Some(H2Conn::new(Arc::clone(&connector), authority, true)),
+                false,
+            ),
         };
+        let h2 = h2.map(Arc::new);
         Self {
             host: target.host(),
-            pool: Pool::new(addr.clone(), h2.clone()),
-            read_pool: Pool::new(addr, h2),
+            pool: Pool::new(Arc::clone(&connector), h2.clone(), h2_only),
+            read_pool: Pool::new(connector, h2, h2_only),
             health: Health::default(),
             in_flight: Arc::default(),
             requests: AtomicU64::new(0),

@@ -1,7 +1,8 @@
-//! One multiplexed HTTP/2 connection to an `h2c://` endpoint, shared by every request sent
-//! to it: made on the first request, made again when the endpoint closes it.
+//! One multiplexed HTTP/2 connection to an endpoint (`h2c://`, or `https://` when ALPN
+//! agreed to HTTP/2), shared by every request sent to it: made on the first request, made
+//! again when the endpoint closes it.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,8 +12,8 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 
+use super::connect::{Connected, Connector};
 use super::pool::{PoolError, ReadBody};
 
 /// The bodies one connection carries: streamed from the client, or read whole.
@@ -21,19 +22,22 @@ pub(crate) type H2Body = Either<Incoming, ReadBody>;
 /// An endpoint's HTTP/2 connection.
 #[derive(Debug)]
 pub(crate) struct H2Conn {
-    addr: String,
+    connector: Arc<Connector>,
     /// The endpoint's authority, for `:authority` when a request has no `Host`.
     authority: Authority,
+    /// `:scheme`: `https` under TLS.
+    scheme: Scheme,
     sender: Mutex<Option<SendRequest<H2Body>>>,
     /// Held while connecting, so that requests arriving together share one connection.
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl H2Conn {
-    pub(crate) fn new(addr: String, authority: Authority) -> Self {
+    pub(crate) fn new(connector: Arc<Connector>, authority: Authority, tls: bool) -> Self {
         Self {
-            addr,
+            connector,
             authority,
+            scheme: if tls { Scheme::HTTPS } else { Scheme::HTTP },
             sender: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
         }
@@ -54,16 +58,43 @@ impl H2Conn {
         if let Some(sender) = self.current() {
             return Ok((sender, false)); // made by the request that connected first
         }
-        let stream = TcpStream::connect(&self.addr)
-            .await
-            .map_err(PoolError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let sender = match self.connector.connect().await? {
+            Connected::Plain(stream) => self.handshake(TokioIo::new(stream)).await?,
+            Connected::Tls(stream, true) => self.handshake(TokioIo::new(stream)).await?,
+            Connected::Tls(_, false) => {
+                let refused = std::io::Error::other("the endpoint no longer agrees to HTTP/2");
+                return Err(PoolError::Connect(refused));
+            }
+        };
+        Ok((sender, true))
+    }
+
+    /// Whether the connection is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Makes `io`, a connection on which ALPN agreed to HTTP/2, the endpoint's connection.
+    pub(crate) async fn install<I>(&self, io: I) -> Result<(), PoolError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let _connecting = self.connecting.lock().await;
+        self.handshake(io).await.map(drop)
+    }
+
+    /// The HTTP/2 handshake on `io`, its connection driven on a task of its own, its
+    /// sender the endpoint's from now on.
+    async fn handshake<I>(&self, io: I) -> Result<SendRequest<H2Body>, PoolError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             // An endpoint gone without a word is found out by a ping unanswered.
             .keep_alive_interval(Duration::from_secs(20))
             .keep_alive_timeout(Duration::from_secs(20))
-            .handshake(TokioIo::new(stream))
+            .handshake(io)
             .await
             .map_err(PoolError::Http)?;
         tokio::spawn(async move {
@@ -72,7 +103,7 @@ impl H2Conn {
             }
         });
         *self.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
-        Ok((sender, true))
+        Ok(sender)
     }
 
     /// `req` as HTTP/2 sends it: its URI in absolute form, whose authority is the request's
@@ -86,7 +117,7 @@ impl H2Conn {
             .and_then(|h| Authority::try_from(h.as_bytes()).ok());
         let path = req.uri().path_and_query().cloned();
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme.clone())
             .authority(host.unwrap_or_else(|| self.authority.clone()))
             .path_and_query(path.unwrap_or_else(|| PathAndQuery::from_static("/")))
             .build();

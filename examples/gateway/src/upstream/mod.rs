@@ -14,6 +14,7 @@
 
 mod attempts;
 mod check;
+mod connect;
 mod deadline;
 mod eject;
 mod endpoint;
@@ -23,6 +24,7 @@ mod target;
 mod version;
 
 pub use check::HealthCheck;
+pub use connect::{UpstreamTls, UpstreamTlsError};
 pub use deadline::{Deadlines, Elapsed, TICK, Within};
 pub use eject::Ejection;
 pub use target::{Scheme, Target};
@@ -44,7 +46,7 @@ pub(crate) struct Upstreams {
 impl Upstreams {
     /// `targets` grouped by version: a version named more than once has that many
     /// endpoints.
-    pub(crate) fn new(targets: Vec<(String, Target)>) -> Self {
+    pub(crate) fn new(targets: Vec<(String, Target)>, tls: Option<&UpstreamTls>) -> Self {
         let mut grouped: Vec<(String, Vec<Target>)> = Vec::new();
         for (version, target) in targets {
             match grouped.iter_mut().find(|(v, _)| *v == version) {
@@ -55,7 +57,7 @@ impl Upstreams {
         Self {
             list: grouped
                 .into_iter()
-                .map(|(v, t)| Arc::new(Upstream::new(v, t)))
+                .map(|(v, t)| Arc::new(Upstream::new(v, t, tls)))
                 .collect(),
         }
     }
@@ -67,5 +69,16 @@ impl Upstreams {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Upstream>> {
         self.list.iter()
+    }
+
+    /// Every endpoint's URL with its version, in order.
+    pub(crate) fn targets(&self) -> Vec<(String, Target)> {
+        let mut targets = Vec::new();
+        for upstream in &self.list {
+            for endpoint in upstream.endpoints() {
+                targets.push((upstream.version().to_owned(), endpoint.target().clone()));
+            }
+        }
+        targets
     }
 }

@@ -21,8 +21,8 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use super::connect::{Connected, Connector};
 use super::h2::{FromH2, H2Conn};
 
 /// A request body read whole, to be sent twice (a request mirrored to another version,
@@ -118,6 +118,8 @@ impl Home {
 #[derive(Debug)]
 pub(crate) enum PoolError {
     Connect(std::io::Error),
+    /// The TLS handshake failed (the endpoint's certificate not trusted, say).
+    Tls(std::io::Error),
     Http(hyper::Error),
     /// The request's URI under the endpoint's path is not a URI.
     Address(http::uri::InvalidUri),
@@ -129,6 +131,7 @@ impl std::fmt::Display for PoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Connect(e) => write!(f, "connect: {e}"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
             Self::Http(e) => write!(f, "http: {e}"),
             Self::Address(e) => write!(f, "the request's URI under the endpoint's path: {e}"),
             Self::NoEndpoint => f.write_str("no endpoint"),
@@ -157,11 +160,14 @@ impl<B> Failed<B> {
 /// of type `B`.
 #[derive(Debug)]
 pub(crate) struct Pool<B = Incoming> {
-    addr: String,
+    connector: Arc<Connector>,
     idle: Mutex<Vec<SendRequest<B>>>,
-    /// For an `h2c://` endpoint, its one connection, which every request takes (the
-    /// endpoint's pools share it).
+    /// The endpoint's one HTTP/2 connection (the endpoint's pools share it): for an
+    /// `h2c://` endpoint, which every request takes; for an `https://` one, which every
+    /// request takes once ALPN agreed to HTTP/2.
     h2: Option<Arc<H2Conn>>,
+    /// Whether every request goes on `h2` (`h2c://`).
+    h2_only: bool,
 }
 
 /// Most idle connections kept per upstream.
@@ -171,11 +177,16 @@ impl<B: PoolBody> Pool<B>
 where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    pub(crate) fn new(addr: String, h2: Option<Arc<H2Conn>>) -> Arc<Self> {
+    pub(crate) fn new(
+        connector: Arc<Connector>,
+        h2: Option<Arc<H2Conn>>,
+        h2_only: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            addr,
+            connector,
             idle: Mutex::new(Vec::new()),
             h2,
+            h2_only,
         })
     }
 
@@ -193,27 +204,33 @@ where
         }
     }
 
-    /// A new connection to the upstream: its sender and the connection to drive.
-    async fn handshake(
-        &self,
-    ) -> Result<(SendRequest<B>, http1::Connection<TokioIo<TcpStream>, B>), PoolError> {
-        let stream = TcpStream::connect(&self.addr)
-            .await
-            .map_err(PoolError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(PoolError::Http)
-    }
-
-    async fn connect(&self) -> Result<SendRequest<B>, PoolError> {
-        let (sender, conn) = self.handshake().await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("upstream connection: {e}");
-            }
-        });
-        Ok(sender)
+    /// A new HTTP/1.1 connection to the endpoint, driven on a task of its own; `None`
+    /// when ALPN agreed to HTTP/2 instead, and the connection became the endpoint's
+    /// HTTP/2 one.
+    async fn connect(&self) -> Result<Option<SendRequest<B>>, PoolError> {
+        async fn h1<B: PoolBody, I>(io: I) -> Result<SendRequest<B>, PoolError>
+        where
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        {
+            let (sender, conn) = http1::handshake(io).await.map_err(PoolError::Http)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("upstream connection: {e}");
+                }
+            });
+            Ok(sender)
+        }
+        match self.connector.connect().await? {
+            Connected::Plain(stream) => h1(TokioIo::new(stream)).await.map(Some),
+            Connected::Tls(stream, false) => h1(TokioIo::new(stream)).await.map(Some),
+            Connected::Tls(stream, true) => match &self.h2 {
+                Some(h2) => h2.install(TokioIo::new(stream)).await.map(|()| None),
+                None => Err(PoolError::Connect(std::io::Error::other(
+                    "ALPN agreed to HTTP/2 where the gateway did not offer it",
+                ))),
+            },
+        }
     }
 
     /// Sends `req` on an idle connection (or a new one) and returns the response, whose
@@ -228,14 +245,24 @@ where
         self: &Arc<Self>,
         mut req: Request<B>,
     ) -> Result<Response<PooledBody>, Failed<B>> {
-        if let Some(h2) = &self.h2 {
+        if let Some(h2) = &self.h2
+            && (self.h2_only || h2.is_open())
+        {
             return send_h2(h2, req).await;
         }
         loop {
             let (mut sender, fresh) = match self.pop() {
                 Some(sender) => (sender, false),
                 None => match self.connect().await {
-                    Ok(sender) => (sender, true),
+                    Ok(Some(sender)) => (sender, true),
+                    // ALPN agreed to HTTP/2: the connection is the endpoint's HTTP/2 one.
+                    Ok(None) => {
+                        let Some(h2) = &self.h2 else {
+                            let lost = PoolError::Connect(std::io::Error::other("HTTP/2 lost"));
+                            return Err(Failed::unsent(lost, req));
+                        };
+                        return send_h2(h2, req).await;
+                    }
                     Err(error) => return Err(Failed::unsent(error, req)),
                 },
             };
@@ -347,19 +374,36 @@ impl Pool<Incoming> {
         &self,
         req: Request<Incoming>,
     ) -> Result<Response<PooledBody>, Failed<Incoming>> {
-        let (mut sender, conn) = match self.handshake().await {
-            Ok(handshake) => handshake,
+        async fn on<I>(
+            io: I,
+            req: Request<Incoming>,
+        ) -> Result<Response<Incoming>, Failed<Incoming>>
+        where
+            I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        {
+            let (mut sender, conn) = match http1::handshake(io).await {
+                Ok(handshake) => handshake,
+                Err(error) => return Err(Failed::unsent(PoolError::Http(error), req)),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!("upstream connection: {e}");
+                }
+            });
+            sender.send_request(req).await.map_err(|e| Failed {
+                error: PoolError::Http(e),
+                unsent: None,
+            })
+        }
+        let res = match self.connector.connect().await {
+            Ok(Connected::Plain(stream)) => on(TokioIo::new(stream), req).await?,
+            Ok(Connected::Tls(stream, false)) => on(TokioIo::new(stream), req).await?,
+            Ok(Connected::Tls(_, true)) => {
+                let h2 = std::io::Error::other("a switch of protocols to an HTTP/2 endpoint");
+                return Err(Failed::unsent(PoolError::Connect(h2), req));
+            }
             Err(error) => return Err(Failed::unsent(error, req)),
         };
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!("upstream connection: {e}");
-            }
-        });
-        let res = sender.send_request(req).await.map_err(|e| Failed {
-            error: PoolError::Http(e),
-            unsent: None,
-        })?;
         Ok(res.map(|body| PooledBody {
             body,
             home: None,

@@ -14,9 +14,12 @@ pub enum Scheme {
     /// `h2c://`: HTTP/2 in clear text with prior knowledge, every request on one
     /// multiplexed connection (what gRPC servers speak).
     H2c,
+    /// `https://`: TLS, then HTTP/2 on one multiplexed connection if the endpoint agrees
+    /// to it by ALPN, else HTTP/1.1 on pooled keep-alive connections.
+    Https,
 }
 
-/// One endpoint's URL: `http://host:port[/prefix]` or `h2c://host:port[/prefix]`. Its path, if any, is put before the
+/// One endpoint's URL: `http://`, `h2c://` or `https://`, then `host[:port][/prefix]`. Its path, if any, is put before the
 /// path of every request sent to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -26,6 +29,8 @@ pub struct Target {
     addr: String,
     /// The URL's authority, as written.
     authority: http::uri::Authority,
+    /// For `https://`, the name its certificate must have.
+    server_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 impl Target {
@@ -47,6 +52,11 @@ impl Target {
     /// The path put before every request's, without a trailing `/` (empty for none).
     pub(crate) fn base_path(&self) -> &str {
         self.uri.path().trim_end_matches('/')
+    }
+
+    /// For `https://`, the name its certificate must have.
+    pub(crate) fn server_name(&self) -> Option<&rustls::pki_types::ServerName<'static>> {
+        self.server_name.as_ref()
     }
 
     /// The URL's authority.
@@ -76,9 +86,10 @@ impl FromStr for Target {
         let (scheme, port) = match uri.scheme_str() {
             Some("http") => (Scheme::Http, 80),
             Some("h2c") => (Scheme::H2c, 80),
+            Some("https") => (Scheme::Https, 443),
             _ => {
                 return Err(format!(
-                    "{url:?} is not an http://host:port or h2c://host:port URL"
+                    "{url:?} is not an http://, h2c:// or https://host:port URL"
                 ));
             }
         };
@@ -95,12 +106,25 @@ impl FromStr for Target {
             Some(_) => authority.as_str().to_owned(),
             None => format!("{}:{port}", authority.host()),
         };
+        let server_name = match scheme {
+            Scheme::Https => {
+                let host = authority
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| format!("{url:?}: {host:?} is not a name TLS can check: {e}"))?;
+                Some(name)
+            }
+            Scheme::Http | Scheme::H2c => None,
+        };
         let authority = authority.clone();
         Ok(Self {
             scheme,
             uri,
             addr,
             authority,
+            server_name,
         })
     }
 }

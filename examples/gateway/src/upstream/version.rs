@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gray_core::Gray;
 
+use super::connect::UpstreamTls;
 use super::eject::Ejection;
 use super::endpoint::Endpoint;
 use super::target::Target;
@@ -41,13 +42,13 @@ impl Tried {
 impl Upstream {
     /// `version` with its endpoints (at most [`MAX_ENDPOINTS`]; those past it are dropped:
     /// the command line refuses them first).
-    pub(crate) fn new(version: String, targets: Vec<Target>) -> Self {
+    pub(crate) fn new(version: String, targets: Vec<Target>, tls: Option<&UpstreamTls>) -> Self {
         Self {
             version,
             endpoints: targets
                 .into_iter()
                 .take(MAX_ENDPOINTS)
-                .map(|t| Arc::new(Endpoint::new(t)))
+                .map(|t| Arc::new(Endpoint::new(t, tls)))
                 .collect(),
             retries: AtomicU64::new(0),
         }
