@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
-use support::{design, gateway};
+use support::{design, serve_proxy};
 use tokio_stream::{Stream, StreamExt};
 use tonic::server::{NamedService, StreamingService, UnaryService};
 use tonic::transport::Channel;
@@ -109,11 +109,19 @@ async fn grpc_server(name: &'static str) -> SocketAddr {
 
 /// The gateway in front of a stable and a canary tonic server; a tonic client to it.
 async fn setup() -> tonic::client::Grpc<Channel> {
+    setup_logged(None).await
+}
+
+/// The same, with an access log to `log`.
+async fn setup_logged(log: Option<&std::path::Path>) -> tonic::client::Grpc<Channel> {
     let stable = grpc_server("stable").await;
     let canary = grpc_server("canary").await;
     let h2c = |addr: SocketAddr| format!("h2c://{addr}").parse().unwrap();
-    let upstreams = vec![("stable", h2c(stable)), ("canary", h2c(canary))];
-    let (gw, _) = gateway(design(), upstreams, Duration::from_secs(10)).await;
+    let upstreams = vec![("stable".to_owned(), h2c(stable)), ("canary".to_owned(), h2c(canary))];
+    let proxy = gray_gateway::Proxy::new(design(), upstreams, Duration::from_secs(10))
+        .access_log(log.and_then(|p| p.to_str()))
+        .unwrap();
+    let (gw, _) = serve_proxy(proxy).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{gw}"))
         .unwrap()
         .connect()
@@ -216,4 +224,48 @@ async fn many_calls_at_once_are_all_answered() {
         assert_eq!(answer.unwrap(), "canary:canary");
     }
     assert_eq!(say(&mut client, "hi", &[]).await.unwrap(), "stable:stable");
+}
+
+#[tokio::test]
+async fn the_access_log_has_each_calls_grpc_status_from_its_trailers() {
+    let dir = std::env::temp_dir().join(format!("gray-grpc-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("access.log");
+    let _ = std::fs::remove_file(&file);
+    let mut client = setup_logged(Some(&file)).await;
+    say(&mut client, "hi", &[("x-app-version", "beta")]).await.unwrap();
+    say(&mut client, "missing", &[]).await.unwrap_err();
+    client.ready().await.unwrap();
+    let failing = tonic::Request::new(tokio_stream::iter(["a", "fail"].map(str::to_owned)));
+    let path = PathAndQuery::from_static("/test.Who/Echo");
+    let codec = ProstCodec::<String, String>::default();
+    let mut replies = client.streaming(failing, path, codec).await.unwrap().into_inner();
+    while replies.message().await.is_ok_and(|m| m.is_some()) {}
+
+    let mut lines = Vec::new();
+    for _ in 0..500 {
+        lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if lines.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let by_path = |path: &str, version: &str| {
+        lines
+            .iter()
+            .find(|l| l["path"] == path && l["version"] == version)
+            .unwrap_or_else(|| panic!("no {path} on {version}: {lines:?}"))
+    };
+    // OK, in the trailers; NOT_FOUND, in a trailers-only answer's head; INTERNAL, in the
+    // trailers after a message.
+    assert_eq!(by_path("/test.Who/Say", "canary")["grpc_status"], 0);
+    assert_eq!(by_path("/test.Who/Say", "stable")["grpc_status"], 5);
+    let stream = by_path("/test.Who/Echo", "stable");
+    assert_eq!(stream["grpc_status"], 13, "{stream}");
+    assert_eq!(stream["status"], 200, "{stream}");
 }

@@ -169,26 +169,27 @@ impl Proxy {
         let path = req.uri().path().to_owned();
         let ctx = req.extensions().get::<GrayContext>().cloned();
         let mut sent = Some((None, false));
-        let res = self.forward_to(req, &mut sent).await;
+        let mut res = self.forward_to(req, &mut sent).await;
         let (endpoint, retried) = sent.unwrap_or_default();
-        let grpc_status = res
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u32>().ok());
-        log.write(&serde_json::json!({
-            "time": time,
-            "client": client,
-            "method": method,
-            "path": path,
-            "status": res.status().as_u16(),
-            "grpc_status": grpc_status,
-            "version": ctx.as_ref().map(GrayContext::version),
-            "route": ctx.as_ref().and_then(GrayContext::route),
-            "endpoint": endpoint,
-            "duration_ms": start.elapsed().as_secs_f64() * 1000.0,
-            "retried": retried,
-        }));
+        let record = access::Record {
+            log: log.clone(),
+            start,
+            time,
+            client,
+            method,
+            path,
+            status: res.status().as_u16(),
+            grpc_status: access::grpc_status(res.headers()),
+            version: ctx.as_ref().map(|c| c.version().to_owned()),
+            route: ctx.as_ref().and_then(GrayContext::route).map(str::to_owned),
+            endpoint,
+            retried,
+        };
+        match res.body_mut() {
+            // The upstream's body: logged once it has ended.
+            Either::Left(body) => body.on_end(Box::new(move |trailers| record.finish(trailers))),
+            Either::Right(_) => record.finish(None),
+        }
         res
     }
 

@@ -283,6 +283,7 @@ where
                         body,
                         home: Some(home),
                         load: None,
+                        on_end: None,
                     }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -350,6 +351,7 @@ where
                     body,
                     home: None,
                     load: None,
+                    on_end: None,
                 }));
             }
             Err(mut e) => match e.take_message() {
@@ -408,6 +410,7 @@ impl Pool<Incoming> {
             body,
             home: None,
             load: None,
+            on_end: None,
         }))
     }
 }
@@ -429,19 +432,38 @@ impl Drop for Load {
     }
 }
 
+/// What to do once a response body has ended, given its trailers if it had any; or,
+/// with `None` too, once it is dropped unfinished (the client went away).
+pub(crate) type OnEnd = Box<dyn FnOnce(Option<&http::HeaderMap>) + Send>;
+
 /// An upstream response body that returns its connection to the pool once read.
-#[derive(Debug)]
 pub(crate) struct PooledBody {
     body: Incoming,
     home: Option<Home>,
     /// The request's place in its endpoint's count of requests in flight.
     load: Option<Load>,
+    on_end: Option<OnEnd>,
+}
+
+impl std::fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBody")
+            .field("body", &self.body)
+            .field("home", &self.home)
+            .field("load", &self.load)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PooledBody {
     pub(crate) fn with_load(mut self, load: Load) -> Self {
         self.load = Some(load);
         self
+    }
+
+    /// Calls `on_end` when the body ends (see [`OnEnd`]).
+    pub(crate) fn on_end(&mut self, on_end: OnEnd) {
+        self.on_end = Some(on_end);
     }
 
     fn go_home(&mut self) {
@@ -460,9 +482,22 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.go_home();
-            self.load = None;
+        match &polled {
+            Poll::Ready(None) => {
+                self.go_home();
+                self.load = None;
+                if let Some(on_end) = self.on_end.take() {
+                    on_end(None);
+                }
+            }
+            Poll::Ready(Some(Ok(frame))) if self.on_end.is_some() => {
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(on_end) = self.on_end.take()
+                {
+                    on_end(Some(trailers));
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -482,6 +517,9 @@ impl Drop for PooledBody {
         // with its unread body, and hyper closes it.
         if self.body.is_end_stream() {
             self.go_home();
+        }
+        if let Some(on_end) = self.on_end.take() {
+            on_end(None);
         }
     }
 }
