@@ -4,6 +4,14 @@
 #
 #   benches/load/run.sh              # DURATION=10 CONNECTIONS=64 by default
 #   MODE=instructions benches/load/run.sh   # user-space instructions per request instead
+#   MODE=h2 benches/load/run.sh      # HTTP/2 clients (h2c, h2load) instead of HTTP/1.1 ones
+#   BASELINE=/path/to/gray-gateway benches/load/run.sh  # another build, in the same rounds
+#
+# BASELINE adds a third front, `base`, run alternately with the two others: a build of
+# another commit, compared with this one in the same run (a noisy machine's figures from
+# two runs do not compare). MODE=h2 drives each front with h2load (nghttp2-client):
+# HTTP/2 with prior knowledge to the front, HTTP/1.1 keep-alive to the backends, nginx
+# listening with `http2`.
 #
 # MODE=instructions runs each front under valgrind's callgrind for N and 2N requests
 # (N=2000; benches/load/requests.py, keep-alive, the same headers as load.lua) and prints
@@ -27,6 +35,8 @@ PORT_STABLE=${PORT_STABLE:-18101}
 PORT_CANARY=${PORT_CANARY:-18102}
 PORT_NGINX=${PORT_NGINX:-18100}
 PORT_GRAY=${PORT_GRAY:-18103}
+PORT_BASE=${PORT_BASE:-18104}
+PORT_NGINX_H2=${PORT_NGINX_H2:-18105}
 
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 if ! need nginx || ! need wrk || ! need curl; then
@@ -107,6 +117,7 @@ http {
     map \$http_x_gray_version \$pool { v2 canary; default \$by_user; }
     server {
         listen 127.0.0.1:$PORT_NGINX backlog=4096;
+        listen 127.0.0.1:$PORT_NGINX_H2 http2 backlog=4096;
         keepalive_requests 1000000;
         location / {
             proxy_pass http://\$pool;
@@ -160,6 +171,27 @@ run() {
     echo "$name $rps $p50 $p99 $cpu_us $share" >> "$WORK/results"
 }
 
+# run_h2 NAME PORT PID: as `run`, with h2load (16 connections, 10 streams each).
+run_h2() {
+    local name=$1 port=$2 pid=$3 n=$((DURATION * 20000))
+    h2load -n 20000 -c 16 -m 10 -H 'x-user-id: 4242' "http://127.0.0.1:$port/" >/dev/null
+    local t0 t1
+    t0=$(ticks "$pid")
+    taskset -c "$LOAD_CPU" h2load -n "$n" -c 16 -m 10 -H 'x-user-id: 4242' \
+        "http://127.0.0.1:$port/" > "$WORK/$name.h2load"
+    t1=$(ticks "$pid")
+    local rps done_ hz cpu_us p50 p99
+    rps=$(awk '/^finished in/ {print $4}' "$WORK/$name.h2load")
+    done_=$(awk '/^requests:/ {print $8}' "$WORK/$name.h2load")
+    hz=$(getconf CLK_TCK)
+    cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$done_" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    # h2load gives the mean and spread of request times, not percentiles: mean and max.
+    p50=$(awk '/^time for request:/ {print $6}' "$WORK/$name.h2load")
+    p99=$(awk '/^time for request:/ {print $5}' "$WORK/$name.h2load")
+    printf '%-8s %12s %10s %10s %14s %14s\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" "-"
+    echo "$name $rps $p50 $p99 $cpu_us 0" >> "$WORK/results"
+}
+
 if [ "${MODE:-load}" = instructions ]; then
     if ! command -v valgrind >/dev/null 2>&1; then
         SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
@@ -205,25 +237,46 @@ if [ "${MODE:-load}" = instructions ]; then
 fi
 
 ROUNDS=${ROUNDS:-3}
-echo "== load: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating,"
-echo "   front on CPU $FRONT_CPU, wrk and backends on CPU $LOAD_CPU"
+echo "== $ROUNDS rounds alternating, front on CPU $FRONT_CPU, load and backends on CPU $LOAD_CPU"
 
 taskset -c "$FRONT_CPU" "$NGINX" -p "$WORK/front" -c "$WORK/front/nginx.conf" -g 'daemon off;' &
 FRONT=$!
 PIDS+=("$FRONT")
-RUST_LOG=warn taskset -c "$FRONT_CPU" "$GATEWAY" --threads 1 --listen "127.0.0.1:$PORT_GRAY" \
-    --config "$HERE/rules.yaml" \
-    --upstream "stable=http://127.0.0.1:$PORT_STABLE" \
-    --upstream "canary=http://127.0.0.1:$PORT_CANARY" > "$WORK/gateway.log" 2>&1 &
+# gateway BINARY PORT: a gateway in the background, as the load test runs it.
+gateway() {
+    RUST_LOG=warn taskset -c "$FRONT_CPU" "$1" --threads 1 --listen "127.0.0.1:$2" \
+        --config "$HERE/rules.yaml" \
+        --upstream "stable=http://127.0.0.1:$PORT_STABLE" \
+        --upstream "canary=http://127.0.0.1:$PORT_CANARY" > "$WORK/gateway-$2.log" 2>&1 &
+}
+gateway "$GATEWAY" "$PORT_GRAY"
 GRAY=$!
 PIDS+=("$GRAY")
 wait_port "$PORT_NGINX"
 wait_port "$PORT_GRAY"
+if [ -n "${BASELINE:-}" ]; then
+    gateway "$BASELINE" "$PORT_BASE"
+    BASE=$!
+    PIDS+=("$BASE")
+    wait_port "$PORT_BASE"
+fi
 
+runner=run nginx_port=$PORT_NGINX
+if [ "${MODE:-load}" = h2 ]; then
+    if ! need h2load; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nghttp2-client
+    fi
+    runner=run_h2 nginx_port=$PORT_NGINX_H2
+    echo "== h2c: h2load -c16 -m10, $((DURATION * 20000)) requests a round (p50: mean, p99: max)"
+else
+    echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s"
+fi
 printf '%-8s %12s %10s %10s %14s %14s\n' "front" "req/s" "p50" "p99" "CPU us/req" "canary share"
 for _ in $(seq 1 "$ROUNDS"); do
-    run nginx "$PORT_NGINX" "$FRONT"
-    run gray "$PORT_GRAY" "$GRAY"
+    $runner nginx "$nginx_port" "$FRONT"
+    $runner gray "$PORT_GRAY" "$GRAY"
+    if [ -n "${BASELINE:-}" ]; then $runner base "$PORT_BASE" "$BASE"; fi
 done
 
 # Medians over the rounds, and the verdict.
@@ -250,5 +303,10 @@ awk '
             median(rps["gray"]) / median(rps["nginx"]),
             (median(p99["gray"]) <= median(p99["nginx"]) ? "no worse" : "worse"),
             median(cpu["gray"]) / median(cpu["nginx"])
+        if ("base" in rps)
+            printf "gray/base:  %.2fx req/s; CPU per request %.2fx\n",
+                median(rps["gray"]) / median(rps["base"]), median(cpu["gray"]) / median(cpu["base"])
     }' "$WORK/results"
-echo "expected canary share: 5% forced + 10% of the other 95% = 14.5%"
+if [ "${MODE:-load}" = load ]; then
+    echo "expected canary share: 5% forced + 10% of the other 95% = 14.5%"
+fi
