@@ -63,8 +63,8 @@ pub struct Options {
     /// `--upstream-ca FILE`: the CA certificates `https://` endpoints are checked by,
     /// instead of the system's roots.
     pub upstream_ca: Option<PathBuf>,
-    /// `--max-connections N`, `--header-timeout SECS`, `--max-header-size BYTES`,
-    /// `--max-headers N`.
+    /// `--max-connections N`, `--header-timeout SECS`, `--idle-timeout SECS`,
+    /// `--max-header-size BYTES`, `--max-headers N`.
     pub limits: Limits,
 }
 
@@ -307,6 +307,12 @@ struct Args {
     #[arg(long, env = "GRAY_GATEWAY_HEADER_TIMEOUT", value_name = "SECS", default_value = "30", value_parser = seconds)]
     header_timeout: Duration,
 
+    /// Seconds a connection may have no request in flight before it is closed (HTTP/2:
+    /// with a GOAWAY), give or take a quarter; on HTTP/1.1 a shorter --header-timeout
+    /// closes it first.
+    #[arg(long, env = "GRAY_GATEWAY_IDLE_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = seconds)]
+    idle_timeout: Duration,
+
     /// Bytes a request's head (request line and headers) may take; beyond, 431. At least
     /// 8192.
     #[arg(long, env = "GRAY_GATEWAY_MAX_HEADER_SIZE", value_name = "BYTES", default_value_t = Limits::default().max_header_bytes, value_parser = header_size)]
@@ -374,6 +380,7 @@ where
         limits: Limits::default()
             .max_connections(args.max_connections)
             .header_timeout(args.header_timeout)
+            .idle_timeout(args.idle_timeout)
             .max_header_bytes(args.max_header_size)
             .max_headers(args.max_headers),
     })

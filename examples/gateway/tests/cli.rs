@@ -286,6 +286,7 @@ fn the_binary_answers_help_version_and_bad_flags() {
         "--tls-key",
         "--max-connections",
         "--header-timeout",
+        "--idle-timeout",
         "--max-header-size",
         "--max-headers",
     ] {

@@ -117,7 +117,10 @@ async fn setup_logged(log: Option<&std::path::Path>) -> tonic::client::Grpc<Chan
     let stable = grpc_server("stable").await;
     let canary = grpc_server("canary").await;
     let h2c = |addr: SocketAddr| format!("h2c://{addr}").parse().unwrap();
-    let upstreams = vec![("stable".to_owned(), h2c(stable)), ("canary".to_owned(), h2c(canary))];
+    let upstreams = vec![
+        ("stable".to_owned(), h2c(stable)),
+        ("canary".to_owned(), h2c(canary)),
+    ];
     let proxy = gray_gateway::Proxy::new(design(), upstreams, Duration::from_secs(10))
         .access_log(log.and_then(|p| p.to_str()))
         .unwrap();
@@ -233,13 +236,19 @@ async fn the_access_log_has_each_calls_grpc_status_from_its_trailers() {
     let file = dir.join("access.log");
     let _ = std::fs::remove_file(&file);
     let mut client = setup_logged(Some(&file)).await;
-    say(&mut client, "hi", &[("x-app-version", "beta")]).await.unwrap();
+    say(&mut client, "hi", &[("x-app-version", "beta")])
+        .await
+        .unwrap();
     say(&mut client, "missing", &[]).await.unwrap_err();
     client.ready().await.unwrap();
     let failing = tonic::Request::new(tokio_stream::iter(["a", "fail"].map(str::to_owned)));
     let path = PathAndQuery::from_static("/test.Who/Echo");
     let codec = ProstCodec::<String, String>::default();
-    let mut replies = client.streaming(failing, path, codec).await.unwrap().into_inner();
+    let mut replies = client
+        .streaming(failing, path, codec)
+        .await
+        .unwrap()
+        .into_inner();
     while replies.message().await.is_ok_and(|m| m.is_some()) {}
 
     let mut lines = Vec::new();

@@ -217,3 +217,63 @@ async fn random_bytes_never_stop_the_gateway() {
     );
     assert_eq!(version_of(&client, gw, &[]).await, "stable");
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
+    // An upstream whose answer takes longer than the idle timeout to stream.
+    let slow = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                let chunks = futures_util::stream::unfold(0, |i| async move {
+                    if i == 6 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Some((Ok::<_, std::convert::Infallible>(format!("{i}")), i + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
+        .fallback(|| async { "quick" });
+    let upstream = support::serve_app(slow).await;
+    let idle = Duration::from_millis(400);
+    let proxy = Proxy::new(
+        design(),
+        vec![("stable".to_owned(), support::uri(upstream))],
+        Duration::from_secs(5),
+    );
+    let (gw, _) = serve_proxy(proxy.limits(Limits::default().idle_timeout(idle))).await;
+
+    // HTTP/2: one request, then nothing: the connection ends.
+    let stream = TcpStream::connect(gw).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let get = |path: &str| {
+        http::Request::builder()
+            .uri(format!("http://{gw}{path}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    // A streamed answer lasting three idle timeouts is not cut.
+    let start = Instant::now();
+    let res = sender.send_request(get("/slow")).await.unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    assert_eq!(body.to_bytes(), "012345");
+    assert!(start.elapsed() >= 3 * idle);
+    // Then idle: closed, with a GOAWAY (the connection's future ends cleanly).
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    let idle_for = start.elapsed();
+    assert!(closed.expect("never closed").unwrap().is_ok());
+    assert!(
+        idle_for >= 6 * 200 * Duration::from_millis(1) + idle,
+        "{idle_for:?}"
+    );
+}

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 /// Bounds on clients, for slow or hostile ones: beyond them a connection is refused
-/// (`max_connections`: no more are accepted until one closes), cut off (`header_timeout`)
-/// or answered `431 Request Header Fields Too Large` (`max_header_bytes`, `max_headers`).
+/// (`max_connections`: no more are accepted until one closes), cut off (`header_timeout`,
+/// `idle_timeout`) or answered `431 Request Header Fields Too Large` (`max_header_bytes`, `max_headers`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -33,6 +33,10 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Headers a request may have (HTTP/1.1). Default 100.
     pub max_headers: usize,
+    /// How long a connection may have no request in flight before it is closed (HTTP/2:
+    /// with a `GOAWAY`), give or take a quarter of it; on HTTP/1.1 a shorter
+    /// `header_timeout` closes it first. Default 60 s.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -42,6 +46,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -65,6 +70,12 @@ impl Limits {
     /// With `max` bytes for a request's head (at least [`MIN_HEADER_BYTES`](Self::MIN_HEADER_BYTES)).
     pub fn max_header_bytes(mut self, max: usize) -> Self {
         self.max_header_bytes = max.max(Self::MIN_HEADER_BYTES);
+        self
+    }
+
+    /// With `timeout` for a connection with no request in flight.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,8 +21,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer as _;
 
+mod activity;
 mod limits;
 mod tls;
+
+use activity::{Activity, Busy, Tracked};
 
 pub use limits::Limits;
 pub use tls::{Tls, TlsError};
@@ -59,7 +61,7 @@ pub async fn serve(
         client: None,
         peer: None,
         tls: false,
-        started: None,
+        activity: None,
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let acceptor = proxy.tls.as_ref().map(|tls| tls.acceptor());
@@ -85,17 +87,25 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
-        let started = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(Activity::default());
         let Some(slot) = slot else {
             let proxy = Arc::clone(&proxy);
             let seen = Arc::clone(&started);
             let answer = hyper::service::service_fn(move |req: Request<Incoming>| {
-                seen.store(true, Ordering::Relaxed);
+                let busy = seen.begin();
                 let proxy = Arc::clone(&proxy);
-                async move { Ok::<_, Infallible>(admin::answer(&proxy, req).await) }
+                async move {
+                    let res = admin::answer(&proxy, req).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(res)
+                }
             });
             let conn = http.serve_connection(io, answer).into_owned();
-            let first = (started, Instant::now() + limits.header_timeout);
+            let first = (
+                started,
+                Instant::now() + limits.header_timeout,
+                limits.idle_timeout,
+            );
             spawn_connection(conn, connections.clone(), first, None, |c| {
                 c.graceful_shutdown()
             });
@@ -104,8 +114,12 @@ pub async fn serve(
         let mut front = service.clone();
         front.client = HeaderValue::try_from(client.ip().to_string()).ok();
         front.peer = Some(PeerAddr(client));
-        front.started = Some(Arc::clone(&started));
-        let first = (started, Instant::now() + limits.header_timeout);
+        front.activity = Some(Arc::clone(&started));
+        let first = (
+            started,
+            Instant::now() + limits.header_timeout,
+            limits.idle_timeout,
+        );
         let Some(acceptor) = &acceptor else {
             // With upgrades: a request that switches protocols gets the connection.
             let conn = http
@@ -191,7 +205,7 @@ async fn accept(
 fn spawn_connection<C, E>(
     conn: C,
     stop: tokio::sync::watch::Receiver<()>,
-    first: (Arc<AtomicBool>, Instant),
+    first: (Arc<Activity>, Instant, Duration),
     slot: Option<OwnedSemaphorePermit>,
     graceful: fn(Pin<&mut C>),
 ) where
@@ -203,12 +217,14 @@ fn spawn_connection<C, E>(
 
 /// Serves one connection until it ends, holding `slot`. A connection that has begun no
 /// request by `first`'s deadline (it sent nothing, or a preface a byte at a time) is
-/// closed; past its first request, hyper times each next request's headers. When `stop`
-/// changes (the gateway stops), it is asked to finish the request in flight and close.
+/// closed; past its first request, hyper times each next request's headers. One with no
+/// request in flight for its idle timeout (looked at every quarter of it) is asked to
+/// close, as it is when `stop` changes (the gateway stops): it finishes what is in
+/// flight and closes.
 async fn connection<C, E>(
     conn: C,
     mut stop: tokio::sync::watch::Receiver<()>,
-    (started, deadline): (Arc<AtomicBool>, Instant),
+    (activity, deadline, idle): (Arc<Activity>, Instant, Duration),
     slot: Option<OwnedSemaphorePermit>,
     graceful: fn(Pin<&mut C>),
 ) where
@@ -217,18 +233,39 @@ async fn connection<C, E>(
 {
     let _slot = slot;
     let mut conn = pin!(conn);
-    let first = tokio::time::sleep_until(deadline);
-    let mut first = pin!(first);
-    let mut waiting = true;
+    let every = (idle / 4).max(Duration::from_millis(1));
+    let look = tokio::time::sleep_until(deadline.min(Instant::now() + every));
+    let mut look = pin!(look);
+    // Until the first request: `None`. Then the requests ended at the last look, and
+    // the looks in a row that found none in flight and none ended.
+    let mut quiet: Option<(u64, u32)> = None;
     let result = loop {
         tokio::select! {
             result = conn.as_mut() => break result,
-            () = &mut first, if waiting => {
-                if !started.load(Ordering::Relaxed) {
-                    tracing::debug!("connection: no request within the header timeout");
-                    return;
+            () = &mut look => {
+                let (in_flight, ended) = activity.now();
+                let now = Instant::now();
+                match &mut quiet {
+                    None if !activity.started() && now >= deadline => {
+                        tracing::debug!("connection: no request within the header timeout");
+                        return;
+                    }
+                    None if !activity.started() => {
+                        look.as_mut().reset(deadline.min(now + every));
+                        continue;
+                    }
+                    None => quiet = Some((ended, 0)),
+                    Some((seen, looks)) if in_flight == 0 && *seen == ended => {
+                        *looks += 1;
+                        if *looks >= 4 {
+                            tracing::debug!("connection: idle for the idle timeout");
+                            graceful(conn.as_mut());
+                            break conn.await;
+                        }
+                    }
+                    Some(state) => *state = (ended, 0),
                 }
-                waiting = false;
+                look.as_mut().reset(now + every);
             }
             _ = stop.changed() => {
                 graceful(conn.as_mut());
@@ -255,15 +292,15 @@ pub(crate) struct Front<S> {
     peer: Option<PeerAddr>,
     /// Whether the client's connection is TLS (`X-Forwarded-Proto: https`).
     tls: bool,
-    /// Set at the connection's first request (see [`spawn_connection`]).
-    started: Option<Arc<AtomicBool>>,
+    /// The connection's requests, for its timeouts (see [`connection`]).
+    activity: Option<Arc<Activity>>,
 }
 
 impl<S> tower_service::Service<Request<Incoming>> for Front<S>
 where
     S: tower_service::Service<Request<Incoming>, Response = Response<ProxyBody>>,
 {
-    type Response = Response<ProxyBody>;
+    type Response = Response<Tracked>;
     type Error = S::Error;
     type Future = FrontFuture<S::Future>;
 
@@ -272,13 +309,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
-        if let Some(started) = &self.started {
-            started.store(true, Ordering::Relaxed);
-        }
+        let busy = self.activity.as_ref().map(Activity::begin);
         if self.admin
             && let Some(res) = self.proxy.admin(&req)
         {
-            return FrontFuture::Admin { res: Some(res) };
+            return FrontFuture::Admin {
+                res: Some(res.map(|body| Tracked::new(body, busy))),
+            };
         }
         // Hop-by-hop headers end here, on receipt: before the label header is set, so a
         // client naming it in `Connection` cannot strip it from the request sent on. A
@@ -297,6 +334,7 @@ where
         }
         FrontFuture::Gray {
             future: self.gray.call(req),
+            busy,
         }
     }
 }
@@ -305,8 +343,8 @@ pin_project_lite::pin_project! {
     /// [`Front`]'s response future.
     #[project = FrontProj]
     pub(crate) enum FrontFuture<F> {
-        Admin { res: Option<Response<ProxyBody>> },
-        Gray { #[pin] future: F },
+        Admin { res: Option<Response<Tracked>> },
+        Gray { #[pin] future: F, busy: Option<Busy> },
     }
 }
 
@@ -314,7 +352,7 @@ impl<F, E> Future for FrontFuture<F>
 where
     F: Future<Output = Result<Response<ProxyBody>, E>>,
 {
-    type Output = Result<Response<ProxyBody>, E>;
+    type Output = Result<Response<Tracked>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
@@ -322,7 +360,13 @@ where
                 Some(res) => Poll::Ready(Ok(res)),
                 None => panic!("`FrontFuture` polled after completion"),
             },
-            FrontProj::Gray { future } => future.poll(cx),
+            FrontProj::Gray { future, busy } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => {
+                    Poll::Ready(Ok(res.map(|body| Tracked::new(body, busy.take()))))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
