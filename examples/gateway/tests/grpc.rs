@@ -251,19 +251,7 @@ async fn the_access_log_has_each_calls_grpc_status_from_its_trailers() {
         .into_inner();
     while replies.message().await.is_ok_and(|m| m.is_some()) {}
 
-    let mut lines = Vec::new();
-    for _ in 0..500 {
-        lines = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .collect();
-        if lines.len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    let lines = support::access_lines(&file, 3).await;
     let by_path = |path: &str, version: &str| {
         lines
             .iter()

@@ -11,18 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::{demo, design, gateway, serve_app, uri, version_of};
 
 /// An HTTP/2 connection to `addr`, with prior knowledge.
-pub(crate) async fn h2(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    sender
+async fn h2(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    support::h2(addr).await.0
 }
 
 /// `method http://{addr}{path}` with `headers` and `body` over `sender`: the status, the

@@ -139,14 +139,7 @@ async fn oversized_headers_get_431_and_a_malformed_request_400() {
 #[tokio::test]
 async fn oversized_http2_headers_are_refused() {
     let gw = limited(Limits::default().max_header_bytes(16 * 1024)).await;
-    let stream = TcpStream::connect(gw).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let (mut sender, _) = support::h2(gw).await;
     let req = |padding: usize| {
         http::Request::builder()
             .uri(format!("http://{gw}/hello"))
@@ -246,14 +239,7 @@ async fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
     let (gw, _) = serve_proxy(proxy.limits(Limits::default().idle_timeout(idle))).await;
 
     // HTTP/2: one request, then nothing: the connection ends.
-    let stream = TcpStream::connect(gw).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    let conn = tokio::spawn(conn);
+    let (mut sender, conn) = support::h2(gw).await;
     let get = |path: &str| {
         http::Request::builder()
             .uri(format!("http://{gw}{path}"))
@@ -273,7 +259,7 @@ async fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
     let idle_for = start.elapsed();
     assert!(closed.expect("never closed").unwrap().is_ok());
     assert!(
-        idle_for >= 6 * 200 * Duration::from_millis(1) + idle,
+        idle_for >= Duration::from_millis(1200) + idle,
         "{idle_for:?}"
     );
 }

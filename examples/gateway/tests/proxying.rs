@@ -607,19 +607,7 @@ async fn the_access_log_has_a_json_line_per_request_tagged_by_version() {
         version_of(&client, gw, &[("x-user-id", "7")]).await,
         "stable"
     );
-    let mut lines = Vec::new();
-    for _ in 0..500 {
-        lines = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .collect();
-        if lines.len() == 21 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(lines.len(), 21, "{lines:?}");
+    let lines = support::access_lines(&file, 21).await;
     for line in &lines[..20] {
         assert_eq!(line["version"], "canary", "{line}");
         assert_eq!(line["route"], "testers", "{line}");

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Uri, Version, header};
 use http_body_util::Either;
@@ -160,9 +159,3 @@ impl FromH2 for ReadBody {
         }
     }
 }
-
-/// Keeps [`Bytes`] the data type both kinds share.
-const _: fn() = || {
-    fn data<B: hyper::body::Body<Data = Bytes>>() {}
-    data::<H2Body>();
-};

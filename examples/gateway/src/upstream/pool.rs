@@ -321,11 +321,12 @@ where
     let mut req = req.map(B::into_h2);
     // Whether a connection found closed may still be made again.
     let mut again = true;
+    // The request as it was given, to go to another endpoint.
+    let back = |req: Request<super::h2::H2Body>| {
+        let (parts, body) = req.into_parts();
+        B::from_h2(body).map(|body| Request::from_parts(parts, body))
+    };
     loop {
-        let back = |req: Request<super::h2::H2Body>| {
-            let (parts, body) = req.into_parts();
-            B::from_h2(body).map(|body| Request::from_parts(parts, body))
-        };
         let (mut sender, fresh) = match h2.sender().await {
             Ok(sender) => sender,
             Err(error) => {
